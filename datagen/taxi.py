@@ -1,0 +1,145 @@
+"""Deterministic synthetic taxi trips: a tabular binary-classification dataset.
+
+The label `big_tip` (tip above 20 % of the fare) depends on payment type,
+hour, airport trips, company and fare per mile, with about one positive in
+five. The frame also carries what real tables carry: missing values and
+outliers, low- and high-cardinality categoricals, coordinates, personal data
+(rider name, e-mail, phone), an identifier and a column that leaks the label
+(`tip_amount`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+LABEL = "big_tip"
+PERSONAL_COLUMNS = ("rider_name", "rider_email", "rider_phone")
+LEAKY_COLUMN = "tip_amount"
+
+START = np.datetime64("2026-01-01T00:00:00")
+DAYS = 181  # January to June
+
+PAYMENT_TYPES = np.array(["Credit Card", "Cash", "Mobile", "Prcard", "No Charge", "Dispute"])
+PAYMENT_P = np.array([0.46, 0.38, 0.08, 0.05, 0.02, 0.01])
+PAYMENT_EFFECT = np.array([1.2, -2.2, 1.0, 0.4, -2.5, -2.5])
+
+N_COMPANIES = 40
+N_TAXIS = 5000
+N_AREAS = 77
+AIRPORT_AREA = 76
+
+_FIRST = np.array(["Alex", "Sam", "Maria", "Wei", "Olu", "Priya", "Jon", "Ana", "Kim", "Lee"])
+_LAST = np.array(["Smith", "Garcia", "Chen", "Okafor", "Patel", "Novak", "Kowalski", "Silva"])
+
+
+def generate(n_rows: int, seed: int = 0, label_signal: bool = True) -> pd.DataFrame:
+    """Returns `n_rows` trips drawn with `seed`; the same arguments give the same frame.
+
+    Args:
+        n_rows: number of trips, from a few hundred to millions.
+        seed: random seed.
+        label_signal: if False, the label is drawn independently of every feature,
+            so no model can beat chance.
+    """
+    if n_rows <= 0:
+        raise ValueError(f"n_rows must be positive, got {n_rows}")
+    rng = np.random.default_rng(seed)
+    n = n_rows
+
+    seconds = rng.integers(0, DAYS * 86400, n)
+    start = START + seconds.astype("timedelta64[s]")
+    hour = (seconds // 3600) % 24
+    weekday = ((seconds // 86400) + 3) % 7  # 2026-01-01 is a Thursday (Mon=0)
+
+    pickup_area = rng.integers(1, N_AREAS + 1, n)
+    airport = rng.random(n) < 0.08
+    dropoff_area = np.where(airport, AIRPORT_AREA, rng.integers(1, N_AREAS + 1, n))
+    miles = rng.gamma(2.0, 1.8, n) + np.where(airport, 12.0, 0.0)
+    speed_mph = np.clip(rng.normal(18, 5, n), 4, 45)
+    trip_seconds = miles / speed_mph * 3600 + rng.normal(120, 40, n)
+    fare = 3.25 + 2.25 * miles + 0.004 * trip_seconds + rng.normal(0, 1.0, n)
+
+    payment_idx = rng.choice(len(PAYMENT_TYPES), n, p=PAYMENT_P)
+    company_idx = rng.zipf(1.6, n) % N_COMPANIES
+    company_effect = np.linspace(-0.6, 0.6, N_COMPANIES)[rng.permutation(N_COMPANIES)]
+    taxi_idx = rng.integers(0, N_TAXIS, n)
+
+    night = (hour >= 21) | (hour <= 4)
+    logit = (
+        -1.9
+        + PAYMENT_EFFECT[payment_idx]
+        + 0.8 * night
+        + 1.0 * airport
+        + company_effect[company_idx]
+        - 0.35 * np.log1p(np.maximum(fare, 0) / np.maximum(miles, 0.1))
+        + 0.25 * (weekday >= 5)
+    )
+    p = 1.0 / (1.0 + np.exp(-logit))
+    label = (rng.random(n) < p).astype(np.int64)
+    if not label_signal:
+        label = (rng.random(n) < label.mean()).astype(np.int64)
+    tip_ratio = np.where(label == 1, rng.uniform(0.21, 0.35, n), rng.uniform(0.0, 0.19, n))
+
+    lat0 = 41.70 + (pickup_area % 11) * 0.025
+    lon0 = -87.85 + (pickup_area // 11) * 0.03
+    lat1 = 41.70 + (dropoff_area % 11) * 0.025
+    lon1 = -87.85 + (dropoff_area // 11) * 0.03
+
+    first = _FIRST[rng.integers(0, len(_FIRST), n)]
+    last = _LAST[rng.integers(0, len(_LAST), n)]
+    number = rng.integers(0, 10000, n)
+
+    frame = pd.DataFrame(
+        {
+            "trip_id": [f"t{seed:04d}{i:09d}" for i in range(n)],
+            "trip_start_timestamp": start.astype("datetime64[s]").astype(np.int64),
+            "trip_seconds": np.round(np.maximum(trip_seconds, 30)).astype(np.float64),
+            "trip_miles": np.round(miles, 2),
+            "fare": np.round(np.maximum(fare, 3.25), 2),
+            LEAKY_COLUMN: np.round(np.maximum(fare, 3.25) * tip_ratio, 2),
+            "payment_type": PAYMENT_TYPES[payment_idx],
+            "company": np.char.add("Company ", company_idx.astype(str)),
+            "taxi_id": np.char.add("taxi-", taxi_idx.astype(str)),
+            "pickup_community_area": pickup_area,
+            "dropoff_community_area": dropoff_area,
+            "pickup_latitude": np.round(lat0 + rng.normal(0, 0.005, n), 5),
+            "pickup_longitude": np.round(lon0 + rng.normal(0, 0.005, n), 5),
+            "dropoff_latitude": np.round(lat1 + rng.normal(0, 0.005, n), 5),
+            "dropoff_longitude": np.round(lon1 + rng.normal(0, 0.005, n), 5),
+            "rider_name": np.char.add(np.char.add(first, " "), last),
+            "rider_email": [f"{a.lower()}.{b.lower()}{k}@example.com" for a, b, k in zip(first, last, number)],
+            "rider_phone": [f"+1-312-555-{k:04d}" for k in number],
+            LABEL: label,
+        }
+    )
+    _inject_outliers_and_gaps(frame, rng)
+    return frame
+
+
+def _inject_outliers_and_gaps(frame: pd.DataFrame, rng: np.random.Generator) -> None:
+    n = len(frame)
+
+    def pick(fraction: float) -> np.ndarray:
+        return rng.random(n) < fraction
+
+    glitch = pick(0.004)
+    frame.loc[glitch, "trip_miles"] = np.round(rng.uniform(150, 900, glitch.sum()), 2)  # odometer
+    frame.loc[pick(0.003), "trip_seconds"] = 86399.0  # meter left running
+    frame.loc[pick(0.003), "fare"] = 999.99  # manual entry
+    frame.loc[pick(0.02), "trip_seconds"] = np.nan
+    frame.loc[pick(0.01), "trip_miles"] = np.nan
+    frame.loc[pick(0.05), "company"] = None
+    gps_lost = pick(0.03)
+    for col in ("pickup_latitude", "pickup_longitude"):
+        frame.loc[gps_lost, col] = np.nan
+
+
+def write_csv(frame: pd.DataFrame, directory: str, name: str = "trips.csv") -> str:
+    """Writes `frame` as one CSV file in `directory` (created if needed); returns its path."""
+    import os
+
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, name)
+    frame.to_csv(path, index=False)
+    return path

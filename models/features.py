@@ -1,0 +1,72 @@
+"""Which raw columns the model reads and the names of what Transform makes of them.
+
+Transform and Trainer receive this as a plain dict (their `custom_config`), so
+model code depends on nothing but TensorFlow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+HOURS = 24
+WEEKDAYS = 7
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    label: str
+    numeric: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+    hashed: dict[str, int] = field(default_factory=dict)
+    timestamp: str | None = None
+    top_k: int = 100
+    oov_buckets: int = 1
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FeatureSpec":
+        return cls(
+            label=d["label"],
+            numeric=tuple(d.get("numeric", ())),
+            categorical=tuple(d.get("categorical", ())),
+            hashed=dict(d.get("hashed", {})),
+            timestamp=d.get("timestamp"),
+            top_k=int(d.get("top_k", 100)),
+            oov_buckets=int(d.get("oov_buckets", 1)),
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "label": self.label,
+            "numeric": list(self.numeric),
+            "categorical": list(self.categorical),
+            "hashed": dict(self.hashed),
+            "timestamp": self.timestamp,
+            "top_k": self.top_k,
+            "oov_buckets": self.oov_buckets,
+        }
+
+    def raw_inputs(self) -> tuple[str, ...]:
+        """Raw columns needed at serving time (the label is not one)."""
+        ts = (self.timestamp,) if self.timestamp else ()
+        return tuple(self.numeric) + tuple(self.categorical) + tuple(self.hashed) + ts
+
+    def dense_outputs(self) -> tuple[str, ...]:
+        """Transformed float features: scaled numerics and their missing indicators."""
+        return tuple(self.numeric) + tuple(missing_name(n) for n in self.numeric)
+
+    def categorical_outputs(self) -> tuple[str, ...]:
+        """Transformed integer-id features, embedded by the model."""
+        time = (hour_name(self.timestamp), weekday_name(self.timestamp)) if self.timestamp else ()
+        return tuple(self.categorical) + tuple(self.hashed) + time
+
+
+def missing_name(column: str) -> str:
+    return f"{column}_missing"
+
+
+def hour_name(column: str) -> str:
+    return f"{column}_hour"
+
+
+def weekday_name(column: str) -> str:
+    return f"{column}_weekday"

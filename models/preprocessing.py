@@ -1,0 +1,74 @@
+"""The Transform component's `preprocessing_fn`.
+
+Its graph is exported with the model, so the serving signature applies exactly
+the same preprocessing as training.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from models.features import HOURS, WEEKDAYS, FeatureSpec, hour_name, missing_name, weekday_name
+
+MISSING_TOKEN = "__missing__"
+Z_CLIP = 5.0  # outliers beyond five standard deviations are clipped
+
+
+def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
+    """Maps raw features to model features.
+
+    Args:
+        inputs: raw tensors keyed by column, dense `[batch, 1]` or sparse for
+            columns with missing values.
+        custom_config: `{"features": FeatureSpec.to_dict(), ...}`.
+
+    Returns:
+        Scaled numerics with missing indicators, integer ids for categoricals
+        (vocabulary with OOV buckets, or hashing), hour and weekday of the
+        timestamp, and the label when present.
+    """
+    spec = FeatureSpec.from_dict(custom_config["features"])
+    outputs = {}
+    for name in spec.numeric:
+        value, present = _dense(inputs[name], tf.constant(0.0, tf.float32))
+        value = tf.cast(value, tf.float32)
+        mean = tft.mean(tf.boolean_mask(value, present))
+        imputed = tf.where(present, value, mean)
+        outputs[name] = tf.clip_by_value(tft.scale_to_z_score(imputed), -Z_CLIP, Z_CLIP)
+        outputs[missing_name(name)] = tf.cast(~present, tf.float32)
+    for name in spec.categorical:
+        outputs[name] = tft.compute_and_apply_vocabulary(
+            _as_token(inputs[name]), top_k=spec.top_k, num_oov_buckets=spec.oov_buckets, vocab_filename=name
+        )
+    for name, buckets in spec.hashed.items():
+        outputs[name] = tft.hash_strings(_as_token(inputs[name]), buckets)
+    if spec.timestamp:
+        seconds, _ = _dense(inputs[spec.timestamp], tf.constant(0, tf.int64))
+        seconds = tf.cast(seconds, tf.int64)
+        outputs[hour_name(spec.timestamp)] = tf.math.floormod(seconds // 3600, HOURS)
+        # 1970-01-01 was a Thursday; Monday is 0
+        outputs[weekday_name(spec.timestamp)] = tf.math.floormod(seconds // 86400 + 3, WEEKDAYS)
+    if spec.label in inputs:
+        label, _ = _dense(inputs[spec.label], tf.constant(0, tf.int64))
+        outputs[spec.label] = tf.cast(label, tf.int64)
+    return outputs
+
+
+def _dense(x, default: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Returns a `[batch]` tensor with `default` where the value is missing, and a presence mask."""
+    if isinstance(x, tf.SparseTensor):
+        batch = x.dense_shape[0]
+        shape = tf.stack([batch, tf.constant(1, tf.int64)])
+        first = tf.SparseTensor(x.indices, x.values, shape)
+        present = tf.SparseTensor(x.indices, tf.ones_like(x.values, tf.bool), shape)
+        value = tf.sparse.to_dense(first, tf.cast(default, x.dtype))[:, 0]
+        return value, tf.sparse.to_dense(present, False)[:, 0]
+    value = tf.reshape(x, [-1])
+    return value, tf.ones_like(value, tf.bool)
+
+
+def _as_token(x) -> tf.Tensor:
+    value, present = _dense(x, tf.constant("" if x.dtype == tf.string else 0, x.dtype))
+    token = value if value.dtype == tf.string else tf.strings.as_string(value)
+    return tf.where(present, token, MISSING_TOKEN)

@@ -1,0 +1,70 @@
+"""What a finished run produced, read back from ML Metadata."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tfx import v1 as tfx
+
+
+@dataclasses.dataclass(frozen=True)
+class ComponentRun:
+    component: str
+    state: str
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    components: tuple[ComponentRun, ...]
+    blessed: Optional[bool]
+    pushed_model: Optional[str]
+
+    def component(self, name: str) -> Optional[ComponentRun]:
+        return next((c for c in self.components if c.component == name), None)
+
+
+def open_store(metadata_path: str) -> metadata_store.MetadataStore:
+    return metadata_store.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
+
+
+def latest_run(store: metadata_store.MetadataStore, pipeline_name: str) -> RunSummary:
+    """The components, blessing and push of the newest run of `pipeline_name`."""
+    runs = [c for c in store.get_contexts_by_type("pipeline_run") if c.name.startswith("")]
+    runs = [c for c in runs if _belongs(store, c, pipeline_name)]
+    if not runs:
+        raise LookupError(f"no run of pipeline '{pipeline_name}' in the metadata store")
+    run = max(runs, key=lambda c: c.create_time_since_epoch)
+    executions = sorted(store.get_executions_by_context(run.id), key=lambda e: e.create_time_since_epoch)
+    components = tuple(
+        ComponentRun(
+            component=e.properties["component_id"].string_value or e.type,
+            state=metadata_store_pb2.Execution.State.Name(e.last_known_state),
+            seconds=(e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000.0,
+        )
+        for e in executions
+    )
+    blessed = pushed = None
+    for execution in executions:
+        for artifact in _outputs(store, execution.id):
+            type_name = store.get_artifact_types_by_id([artifact.type_id])[0].name
+            if type_name == "ModelBlessing":
+                blessed = artifact.custom_properties["blessed"].int_value == 1
+            if type_name == "PushedModel" and artifact.custom_properties["pushed"].int_value == 1:
+                pushed = artifact.custom_properties["pushed_destination"].string_value
+    return RunSummary(run.name, components, blessed, pushed)
+
+
+def _belongs(store, run_context, pipeline_name: str) -> bool:
+    parents = store.get_parent_contexts_by_context(run_context.id)
+    return any(p.name == pipeline_name for p in parents) or run_context.name.startswith(pipeline_name)
+
+
+def _outputs(store, execution_id: int) -> list:
+    events = store.get_events_by_execution_ids([execution_id])
+    ids = [e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
+    return store.get_artifacts_by_id(ids) if ids else []
