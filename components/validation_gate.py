@@ -6,7 +6,6 @@ any split has anomalies; otherwise it passes the schema on, and Transform and
 Trainer read the schema from here, so nothing downstream runs unvalidated.
 """
 
-from __future__ import annotations
 
 import os
 

@@ -86,7 +86,7 @@ class PipelineConfig:
     metadata_path: str
     serving_dir: str
     enable_cache: bool = True
-    beam_args: tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+    beam_args: tuple[str, ...] = ("--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1")
 
 
 @dataclass(frozen=True)

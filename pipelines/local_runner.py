@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -27,7 +29,7 @@ def prepare_data(config: Config) -> None:
         return
     from datagen import taxi
 
-    stamp_path = os.path.join(config.data.path, ".generated.json")
+    stamp_path = config.data.path.rstrip("/") + ".generated.json"  # outside the input glob
     stamp = {"rows": gen.rows, "seed": gen.seed, "label_signal": gen.label_signal}
     if os.path.exists(stamp_path):
         with open(stamp_path) as f:
@@ -38,6 +40,25 @@ def prepare_data(config: Config) -> None:
         json.dump(stamp, f)
 
 
+def stage_schema(config: Config) -> Config:
+    """Copies the curated schema to a path named by its content hash.
+
+    ImportSchemaGen's cache key is the file's path, not its content, so an edited
+    schema at the same path would be served stale from the cache.
+    """
+    if not config.data.schema:
+        return config
+    with open(config.data.schema, "rb") as f:
+        content = f.read()
+    digest = hashlib.sha256(content).hexdigest()[:16]
+    staged = os.path.join(config.pipeline.root, "_schemas", digest, os.path.basename(config.data.schema))
+    if not os.path.exists(staged):
+        os.makedirs(os.path.dirname(staged), exist_ok=True)
+        with open(staged, "wb") as f:
+            f.write(content)
+    return config.replace(data=dataclasses.replace(config.data, schema=staged))
+
+
 def run(config: Config):
     """Runs the pipeline once; returns the run's summary read from ML Metadata."""
     from tfx import v1 as tfx
@@ -46,12 +67,19 @@ def run(config: Config):
     from pipelines.run_summary import latest_run, open_store
 
     prepare_data(config)
+    config = stage_schema(config)
     os.makedirs(os.path.dirname(config.pipeline.metadata_path), exist_ok=True)
+    tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+    return latest_run(open_store(config.pipeline.metadata_path), config.pipeline.name)
+
+
+def _summary_after_failure(config: Config):
+    from pipelines.run_summary import RunSummary, latest_run, open_store
+
     try:
-        tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
-    finally:
-        summary = latest_run(open_store(config.pipeline.metadata_path), config.pipeline.name)
-    return summary
+        return latest_run(open_store(config.pipeline.metadata_path), config.pipeline.name)
+    except Exception:  # the store may not exist yet; the failure itself is reported
+        return RunSummary(run_id="(none)", components=(), blessed=None, pushed_model=None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,9 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = run(config)
     except Exception as e:  # the summary below still says where things are
         failed = e
-        from pipelines.run_summary import latest_run, open_store
-
-        summary = latest_run(open_store(config.pipeline.metadata_path), config.pipeline.name)
+        summary = _summary_after_failure(config)
     print()
     print(f"run:            {summary.run_id}")
     for c in summary.components:

@@ -7,6 +7,7 @@ import os
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
+from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 
 from components import csv_without_personal_data
@@ -24,7 +25,7 @@ METRICS = ("ExampleCount", "AUC", "AUCPrecisionRecall", "BinaryAccuracy", "Preci
 def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
     """ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator (gated) -> Transform
     -> Trainer -> latest blessed model -> Evaluator -> Pusher, configured by `config`."""
-    example_gen = tfx.components.FileBasedExampleGen(
+    example_gen = FileBasedExampleGen(
         input_base=config.data.path,
         custom_executor_spec=executor_spec.BeamExecutorSpec(csv_without_personal_data.Executor),
         custom_config=csv_without_personal_data.custom_config(config.data.personal_columns),

@@ -1,0 +1,82 @@
+"""Proposes a schema from fresh statistics and shows its diff against the curated one.
+
+    python -m pipelines.schema_proposal --config configs/taxi.yaml [--write]
+
+The curated schema under `schemas/` is a reviewed artifact: the pipeline imports
+it (ImportSchemaGen) rather than re-inferring it each run, so a change in the
+data shows up as an anomaly instead of silently becoming the new normal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import sys
+import tempfile
+
+import tensorflow_data_validation as tfdv
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from pipelines.config import Config, load_config
+
+TRAINING, SERVING = "TRAINING", "SERVING"
+
+
+def curate(schema: schema_pb2.Schema, config: Config) -> schema_pb2.Schema:
+    """Applies the project's rules to an inferred schema.
+
+    Both environments are declared; only the model's raw inputs are expected at
+    serving time, so the label, identifiers and leaky columns are TRAINING-only.
+    Columns with missing values may hold zero values.
+    """
+    out = schema_pb2.Schema()
+    out.CopyFrom(schema)
+    del out.default_environment[:]
+    out.default_environment.extend([TRAINING, SERVING])
+    serving = set(config.features.inputs())
+    for feature in out.feature:
+        del feature.not_in_environment[:]
+        if feature.presence.min_fraction < 1.0:
+            # CSV ExampleGen writes an empty cell as an empty value list, not an absent feature
+            feature.value_count.min = 0
+        if feature.name not in serving:
+            feature.not_in_environment.append(SERVING)
+    return out
+
+
+def propose(config: Config, csv_dir: str) -> schema_pb2.Schema:
+    """Infers and curates a schema from the configured sample data written to `csv_dir`."""
+    from datagen import taxi
+
+    gen = config.data.generate
+    if gen is None:
+        raise ValueError(f"{config.source}: schema proposals need data.generate (or point at real data)")
+    frame = taxi.generate(gen.rows, gen.seed).drop(columns=list(config.data.personal_columns))
+    path = taxi.write_csv(frame, csv_dir)
+    stats = tfdv.generate_statistics_from_csv(path)
+    return curate(tfdv.infer_schema(stats, infer_feature_shape=True), config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="configs/taxi.yaml")
+    parser.add_argument("--write", action="store_true", help="replace the curated schema with the proposal")
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    with tempfile.TemporaryDirectory() as tmp:
+        proposal = text_format.MessageToString(propose(config, tmp))
+    current = open(config.data.schema).read() if os.path.exists(config.data.schema) else ""
+    diff = list(difflib.unified_diff(current.splitlines(), proposal.splitlines(), "curated", "proposal", lineterm=""))
+    print("\n".join(diff) if diff else "the proposal matches the curated schema")
+    if args.write:
+        os.makedirs(os.path.dirname(config.data.schema), exist_ok=True)
+        with open(config.data.schema, "w") as f:
+            f.write(proposal)
+        print(f"wrote {config.data.schema}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
