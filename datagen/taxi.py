@@ -28,6 +28,8 @@ N_COMPANIES = 40
 N_TAXIS = 5000
 N_AREAS = 77
 AIRPORT_AREA = 76
+# fixed across seeds, so every sample of the generator shares one true relationship
+COMPANY_EFFECT = np.linspace(-0.6, 0.6, N_COMPANIES)[np.random.default_rng(2026).permutation(N_COMPANIES)]
 
 _FIRST = np.array(["Alex", "Sam", "Maria", "Wei", "Olu", "Priya", "Jon", "Ana", "Kim", "Lee"])
 _LAST = np.array(["Smith", "Garcia", "Chen", "Okafor", "Patel", "Novak", "Kowalski", "Silva"])
@@ -62,7 +64,7 @@ def generate(n_rows: int, seed: int = 0, label_signal: bool = True) -> pd.DataFr
 
     payment_idx = rng.choice(len(PAYMENT_TYPES), n, p=PAYMENT_P)
     company_idx = rng.zipf(1.6, n) % N_COMPANIES
-    company_effect = np.linspace(-0.6, 0.6, N_COMPANIES)[rng.permutation(N_COMPANIES)]
+    company_effect = COMPANY_EFFECT
     taxi_idx = rng.integers(0, N_TAXIS, n)
 
     night = (hour >= 21) | (hour <= 4)

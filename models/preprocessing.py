@@ -33,9 +33,11 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
     for name in spec.numeric:
         value, present = _dense(inputs[name], tf.constant(0.0, tf.float32))
         value = tf.cast(value, tf.float32)
-        mean = tft.mean(tf.boolean_mask(value, present))
-        imputed = tf.where(present, value, mean)
-        outputs[name] = tf.clip_by_value(tft.scale_to_z_score(imputed), -Z_CLIP, Z_CLIP)
+        # mean and variance of the present values, in one analysis phase; missing -> the mean (z = 0)
+        observed = tf.boolean_mask(value, present)
+        mean, var = tft.mean(observed), tft.var(observed)
+        z = tf.where(present, (value - mean) * tf.math.rsqrt(tf.maximum(var, 1e-12)), 0.0)
+        outputs[name] = tf.clip_by_value(z, -Z_CLIP, Z_CLIP)
         outputs[missing_name(name)] = tf.cast(~present, tf.float32)
     for name in spec.categorical:
         outputs[name] = tft.compute_and_apply_vocabulary(

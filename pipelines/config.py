@@ -127,7 +127,28 @@ def load_config(path: str, overrides: Optional[dict[str, Any]] = None) -> Config
         raw = _merge(raw, overrides)
     raw["source"] = os.path.abspath(path)
     config = _build(Config, raw, path, "")
+    _check(config, path)
     return _resolve_paths(config, _repo_root(path))
+
+
+GATING_METRICS = ("AUC", "AUCPrecisionRecall", "BinaryAccuracy", "Precision", "Recall")
+
+
+def _check(config: Config, path: str) -> None:
+    """Rules that span keys."""
+    inputs = config.features.inputs()
+    if not inputs:
+        raise ConfigError(f"{path}: 'features' names no feature")
+    duplicates = sorted({n for n in inputs if inputs.count(n) > 1})
+    if duplicates:
+        raise ConfigError(f"{path}: 'features' lists '{duplicates[0]}' more than once")
+    if config.label in inputs:
+        raise ConfigError(f"{path}: 'label' column '{config.label}' is also listed under 'features'")
+    personal = sorted(set(config.data.personal_columns) & set(inputs + (config.label,)))
+    if personal:
+        raise ConfigError(f"{path}: 'data.personal_columns' entry '{personal[0]}' is used as a feature or label")
+    if config.evaluation.metric not in GATING_METRICS:
+        raise ConfigError(f"{path}: 'evaluation.metric' must be one of {list(GATING_METRICS)}, got {config.evaluation.metric!r}")
 
 
 def _repo_root(config_path: str) -> str:

@@ -13,13 +13,13 @@ from tfx.dsl.components.base import executor_spec
 from components import csv_without_personal_data
 from components.validation_gate import DataValidationGate
 from models.features import FeatureSpec
-from pipelines.config import Config
+from pipelines.config import GATING_METRICS, Config
 
 MODEL_CODE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.trainer.run_fn"
 SERVING_SIGNATURE = "serving_default"
-METRICS = ("ExampleCount", "AUC", "AUCPrecisionRecall", "BinaryAccuracy", "Precision", "Recall")
+METRICS = ("ExampleCount", *GATING_METRICS)
 
 
 def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
@@ -48,6 +48,8 @@ def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
         schema=schema,
         preprocessing_fn=PREPROCESSING_FN,
         custom_config=model_config,
+        disable_statistics=True,  # StatisticsGen already profiles the raw data
+        force_tf_compat_v1=True,
     )
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,

@@ -34,15 +34,14 @@ def open_store(metadata_path: str) -> metadata_store.MetadataStore:
 
 def latest_run(store: metadata_store.MetadataStore, pipeline_name: str) -> RunSummary:
     """The components, blessing and push of the newest run of `pipeline_name`."""
-    runs = [c for c in store.get_contexts_by_type("pipeline_run") if c.name.startswith("")]
-    runs = [c for c in runs if _belongs(store, c, pipeline_name)]
+    runs = [c for c in store.get_contexts_by_type("pipeline_run") if _belongs(store, c, pipeline_name)]
     if not runs:
         raise LookupError(f"no run of pipeline '{pipeline_name}' in the metadata store")
     run = max(runs, key=lambda c: c.create_time_since_epoch)
     executions = sorted(store.get_executions_by_context(run.id), key=lambda e: e.create_time_since_epoch)
     components = tuple(
         ComponentRun(
-            component=e.properties["component_id"].string_value or e.type,
+            component=_node_id(store, e.id, pipeline_name) or e.type,
             state=metadata_store_pb2.Execution.State.Name(e.last_known_state),
             seconds=(e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000.0,
         )
@@ -60,8 +59,19 @@ def latest_run(store: metadata_store.MetadataStore, pipeline_name: str) -> RunSu
 
 
 def _belongs(store, run_context, pipeline_name: str) -> bool:
-    parents = store.get_parent_contexts_by_context(run_context.id)
-    return any(p.name == pipeline_name for p in parents) or run_context.name.startswith(pipeline_name)
+    executions = store.get_executions_by_context(run_context.id)
+    return bool(executions) and any(
+        c.name == pipeline_name for c in store.get_contexts_by_execution(executions[0].id)
+    )
+
+
+def _node_id(store, execution_id: int, pipeline_name: str) -> str | None:
+    """The component id, from the execution's `node` context (`<pipeline>.<id>`)."""
+    prefix = pipeline_name + "."
+    for context in store.get_contexts_by_execution(execution_id):
+        if context.name.startswith(prefix):
+            return context.name[len(prefix) :]
+    return None
 
 
 def _outputs(store, execution_id: int) -> list:
