@@ -1,0 +1,38 @@
+import pytest
+import tensorflow as tf
+from google.protobuf import json_format
+from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+from components import csv_without_personal_data as pii
+from components.validation_gate import describe_anomalies
+
+pytestmark = pytest.mark.unit
+
+
+def test_personal_columns_round_trip_through_example_gen_config():
+    config = pii.custom_config(["rider_email", "rider_name"])
+    assert pii.columns_to_drop({"custom_config": json_format.MessageToJson(config)}) == {"rider_email", "rider_name"}
+    assert pii.columns_to_drop({}) == frozenset()
+
+
+def test_personal_features_are_removed_from_examples():
+    example = tf.train.Example()
+    example.features.feature["rider_email"].bytes_list.value.append(b"a@example.com")
+    example.features.feature["fare"].float_list.value.append(3.5)
+    out = pii.drop_features(example, frozenset({"rider_email", "rider_phone"}))
+    assert list(out.features.feature) == ["fare"]
+    assert "rider_email" in example.features.feature  # the input is not mutated
+
+
+def test_anomalies_are_described_by_split_and_feature():
+    anomalies = anomalies_pb2.Anomalies()
+    info = anomalies.anomaly_info["payment_type"]
+    info.short_description = "Unexpected string values"
+    reason = info.reason.add()
+    reason.description = "Examples contain values missing from the schema: Bitcoin (~30%)."
+    lines = describe_anomalies("eval", anomalies)
+    assert lines == [
+        "[eval] feature 'payment_type': Unexpected string values - "
+        "Examples contain values missing from the schema: Bitcoin (~30%)."
+    ]
+    assert describe_anomalies("train", anomalies_pb2.Anomalies()) == []

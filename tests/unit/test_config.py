@@ -1,0 +1,84 @@
+import pytest
+import yaml
+
+from pipelines.config import Config, ConfigError, load_config
+
+pytestmark = pytest.mark.unit
+
+
+def write(tmp_path, raw: dict) -> str:
+    path = tmp_path / "configs" / "c.yaml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(yaml.safe_dump(raw))
+    return str(path)
+
+
+def base(taxi_config_path) -> dict:
+    with open(taxi_config_path) as f:
+        return yaml.safe_load(f)
+
+
+def test_project_config_loads_typed_with_absolute_paths(taxi_config_path):
+    config = load_config(taxi_config_path)
+    assert isinstance(config, Config)
+    assert config.label == "big_tip"
+    assert config.features.hashed == {"taxi_id": 64}
+    assert isinstance(config.features.numeric, tuple)
+    assert config.pipeline.root.startswith("/") and config.pipeline.root.endswith("build/pipeline")
+    assert config.data.schema.endswith("schemas/taxi/schema.pbtxt")
+    assert "--runner=FnApiRunner" in config.pipeline.beam_args
+
+
+def test_unknown_key_is_named_with_the_file(tmp_path, taxi_config_path):
+    raw = base(taxi_config_path)
+    raw["trainer"]["learning_rat"] = 0.1
+    path = write(tmp_path, raw)
+    with pytest.raises(ConfigError, match=r"c\.yaml: unknown key 'trainer\.learning_rat'"):
+        load_config(path)
+
+
+def test_missing_required_key_is_named(tmp_path, taxi_config_path):
+    raw = base(taxi_config_path)
+    del raw["pipeline"]["metadata_path"]
+    with pytest.raises(ConfigError, match=r"c\.yaml: missing required key 'pipeline\.metadata_path'"):
+        load_config(write(tmp_path, raw))
+
+
+def test_wrong_type_and_bad_choice_are_named(tmp_path, taxi_config_path):
+    raw = base(taxi_config_path)
+    raw["trainer"]["train_steps"] = "many"
+    with pytest.raises(ConfigError, match=r"'trainer\.train_steps' must be int, got str"):
+        load_config(write(tmp_path, raw))
+    raw = base(taxi_config_path)
+    raw["problem_type"] = "clustering"
+    with pytest.raises(ConfigError, match=r"'problem_type' must be one of"):
+        load_config(write(tmp_path, raw))
+
+
+def test_label_used_as_feature_is_rejected(tmp_path, taxi_config_path):
+    raw = base(taxi_config_path)
+    raw["features"]["numeric"].append("big_tip")
+    with pytest.raises(ConfigError, match="'big_tip' is also listed under 'features'"):
+        load_config(write(tmp_path, raw))
+
+
+def test_personal_column_as_feature_is_rejected(tmp_path, taxi_config_path):
+    raw = base(taxi_config_path)
+    raw["features"]["categorical"].append("rider_email")
+    with pytest.raises(ConfigError, match="'rider_email' is used as a feature"):
+        load_config(write(tmp_path, raw))
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(str(tmp_path / "nope.yaml"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1, 2")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        load_config(str(bad))
+
+
+def test_overrides_merge_into_sections(taxi_config_path):
+    config = load_config(taxi_config_path, {"trainer": {"train_steps": 7}})
+    assert config.trainer.train_steps == 7
+    assert config.trainer.batch_size == load_config(taxi_config_path).trainer.batch_size

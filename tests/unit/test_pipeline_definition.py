@@ -1,0 +1,55 @@
+"""What create_pipeline builds, checked without running it."""
+
+import json
+import shutil
+
+import pytest
+import tensorflow_model_analysis as tfma
+
+from pipelines import pipeline as pipeline_module
+from pipelines.config import load_config
+from pipelines.pipeline import code_fingerprint, create_pipeline, eval_config
+
+pytestmark = pytest.mark.unit
+
+EXPECTED_ORDER = [
+    "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "DataValidationGate",
+    "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher",
+]  # fmt: skip
+
+
+def test_components_and_wiring(taxi_config_path):
+    p = create_pipeline(load_config(taxi_config_path))
+    ids = [c.id for c in p.components]
+    assert sorted(ids) == sorted(EXPECTED_ORDER)
+    by_id = {c.id: c for c in p.components}
+    # Transform reads the schema only through the validation gate
+    assert by_id["Transform"].inputs["schema"].producer_component_id == "DataValidationGate"
+    assert by_id["Trainer"].inputs["schema"].producer_component_id == "DataValidationGate"
+    assert by_id["Evaluator"].inputs["baseline_model"].producer_component_id == "latest_blessed_model_resolver"
+    assert by_id["Pusher"].inputs["model_blessing"].producer_component_id == "Evaluator"
+    custom = json.loads(by_id["Trainer"].exec_properties["custom_config"])
+    assert custom["features"]["label"] == "big_tip"
+    assert "rider_email" not in json.dumps(custom)
+
+
+def test_thresholds_come_from_config(taxi_config_path):
+    config = load_config(taxi_config_path, {"evaluation": {"metric": "AUCPrecisionRecall", "lower_bound": 0.4, "max_regression": 0.02}})
+    ec = eval_config(config)
+    gated = [m for m in ec.metrics_specs[0].metrics if m.HasField("threshold")]
+    assert [m.class_name for m in gated] == ["AUCPrecisionRecall"]
+    t = gated[0].threshold
+    assert t.value_threshold.lower_bound.value == 0.4
+    assert t.change_threshold.absolute.value == pytest.approx(-0.02)
+    assert t.change_threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
+    assert ec.model_specs[0].label_key == "big_tip"
+
+
+def test_code_fingerprint_changes_with_model_code(tmp_path):
+    copy = tmp_path / "models"
+    shutil.copytree(pipeline_module.MODEL_CODE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    before = code_fingerprint(str(copy))
+    assert before == code_fingerprint(pipeline_module.MODEL_CODE_DIR)
+    with open(copy / "model.py", "a") as f:
+        f.write("\n# changed\n")
+    assert code_fingerprint(str(copy)) != before
