@@ -10,7 +10,7 @@ from tfx import v1 as tfx
 from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 
-from components import csv_without_personal_data
+from components import csv_without_personal_data, idempotent_pusher
 from components.validation_gate import DataValidationGate
 from models.features import FeatureSpec
 from pipelines.config import GATING_METRICS, Config
@@ -72,6 +72,7 @@ def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
         eval_config=eval_config(config),
     )
     pusher = tfx.components.Pusher(
+        custom_executor_spec=executor_spec.ExecutorClassSpec(idempotent_pusher.Executor),
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(

@@ -36,3 +36,16 @@ def test_anomalies_are_described_by_split_and_feature():
         "Examples contain values missing from the schema: Bitcoin (~30%)."
     ]
     assert describe_anomalies("train", anomalies_pb2.Anomalies()) == []
+
+
+def test_served_version_is_found_by_source_model_uri(tmp_path):
+    from components.idempotent_pusher import SOURCE_FILE, served_version_of
+
+    base = tmp_path / "serving"
+    assert served_version_of(str(base), "/models/1") is None
+    for version, uri in (("100", "/models/1"), ("200", "/models/2")):
+        (base / version / "assets.extra").mkdir(parents=True)
+        (base / version / "assets.extra" / SOURCE_FILE).write_text(uri)
+    (base / "300").mkdir()  # pushed by something else: no marker
+    assert served_version_of(str(base), "/models/2") == "200"
+    assert served_version_of(str(base), "/models/3") is None

@@ -1,0 +1,50 @@
+"""Pusher that does not push the same model twice.
+
+A re-run on unchanged inputs takes the Trainer's model from the cache, and the
+Evaluator re-checks it against the new baseline: itself, now the latest blessed
+model. The stock Pusher would then copy it again under a new version. This one
+records the source model's URI beside each version it writes and, when the
+model is already served, marks the existing version as the push instead.
+"""
+
+from __future__ import annotations
+
+import os
+
+from tfx.components.pusher import executor as pusher_executor
+from tfx.dsl.io import fileio
+from tfx.proto import pusher_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import io_utils, proto_utils
+
+SOURCE_FILE = "source_model_uri.txt"  # in assets.extra, which model servers ignore
+
+
+def served_version_of(base_directory: str, model_uri: str) -> str | None:
+    """The version directory under `base_directory` that holds the model from `model_uri`, if any."""
+    if not fileio.isdir(base_directory):
+        return None
+    for version in sorted(fileio.listdir(base_directory)):
+        marker = os.path.join(base_directory, version, "assets.extra", SOURCE_FILE)
+        if fileio.exists(marker) and io_utils.read_string_file(marker).strip() == model_uri:
+            return version.rstrip("/")
+    return None
+
+
+class Executor(pusher_executor.Executor):
+    def Do(self, input_dict, output_dict, exec_properties) -> None:  # noqa: N802 (TFX's name)
+        model_uri = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY]).uri
+        destination = pusher_pb2.PushDestination()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
+        base = destination.filesystem.base_directory
+        version = served_version_of(base, model_uri) if self.CheckBlessing(input_dict) else None
+        if version is None:
+            super().Do(input_dict, output_dict, exec_properties)
+            model_push = artifact_utils.get_single_instance(output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+            if model_push.get_int_custom_property("pushed") == 1:
+                pushed = model_push.get_string_custom_property("pushed_destination")
+                io_utils.write_string_file(os.path.join(pushed, "assets.extra", SOURCE_FILE), model_uri)
+            return
+        model_push = artifact_utils.get_single_instance(output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+        io_utils.copy_dir(self.GetModelPath(input_dict), model_push.uri)
+        self._MarkPushed(model_push, pushed_destination=os.path.join(base, version), pushed_version=version)

@@ -1,0 +1,146 @@
+"""The real pipeline, end to end, on a few hundred generated rows.
+
+The runs share one metadata store and serving directory, in order, as a user's
+runs would: a good model is pushed; a re-run is served from the cache; data
+with no label signal is not blessed; data with a schema anomaly stops at the
+validation gate. After each failure the first model is still the one served.
+"""
+
+import dataclasses
+import glob
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from datagen import taxi
+from pipelines import local_runner
+from pipelines.config import load_config
+from tests.conftest import TAXI_CONFIG, small_overrides
+
+pytestmark = pytest.mark.e2e
+
+DATA_COMPONENTS = ("CsvExampleGen", "StatisticsGen", "ExampleValidator", "DataValidationGate")
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("e2e"))
+
+
+@pytest.fixture(scope="module")
+def first_run(root):
+    config = load_config(TAXI_CONFIG, small_overrides(root))
+    return config, local_runner.run(config)
+
+
+def served_versions(config) -> list[str]:
+    return sorted(os.listdir(config.pipeline.serving_dir)) if os.path.isdir(config.pipeline.serving_dir) else []
+
+
+def raw_examples(frame: pd.DataFrame, columns) -> list[bytes]:
+    """Serialized tf.Examples holding only the given raw columns, as a client would send."""
+    out = []
+    for row in frame.to_dict("records"):
+        example = tf.train.Example()
+        for name in columns:
+            value = row[name]
+            feature = example.features.feature[name]
+            if value is None or (isinstance(value, float) and np.isnan(value)):
+                continue  # a missing value is sent as an empty feature
+            if isinstance(value, str):
+                feature.bytes_list.value.append(value.encode())
+            elif isinstance(value, (int, np.integer)):
+                feature.int64_list.value.append(int(value))
+            else:
+                feature.float_list.value.append(float(value))
+        out.append(example.SerializeToString())
+    return out
+
+
+def test_first_run_is_blessed_and_pushed(first_run):
+    config, summary = first_run
+    states = {c.component: c.state for c in summary.components}
+    assert all(state == "COMPLETE" for state in states.values()), states
+    assert summary.blessed is True
+    assert summary.pushed_model and os.path.isdir(summary.pushed_model)
+    assert served_versions(config) == [os.path.basename(summary.pushed_model)]
+
+
+def test_pushed_model_predicts_on_raw_rows_with_the_training_transform(first_run):
+    config, summary = first_run
+    model = tf.saved_model.load(summary.pushed_model)
+    serve = model.signatures["serving_default"]
+    rows = taxi.generate(64, seed=99)
+    inputs = config.features.inputs()
+    probability = serve(examples=tf.constant(raw_examples(rows, inputs)))["probability"].numpy()[:, 0]
+    assert probability.shape == (64,) and np.all((probability > 0) & (probability < 1))
+    assert probability.std() > 0.01  # the rows are told apart
+
+    # the same rows through the Transform graph the Trainer trained on, then the bare Keras model
+    transform_dir = sorted(glob.glob(os.path.join(config.pipeline.root, "Transform", "transform_graph", "*")))[-1]
+    transform_output = tft.TFTransformOutput(transform_dir)
+    spec = {n: transform_output.raw_feature_spec()[n] for n in inputs}
+    parsed = tf.io.parse_example(tf.constant(raw_examples(rows, inputs)), spec)
+    transformed = transform_output.transform_features_layer()(parsed)
+    direct = model(dict(transformed), training=False).numpy()[:, 0]
+    np.testing.assert_allclose(probability, direct, rtol=1e-5, atol=1e-6)
+
+
+def test_personal_data_never_reaches_the_examples(first_run):
+    config, _ = first_run
+    files = glob.glob(os.path.join(config.pipeline.root, "CsvExampleGen", "examples", "*", "Split-*", "*.gz"))
+    assert files
+    record = next(iter(tf.data.TFRecordDataset(files[0], compression_type="GZIP")))
+    example = tf.train.Example.FromString(record.numpy())
+    present = set(example.features.feature)
+    assert config.label in present and "fare" in present
+    assert not present & set(config.data.personal_columns)
+
+
+def test_rerun_with_unchanged_inputs_is_cached(first_run):
+    """Run 2 re-evaluates against its new baseline (the first model) without pushing it again;
+    from then on nothing changes and every component is served from the cache."""
+    config, first = first_run
+    second = {c.component: c.state for c in local_runner.run(config).components}
+    rerun = {"latest_blessed_model_resolver", "Evaluator", "Pusher"}
+    assert {s for name, s in second.items() if name not in rerun} == {"CACHED"}, second
+    assert served_versions(config) == [os.path.basename(first.pushed_model)]
+    third = local_runner.run(config)
+    states = {c.component: c.state for c in third.components}
+    assert {s for name, s in states.items() if name != "latest_blessed_model_resolver"} == {"CACHED"}, states
+    assert third.pushed_model == first.pushed_model
+    assert served_versions(config) == [os.path.basename(first.pushed_model)]
+
+
+def test_data_without_label_signal_is_not_blessed_and_nothing_is_pushed(first_run, root):
+    config, first = first_run
+    noise = load_config(TAXI_CONFIG, small_overrides(root, seed=2, label_signal=False, data_dir="data-noise"))
+    summary = local_runner.run(noise)
+    states = {c.component: c.state for c in summary.components}
+    assert states["CsvExampleGen"] == "COMPLETE"  # new data re-runs what depends on it
+    assert states["Evaluator"] == "COMPLETE"
+    assert summary.blessed is False
+    assert summary.pushed_model is None
+    assert served_versions(config) == [os.path.basename(first.pushed_model)]
+
+
+def test_schema_anomaly_stops_at_the_validation_gate(first_run, root):
+    config, first = first_run
+    bad = load_config(TAXI_CONFIG, small_overrides(root, seed=3, data_dir="data-anomaly"))
+    frame = taxi.generate(bad.data.generate.rows, seed=3)
+    frame.loc[frame.index[::3], "payment_type"] = "Bitcoin"
+    taxi.write_csv(frame, bad.data.path)
+    unmanaged = bad.replace(data=dataclasses.replace(bad.data, generate=None))  # use the file as written
+    with pytest.raises(RuntimeError, match=r"feature 'payment_type'.*Bitcoin"):
+        local_runner.run(unmanaged)
+    from pipelines.run_summary import latest_run, open_store
+
+    summary = latest_run(open_store(config.pipeline.metadata_path), config.pipeline.name)
+    states = {c.component: c.state for c in summary.components}
+    assert states["DataValidationGate"] == "FAILED"
+    assert "Transform" not in states and "Pusher" not in states
+    assert served_versions(config) == [os.path.basename(first.pushed_model)]
