@@ -19,7 +19,8 @@ env: ## Build the environment if missing (Debian 13 root or venv, keyed by requi
 run: env ## Run the training pipeline end to end on the sample data (CONFIG=...)
 	$(ENV) python -m pipelines.local_runner --config $(CONFIG)
 
-test: env ## Run the whole test suite (unit, data, model, e2e)
+test: env ## Lint, then run the whole test suite (unit, data, model, e2e)
+	$(ENV) ruff check .
 	$(ENV) python -m pytest $(PYTEST_ARGS)
 
 test-unit: env ## Run the fast tests only (no pipeline runs)

@@ -7,7 +7,8 @@ arrive in ExampleGen's `custom_config` as a Struct `{"drop_columns": [...]}`.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import apache_beam as beam
 import tensorflow as tf

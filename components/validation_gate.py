@@ -6,7 +6,6 @@ any split has anomalies; otherwise it passes the schema on, and Transform and
 Trainer read the schema from here, so nothing downstream runs unvalidated.
 """
 
-
 import os
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
@@ -49,7 +48,9 @@ def DataValidationGate(  # noqa: N802 (component names are classes in TFX)
 ) -> None:
     splits = artifact_utils.decode_split_names(anomalies.split_names)
     problems = [
-        line for split, found in read_anomalies(anomalies.uri, splits).items() for line in describe_anomalies(split, found)
+        line
+        for split, found in read_anomalies(anomalies.uri, splits).items()
+        for line in describe_anomalies(split, found)
     ]
     if problems:
         raise DataAnomaliesError(

@@ -110,7 +110,9 @@ def generate(n_rows: int, seed: int = 0, label_signal: bool = True) -> pd.DataFr
             "dropoff_latitude": np.round(lat1 + rng.normal(0, 0.005, n), 5),
             "dropoff_longitude": np.round(lon1 + rng.normal(0, 0.005, n), 5),
             "rider_name": np.char.add(np.char.add(first, " "), last),
-            "rider_email": [f"{a.lower()}.{b.lower()}{k}@example.com" for a, b, k in zip(first, last, number)],
+            "rider_email": [
+                f"{a.lower()}.{b.lower()}{k}@example.com" for a, b, k in zip(first, last, number, strict=True)
+            ],
             "rider_phone": [f"+1-312-555-{k:04d}" for k in number],
             LABEL: label,
         }

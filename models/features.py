@@ -23,7 +23,7 @@ class FeatureSpec:
     oov_buckets: int = 1
 
     @classmethod
-    def from_dict(cls, d: dict) -> "FeatureSpec":
+    def from_dict(cls, d: dict) -> FeatureSpec:
         return cls(
             label=d["label"],
             numeric=tuple(d.get("numeric", ())),

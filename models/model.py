@@ -14,7 +14,7 @@ class HParams:
     embedding_dim: int = 8
 
     @classmethod
-    def from_dict(cls, d: dict) -> "HParams":
+    def from_dict(cls, d: dict) -> HParams:
         return cls(
             hidden_units=tuple(int(u) for u in d.get("hidden_units", cls.hidden_units)),
             learning_rate=float(d.get("learning_rate", cls.learning_rate)),
@@ -53,6 +53,6 @@ def build_model(dense: tuple[str, ...], cardinalities: dict[str, int], hparams: 
     return model
 
 
-def _stack(tensors: list) -> "keras.KerasTensor":
+def _stack(tensors: list) -> keras.KerasTensor:
     reshaped = [keras.layers.Reshape((1,))(t) for t in tensors]
     return keras.layers.Concatenate()(reshaped) if len(reshaped) > 1 else reshaped[0]

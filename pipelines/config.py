@@ -12,7 +12,7 @@ import os
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import yaml
 
@@ -36,9 +36,9 @@ class GenerateConfig:
 class DataConfig:
     path: str
     format: Literal["csv"] = "csv"
-    schema: Optional[str] = None  # curated schema (ImportSchemaGen); None infers it (SchemaGen)
+    schema: str | None = None  # curated schema (ImportSchemaGen); None infers it (SchemaGen)
     personal_columns: tuple[str, ...] = ()  # dropped at ingestion, never stored
-    generate: Optional[GenerateConfig] = None
+    generate: GenerateConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class FeaturesConfig:
     numeric: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ()  # vocabulary with an OOV bucket
     hashed: dict[str, int] = field(default_factory=dict)  # column -> hash buckets
-    timestamp: Optional[str] = None  # seconds since epoch -> hour and weekday features
+    timestamp: str | None = None  # seconds since epoch -> hour and weekday features
     top_k: int = 100
     oov_buckets: int = 1
 
@@ -101,12 +101,12 @@ class Config:
     evaluation: EvaluationConfig = EvaluationConfig()
     source: str = ""  # the file this was loaded from
 
-    def replace(self, **sections: Any) -> "Config":
+    def replace(self, **sections: Any) -> Config:
         """Returns a copy with whole sections or top-level values replaced."""
         return dataclasses.replace(self, **sections)
 
 
-def load_config(path: str, overrides: Optional[dict[str, Any]] = None) -> Config:
+def load_config(path: str, overrides: dict[str, Any] | None = None) -> Config:
     """Loads and validates `path`; relative paths in it resolve against the repository root.
 
     Args:
@@ -148,7 +148,9 @@ def _check(config: Config, path: str) -> None:
     if personal:
         raise ConfigError(f"{path}: 'data.personal_columns' entry '{personal[0]}' is used as a feature or label")
     if config.evaluation.metric not in GATING_METRICS:
-        raise ConfigError(f"{path}: 'evaluation.metric' must be one of {list(GATING_METRICS)}, got {config.evaluation.metric!r}")
+        raise ConfigError(
+            f"{path}: 'evaluation.metric' must be one of {list(GATING_METRICS)}, got {config.evaluation.metric!r}"
+        )
 
 
 def _repo_root(config_path: str) -> str:
@@ -156,7 +158,7 @@ def _repo_root(config_path: str) -> str:
 
 
 def _resolve_paths(config: Config, root: str) -> Config:
-    def absolute(p: Optional[str]) -> Optional[str]:
+    def absolute(p: str | None) -> str | None:
         return p if p is None or os.path.isabs(p) or "://" in p else os.path.join(root, p)
 
     data = dataclasses.replace(config.data, path=absolute(config.data.path), schema=absolute(config.data.schema))

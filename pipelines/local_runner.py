@@ -1,6 +1,6 @@
 """Runs the pipeline on this machine: LocalDagRunner, Beam DirectRunner, SQLite ML Metadata.
 
-    python -m pipelines.local_runner --config configs/taxi.yaml
+python -m pipelines.local_runner --config configs/taxi.yaml
 """
 
 from __future__ import annotations
@@ -111,7 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     for c in summary.components:
         print(f"  {c.component:32s} {c.state:9s} {c.seconds:7.1f} s")
     print(f"blessed:        {summary.blessed}")
-    print(f"pushed model:   {summary.pushed_model or 'none (the last blessed model stays in ' + config.pipeline.serving_dir + ')'}")
+    print(
+        f"pushed model:   {summary.pushed_model or 'none (the last blessed model stays in ' + config.pipeline.serving_dir + ')'}"
+    )
     print(f"metadata store: {config.pipeline.metadata_path}")
     print(f"outputs:        {config.pipeline.root}")
     if failed:

@@ -120,7 +120,11 @@ def model_custom_config(config: Config) -> dict:
     t = config.trainer
     return {
         "features": spec.to_dict(),
-        "hparams": {"hidden_units": list(t.hidden_units), "learning_rate": t.learning_rate, "embedding_dim": t.embedding_dim},
+        "hparams": {
+            "hidden_units": list(t.hidden_units),
+            "learning_rate": t.learning_rate,
+            "embedding_dim": t.embedding_dim,
+        },
         "batch_size": t.batch_size,
         "code_fingerprint": code_fingerprint(),
     }
@@ -152,7 +156,9 @@ def eval_config(config: Config) -> tfma.EvalConfig:
         slicing_specs=[tfma.SlicingSpec()],
         metrics_specs=[
             tfma.MetricsSpec(
-                metrics=[tfma.MetricConfig(class_name=m, threshold=threshold if m == e.metric else None) for m in METRICS]
+                metrics=[
+                    tfma.MetricConfig(class_name=m, threshold=threshold if m == e.metric else None) for m in METRICS
+                ]
             )
         ],
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
 
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
@@ -21,10 +20,10 @@ class ComponentRun:
 class RunSummary:
     run_id: str
     components: tuple[ComponentRun, ...]
-    blessed: Optional[bool]
-    pushed_model: Optional[str]
+    blessed: bool | None
+    pushed_model: str | None
 
-    def component(self, name: str) -> Optional[ComponentRun]:
+    def component(self, name: str) -> ComponentRun | None:
         return next((c for c in self.components if c.component == name), None)
 
 
@@ -60,9 +59,7 @@ def latest_run(store: metadata_store.MetadataStore, pipeline_name: str) -> RunSu
 
 def _belongs(store, run_context, pipeline_name: str) -> bool:
     executions = store.get_executions_by_context(run_context.id)
-    return bool(executions) and any(
-        c.name == pipeline_name for c in store.get_contexts_by_execution(executions[0].id)
-    )
+    return bool(executions) and any(c.name == pipeline_name for c in store.get_contexts_by_execution(executions[0].id))
 
 
 def _node_id(store, execution_id: int, pipeline_name: str) -> str | None:

@@ -67,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config(args.config)
     with tempfile.TemporaryDirectory() as tmp:
         proposal = text_format.MessageToString(propose(config, tmp))
-    current = open(config.data.schema).read() if os.path.exists(config.data.schema) else ""
+    current = ""
+    if os.path.exists(config.data.schema):
+        with open(config.data.schema) as f:
+            current = f.read()
     diff = list(difflib.unified_diff(current.splitlines(), proposal.splitlines(), "curated", "proposal", lineterm=""))
     print("\n".join(diff) if diff else "the proposal matches the curated schema")
     if args.write:

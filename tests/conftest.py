@@ -10,7 +10,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TAXI_CONFIG = os.path.join(REPO, "configs", "taxi.yaml")
 
 
-def small_overrides(root: str, rows: int = 800, seed: int = 1, label_signal: bool = True, data_dir: str = "data") -> dict:
+def small_overrides(
+    root: str, rows: int = 800, seed: int = 1, label_signal: bool = True, data_dir: str = "data"
+) -> dict:
     """Overrides that keep the real pipeline but make it run in well under a minute."""
     return {
         "data": {

@@ -34,7 +34,9 @@ def test_components_and_wiring(taxi_config_path):
 
 
 def test_thresholds_come_from_config(taxi_config_path):
-    config = load_config(taxi_config_path, {"evaluation": {"metric": "AUCPrecisionRecall", "lower_bound": 0.4, "max_regression": 0.02}})
+    config = load_config(
+        taxi_config_path, {"evaluation": {"metric": "AUCPrecisionRecall", "lower_bound": 0.4, "max_regression": 0.02}}
+    )
     ec = eval_config(config)
     gated = [m for m in ec.metrics_specs[0].metrics if m.HasField("threshold")]
     assert [m.class_name for m in gated] == ["AUCPrecisionRecall"]

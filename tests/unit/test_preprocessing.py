@@ -12,9 +12,7 @@ from models.preprocessing import Z_CLIP, preprocessing_fn
 
 pytestmark = pytest.mark.model
 
-SPEC = FeatureSpec(
-    label="y", numeric=("miles",), categorical=("payment", "area"), hashed={"taxi": 8}, timestamp="ts"
-)
+SPEC = FeatureSpec(label="y", numeric=("miles",), categorical=("payment", "area"), hashed={"taxi": 8}, timestamp="ts")
 FEATURE_SPEC = {
     "miles": tf.io.VarLenFeature(tf.float32),  # has missing values
     "payment": tf.io.FixedLenFeature([], tf.string),
@@ -66,7 +64,11 @@ def test_categoricals_get_ids_and_time_features(tmp_path):
 
 def test_label_is_optional_at_serving(tmp_path):
     """Transform outputs nothing for the label when it is absent, as at serving time."""
-    raw = {k: tf.constant([v], tf.int64 if isinstance(v, int) else tf.string) for k, v in ROWS[0].items() if k not in ("miles", "y")}
+    raw = {
+        k: tf.constant([v], tf.int64 if isinstance(v, int) else tf.string)
+        for k, v in ROWS[0].items()
+        if k not in ("miles", "y")
+    }
     raw["miles"] = tf.sparse.from_dense(tf.constant([[2.0]]))
     transform(ROWS, tmp_path)
     output = tft.TFTransformOutput(str(tmp_path / "tf"))
