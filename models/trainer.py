@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import logging
-
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 from tfx_bsl.public import tfxio
 
-from models.features import FeatureSpec
+from models.features import HOURS, WEEKDAYS, FeatureSpec, hour_name, weekday_name
 from models.model import HParams, build_model
-
-log = logging.getLogger(__name__)
 
 SERVING_OUTPUT = "probability"
 
@@ -28,7 +24,7 @@ def run_fn(fn_args) -> None:
     spec = FeatureSpec.from_dict(config["features"])
     hparams = HParams.from_dict(config.get("hparams", {}))
     batch_size = int(config.get("batch_size", 128))
-    tf.keras.utils.set_random_seed(int(config.get("seed", 0)))
+    keras.utils.set_random_seed(int(config.get("seed", 0)))
     transform_output = tft.TFTransformOutput(fn_args.transform_output)
 
     train = _dataset(fn_args.train_files, fn_args.data_accessor, transform_output, spec.label, batch_size)
@@ -49,8 +45,6 @@ def run_fn(fn_args) -> None:
 
 def cardinalities(spec: FeatureSpec, transform_output: tft.TFTransformOutput) -> dict[str, int]:
     """Number of ids of each integer feature Transform emits."""
-    from models.features import HOURS, WEEKDAYS, hour_name, weekday_name
-
     sizes = {n: transform_output.vocabulary_size_by_name(n) + spec.oov_buckets for n in spec.categorical}
     sizes.update(spec.hashed)
     if spec.timestamp:

@@ -31,5 +31,11 @@ def test_lock_pins_every_package_and_the_tfx_stack():
     assert all(re.fullmatch(r"[A-Za-z0-9_.\-\[\]]+==[^\s=]+", line) for line in lines), "unpinned line"
     pins = {name.lower().replace("_", "-"): version for name, version in (line.split("==") for line in lines)}
     assert pins["tfx"] == "1.21.0"
-    for top in ("tensorflow-transform", "tensorflow-model-analysis", "tensorflow-data-validation", "ml-metadata", "kfp"):
+    for top in (
+        "tensorflow-transform",
+        "tensorflow-model-analysis",
+        "tensorflow-data-validation",
+        "ml-metadata",
+        "kfp",
+    ):
         assert top in pins
