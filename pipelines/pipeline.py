@@ -42,12 +42,11 @@ def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
     gate = DataValidationGate(anomalies=example_validator.outputs["anomalies"], schema=schema_gen.outputs["schema"])
     schema = gate.outputs["validated_schema"]
 
-    model_config = model_custom_config(config)
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema,
         preprocessing_fn=PREPROCESSING_FN,
-        custom_config=model_config,
+        custom_config=transform_custom_config(config),
         disable_statistics=True,  # StatisticsGen already profiles the raw data
         force_tf_compat_v1=True,
     )
@@ -58,7 +57,7 @@ def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
         schema=schema,
         train_args=tfx.proto.TrainArgs(num_steps=config.trainer.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=config.trainer.eval_steps),
-        custom_config=model_config,
+        custom_config=trainer_custom_config(config),
     )
     baseline = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -109,25 +108,22 @@ def _split_config(config: Config) -> tfx.proto.Output:
     )
 
 
-def model_custom_config(config: Config) -> dict:
-    """What `preprocessing_fn` and `run_fn` receive. The code fingerprint makes a change to the
-    model code invalidate the cached Transform and Trainer runs."""
+def transform_custom_config(config: Config) -> dict:
+    """What `preprocessing_fn` receives. The code fingerprint makes a change to the model
+    code invalidate the cached Transform and Trainer runs."""
     f = config.features
     spec = FeatureSpec(
         label=config.label, numeric=f.numeric, categorical=f.categorical, hashed=f.hashed,
         timestamp=f.timestamp, top_k=f.top_k, oov_buckets=f.oov_buckets,
     )  # fmt: skip
+    return {"features": spec.to_dict(), "code_fingerprint": code_fingerprint()}
+
+
+def trainer_custom_config(config: Config) -> dict:
+    """What `run_fn` receives: the Transform settings plus the trainer's own."""
     t = config.trainer
-    return {
-        "features": spec.to_dict(),
-        "hparams": {
-            "hidden_units": list(t.hidden_units),
-            "learning_rate": t.learning_rate,
-            "embedding_dim": t.embedding_dim,
-        },
-        "batch_size": t.batch_size,
-        "code_fingerprint": code_fingerprint(),
-    }
+    hparams = {"hidden_units": list(t.hidden_units), "learning_rate": t.learning_rate, "embedding_dim": t.embedding_dim}
+    return {**transform_custom_config(config), "hparams": hparams, "batch_size": t.batch_size}
 
 
 def code_fingerprint(directory: str = MODEL_CODE_DIR) -> str:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
+import tensorflow_model_analysis as tfma
 import tensorflow_transform as tft
 
 from datagen import taxi
@@ -39,6 +40,12 @@ def first_run(root):
 
 def served_versions(config) -> list[str]:
     return sorted(os.listdir(config.pipeline.serving_dir)) if os.path.isdir(config.pipeline.serving_dir) else []
+
+
+def newest_output(config, component: str, output: str) -> str:
+    """The artifact directory of the component's latest execution (named by execution id)."""
+    paths = glob.glob(os.path.join(config.pipeline.root, component, output, "*"))
+    return max(paths, key=lambda p: int(os.path.basename(p)))
 
 
 def raw_examples(frame: pd.DataFrame, columns) -> list[bytes]:
@@ -81,7 +88,7 @@ def test_pushed_model_predicts_on_raw_rows_with_the_training_transform(first_run
     assert probability.std() > 0.01  # the rows are told apart
 
     # the same rows through the Transform graph the Trainer trained on, then the bare Keras model
-    transform_dir = sorted(glob.glob(os.path.join(config.pipeline.root, "Transform", "transform_graph", "*")))[-1]
+    transform_dir = newest_output(config, "Transform", "transform_graph")
     transform_output = tft.TFTransformOutput(transform_dir)
     spec = {n: transform_output.raw_feature_spec()[n] for n in inputs}
     parsed = tf.io.parse_example(tf.constant(raw_examples(rows, inputs)), spec)
@@ -114,6 +121,35 @@ def test_rerun_with_unchanged_inputs_is_cached(first_run):
     assert {s for name, s in states.items() if name != "latest_blessed_model_resolver"} == {"CACHED"}, states
     assert third.pushed_model == first.pushed_model
     assert served_versions(config) == [os.path.basename(first.pushed_model)]
+
+
+def test_model_that_regresses_against_the_last_blessed_is_not_pushed(first_run):
+    """A weak model on the same data clears a lowered absolute bar but loses to the baseline."""
+    config, first = first_run
+    weak = load_config(
+        TAXI_CONFIG,
+        _merge(small_overrides(os.path.dirname(config.pipeline.root)), {
+            "trainer": {"train_steps": 2, "learning_rate": 0.0001},
+            "evaluation": {"lower_bound": 0.3, "max_regression": 0.0},
+        }),
+    )  # fmt: skip
+    summary = local_runner.run(weak)
+    states = {c.component: c.state for c in summary.components}
+    assert states["Transform"] == "CACHED" and states["Trainer"] == "COMPLETE"
+    assert summary.blessed is False and summary.pushed_model is None
+    evaluation = newest_output(config, "Evaluator", "evaluation")
+    failures = tfma.load_validation_result(evaluation).metric_validations_per_slice[0].failures
+    assert failures
+    assert all(f.metric_threshold.HasField("change_threshold") for f in failures)
+    assert not any(f.metric_threshold.HasField("value_threshold") for f in failures)
+    assert served_versions(config) == [os.path.basename(first.pushed_model)]
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and key in out else value
+    return out
 
 
 def test_data_without_label_signal_is_not_blessed_and_nothing_is_pushed(first_run, root):
