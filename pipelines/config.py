@@ -124,7 +124,7 @@ def load_config(path: str, overrides: dict[str, Any] | None = None) -> Config:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     if overrides:
-        raw = _merge(raw, overrides)
+        raw = deep_merge(raw, overrides)
     raw["source"] = os.path.abspath(path)
     config = _build(Config, raw, path, "")
     _check(config, path)
@@ -172,11 +172,12 @@ def _resolve_paths(config: Config, root: str) -> Config:
     return dataclasses.replace(config, data=data, pipeline=pipe)
 
 
-def _merge(base: dict, extra: dict) -> dict:
+def deep_merge(base: dict, extra: dict) -> dict:
+    """`extra` over `base`, mapping by mapping; neither input is changed."""
     out = dict(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out

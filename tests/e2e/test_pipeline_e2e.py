@@ -19,7 +19,7 @@ import tensorflow_transform as tft
 
 from datagen import taxi
 from pipelines import local_runner
-from pipelines.config import load_config
+from pipelines.config import deep_merge, load_config
 from tests.conftest import TAXI_CONFIG, small_overrides
 
 pytestmark = pytest.mark.e2e
@@ -128,7 +128,7 @@ def test_model_that_regresses_against_the_last_blessed_is_not_pushed(first_run):
     config, first = first_run
     weak = load_config(
         TAXI_CONFIG,
-        _merge(small_overrides(os.path.dirname(config.pipeline.root)), {
+        deep_merge(small_overrides(os.path.dirname(config.pipeline.root)), {
             "trainer": {"train_steps": 2, "learning_rate": 0.0001},
             "evaluation": {"lower_bound": 0.3, "max_regression": 0.0},
         }),
@@ -143,13 +143,6 @@ def test_model_that_regresses_against_the_last_blessed_is_not_pushed(first_run):
     assert all(f.metric_threshold.HasField("change_threshold") for f in failures)
     assert not any(f.metric_threshold.HasField("value_threshold") for f in failures)
     assert served_versions(config) == [os.path.basename(first.pushed_model)]
-
-
-def _merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and key in out else value
-    return out
 
 
 def test_data_without_label_signal_is_not_blessed_and_nothing_is_pushed(first_run, root):
