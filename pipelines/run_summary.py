@@ -33,10 +33,10 @@ def open_store(metadata_path: str) -> metadata_store.MetadataStore:
 
 def latest_run(store: metadata_store.MetadataStore, pipeline_name: str) -> RunSummary:
     """The components, blessing and push of the newest run of `pipeline_name`."""
-    runs = [c for c in store.get_contexts_by_type("pipeline_run") if _belongs(store, c, pipeline_name)]
-    if not runs:
+    newest_first = sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: -c.create_time_since_epoch)
+    run = next((c for c in newest_first if _belongs(store, c, pipeline_name)), None)
+    if run is None:
         raise LookupError(f"no run of pipeline '{pipeline_name}' in the metadata store")
-    run = max(runs, key=lambda c: c.create_time_since_epoch)
     executions = sorted(store.get_executions_by_context(run.id), key=lambda e: e.create_time_since_epoch)
     components = tuple(
         ComponentRun(
