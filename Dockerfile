@@ -1,5 +1,10 @@
 # The pipeline image: the same base (Debian 13) and the same lock file as the
-# local environment built by tools/devenv.sh, with the project installed.
+# local environment built by tools/devenv.sh, with the project installed. Every
+# step of the compiled pipeline runs in it, and so do Dataflow's workers
+# (--sdk_container_image), which start through the Beam SDK's boot entrypoint.
+ARG BEAM_VERSION=2.77.0
+FROM apache/beam_python3.13_sdk:${BEAM_VERSION} AS beam
+
 FROM debian:trixie-slim
 
 RUN apt-get update \
@@ -16,11 +21,18 @@ RUN pip install --no-cache-dir --upgrade pip \
  && pip install --no-cache-dir --no-deps -r requirements.lock \
  && pip check
 
-COPY setup.py requirements.in ./
+COPY --from=beam /opt/apache/beam /opt/apache/beam
+
+COPY setup.py requirements.in Makefile pyproject.toml ./
+COPY tools tools
 COPY components components
 COPY datagen datagen
 COPY models models
 COPY pipelines pipelines
 COPY configs configs
 COPY schemas schemas
-RUN pip install --no-cache-dir --no-deps .
+RUN pip install --no-cache-dir --no-deps . \
+ && python -m pipelines.schema_staging --into /pipeline/staged-schemas schemas/*/schema.pbtxt \
+ && tools/devenv.sh key > /opt/venv/.devenv-key
+
+ENTRYPOINT ["/opt/apache/beam/boot"]

@@ -5,12 +5,18 @@ CONFIG ?= configs/taxi.yaml
 ROWS ?= 15000
 ENV := tools/devenv.sh exec
 PYTEST_ARGS ?=
+PROFILE ?= configs/vertex-dev.yaml
+IMAGE ?=
+TAG ?= latest
+DRY_RUN ?=
+VERTEX = $(ENV) python -m pipelines.vertex --profile $(PROFILE) $(if $(IMAGE),--image $(IMAGE)) $(if $(DRY_RUN),--dry-run)
 
 .DEFAULT_GOAL := help
-.PHONY: help env run test test-unit test-e2e bench schema lint lock clean clean-env
+.PHONY: help env run smoke test test-unit test-e2e bench schema lint lock clean clean-env \
+	compile upload submit schedule trigger-bundle
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 env: ## Build the environment if missing (Debian 13 root or venv, keyed by requirements.lock)
 	@tools/devenv.sh ensure
@@ -18,6 +24,10 @@ env: ## Build the environment if missing (Debian 13 root or venv, keyed by requi
 
 run: env ## Run the training pipeline end to end on the sample data (CONFIG=...)
 	$(ENV) python -m pipelines.local_runner --config $(CONFIG)
+
+smoke: env ## A small end-to-end run (800 rows) in build/smoke, as Cloud Build does before pushing
+	rm -rf build/smoke
+	$(ENV) python -m pipelines.local_runner --config $(CONFIG) --workdir build/smoke --rows 800 --train-steps 100
 
 test: env ## Lint, then run the whole test suite (unit, data, model, e2e)
 	$(ENV) ruff check .
@@ -34,6 +44,24 @@ bench: env ## Time each component on ROWS rows (default 15000); writes build/ben
 
 schema: env ## Propose a schema from fresh statistics and diff it against the curated one
 	$(ENV) python -m pipelines.schema_proposal --config $(CONFIG)
+
+compile: env ## Compile the pipeline for Vertex AI / KFP v2 (PROFILE=configs/vertex-dev.yaml, IMAGE=...:tag)
+	$(ENV) python -m pipelines.vertex compile --profile $(PROFILE) $(if $(IMAGE),--image $(IMAGE))
+
+upload: env ## Upload the compiled pipeline to the profile's Artifact Registry (TAG=..., DRY_RUN=1)
+	$(VERTEX) upload --tag $(TAG)
+
+submit: env ## Start a run on Vertex AI Pipelines from the compiled file (DRY_RUN=1 prints the request)
+	$(VERTEX) submit
+
+schedule: env ## Create or update the profile's cron schedule (DRY_RUN=1 prints the request)
+	$(VERTEX) schedule
+
+trigger-bundle: ## Assemble the new-data Cloud Function's source in build/trigger
+	rm -rf build/trigger && mkdir -p build/trigger/pipelines build/trigger/configs
+	cp triggers/main.py triggers/requirements.txt build/trigger/
+	cp pipelines/__init__.py pipelines/config.py pipelines/vertex.py build/trigger/pipelines/
+	cp configs/*.yaml build/trigger/configs/
 
 lint: env ## Lint with ruff (settings in pyproject.toml)
 	$(ENV) ruff check .

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -34,8 +35,9 @@ class GenerateConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    path: str
-    format: Literal["csv"] = "csv"
+    path: str = ""  # a directory of files (local or gs://); unused for BigQuery
+    format: Literal["csv", "bigquery"] = "csv"
+    query: str | None = None  # BigQuery SQL (format: bigquery), e.g. SELECT * FROM `project.dataset.table`
     schema: str | None = None  # curated schema (ImportSchemaGen); None infers it (SchemaGen)
     personal_columns: tuple[str, ...] = ()  # dropped at ingestion, never stored
     generate: GenerateConfig | None = None
@@ -73,6 +75,20 @@ class TrainerConfig:
 
 
 @dataclass(frozen=True)
+class TuningConfig:
+    """KerasTuner random search run by the TFX Tuner; the Trainer uses the best trial.
+
+    `max_trials: 0` leaves the Tuner out and the Trainer uses `trainer:` as written.
+    """
+
+    max_trials: int = 0
+    trial_steps: int = 200
+    learning_rate: tuple[float, ...] = (0.001, 0.01)  # [low, high], sampled on a log scale
+    hidden_units: tuple[tuple[int, ...], ...] = ((64, 32), (128, 64), (32,))
+    embedding_dim: tuple[int, ...] = (4, 8)
+
+
+@dataclass(frozen=True)
 class EvaluationConfig:
     metric: str = "AUC"  # the metric that gates blessing
     lower_bound: float = 0.65  # absolute threshold for any model
@@ -90,6 +106,53 @@ class PipelineConfig:
 
 
 @dataclass(frozen=True)
+class MachineConfig:
+    """A Vertex AI CustomJob worker pool (`machineSpec` + `replicaCount`)."""
+
+    machine_type: str = "n1-standard-4"
+    replica_count: int = 1
+    accelerator_type: str | None = None  # e.g. NVIDIA_TESLA_T4, NVIDIA_L4, TPU_V3
+    accelerator_count: int = 0
+
+
+@dataclass(frozen=True)
+class DataflowConfig:
+    """Runs the Beam components (ExampleGen, StatisticsGen, Transform, Evaluator) on Dataflow."""
+
+    temp_location: str
+    region: str | None = None  # defaults to vertex.region
+    machine_type: str = "n1-standard-4"
+    max_num_workers: int = 4
+    subnetwork: str | None = None  # regions/REGION/subnetworks/NAME, needed with a VPC
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    cron: str  # e.g. "TZ=Europe/Paris 0 3 * * 1"
+    max_concurrent_run_count: int = 1
+    max_run_count: int | None = None
+
+
+@dataclass(frozen=True)
+class VertexConfig:
+    """Where and how the compiled pipeline runs on Vertex AI Pipelines (a deployment profile)."""
+
+    project: str
+    region: str
+    image: str  # REGION-docker.pkg.dev/PROJECT/REPO/IMAGE:TAG, built from the Dockerfile
+    service_account: str
+    encryption_key: str | None = None  # CMEK: projects/P/locations/L/keyRings/R/cryptoKeys/K
+    network: str | None = None  # projects/NUMBER/global/networks/NAME (VPC peering)
+    labels: dict[str, str] = field(default_factory=dict)
+    template_repository: str | None = None  # https://REGION-kfp.pkg.dev/PROJECT/REPO
+    training: MachineConfig | None = None  # Trainer as a Vertex AI CustomJob; None runs it in the pipeline step
+    tuning: MachineConfig | None = None  # Tuner as a Vertex AI CustomJob; replica_count = parallel trials
+    dataflow: DataflowConfig | None = None  # None runs Beam in-process in each step
+    schedule: ScheduleConfig | None = None
+    image_workdir: str = "/pipeline"  # where the Dockerfile puts the checkout
+
+
+@dataclass(frozen=True)
 class Config:
     problem_type: ProblemType
     label: str
@@ -98,7 +161,9 @@ class Config:
     pipeline: PipelineConfig
     split: SplitConfig = SplitConfig()
     trainer: TrainerConfig = TrainerConfig()
+    tuning: TuningConfig = TuningConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    vertex: VertexConfig | None = None  # a deployment profile (configs/vertex-*.yaml)
     source: str = ""  # the file this was loaded from
 
     def replace(self, **sections: Any) -> Config:
@@ -123,6 +188,7 @@ def load_config(path: str, overrides: dict[str, Any] | None = None) -> Config:
         raise ConfigError(f"{path}: not valid YAML: {e}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
+    raw = _with_base(raw, path)
     if overrides:
         raw = deep_merge(raw, overrides)
     raw["source"] = os.path.abspath(path)
@@ -147,10 +213,122 @@ def _check(config: Config, path: str) -> None:
     personal = sorted(set(config.data.personal_columns) & set(inputs + (config.label,)))
     if personal:
         raise ConfigError(f"{path}: 'data.personal_columns' entry '{personal[0]}' is used as a feature or label")
+    if config.data.format == "bigquery" and not config.data.query:
+        raise ConfigError(f"{path}: 'data.format: bigquery' needs 'data.query'")
+    if config.data.format != "bigquery" and not config.data.path:
+        raise ConfigError(f"{path}: 'data.path' is required for 'data.format: {config.data.format}'")
+    t = config.tuning
+    if t.max_trials < 0 or len(t.learning_rate) != 2 or not 0 < t.learning_rate[0] < t.learning_rate[1]:
+        raise ConfigError(f"{path}: 'tuning.learning_rate' must be [low, high] with 0 < low < high")
+    if not t.hidden_units or not t.embedding_dim:
+        raise ConfigError(f"{path}: 'tuning.hidden_units' and 'tuning.embedding_dim' need at least one choice")
+    _check_vertex(config, path)
     if config.evaluation.metric not in GATING_METRICS:
         raise ConfigError(
             f"{path}: 'evaluation.metric' must be one of {list(GATING_METRICS)}, got {config.evaluation.metric!r}"
         )
+
+
+def _with_base(raw: dict, path: str, seen: tuple[str, ...] = ()) -> dict:
+    """A profile may start with `extends: other.yaml` (relative to itself) and override any key."""
+    base_name = raw.pop("extends", None)
+    if base_name is None:
+        return raw
+    base_path = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), base_name))
+    if base_path in seen:
+        raise ConfigError(f"{path}: 'extends' loops back to {base_path}")
+    try:
+        with open(base_path) as f:
+            base = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: 'extends' names {base_name}, which does not exist") from None
+    if not isinstance(base, dict):
+        raise ConfigError(f"{base_path}: expected a mapping at the top level")
+    return deep_merge(_with_base(base, base_path, (*seen, base_path)), raw)
+
+
+_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
+_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_SERVICE_ACCOUNT = re.compile(r"^[a-z0-9-]+@[a-z0-9-]+\.iam\.gserviceaccount\.com$")
+_KMS_KEY = re.compile(r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$")
+_NETWORK = re.compile(r"^projects/[0-9]+/global/networks/[a-z0-9-]+$")
+_LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
+
+
+def _check_vertex(config: Config, path: str) -> None:
+    """Profile rules, checked before anything is compiled or sent."""
+    v = config.vertex
+    if v is None:
+        if config.data.format == "bigquery":
+            raise ConfigError(f"{path}: 'data.format: bigquery' needs a 'vertex' section (project, region)")
+        return
+    if not _PROJECT.match(v.project):
+        raise ConfigError(f"{path}: 'vertex.project' {v.project!r} is not a valid project id")
+    if not _REGION.match(v.region):
+        raise ConfigError(f"{path}: 'vertex.region' {v.region!r} is not a region such as us-central1")
+    tail = v.image.rsplit("/", 1)[-1]
+    if "@sha256:" not in tail and ":" not in tail:
+        raise ConfigError(f"{path}: 'vertex.image' {v.image!r} has no tag or digest (e.g. ...:v1 or ...@sha256:...)")
+    if not _SERVICE_ACCOUNT.match(v.service_account):
+        raise ConfigError(
+            f"{path}: 'vertex.service_account' {v.service_account!r} is not a service account e-mail "
+            "(NAME@PROJECT.iam.gserviceaccount.com)"
+        )
+    if v.encryption_key and not _KMS_KEY.match(v.encryption_key):
+        raise ConfigError(
+            f"{path}: 'vertex.encryption_key' must be projects/P/locations/L/keyRings/R/cryptoKeys/K, "
+            f"got {v.encryption_key!r}"
+        )
+    if v.network and not _NETWORK.match(v.network):
+        raise ConfigError(
+            f"{path}: 'vertex.network' must be projects/PROJECT_NUMBER/global/networks/NAME, got {v.network!r}"
+        )
+    for key, value in v.labels.items():
+        if not _LABEL.match(key) or not _LABEL_VALUE.match(value):
+            raise ConfigError(f"{path}: 'vertex.labels' {key}={value!r} is not a valid label (lowercase, digits, _-)")
+    gcs = {"pipeline.root": config.pipeline.root, "pipeline.serving_dir": config.pipeline.serving_dir}
+    if config.data.format != "bigquery":
+        gcs["data.path"] = config.data.path
+    if v.dataflow:
+        gcs["vertex.dataflow.temp_location"] = v.dataflow.temp_location
+        if v.dataflow.region and not _REGION.match(v.dataflow.region):
+            raise ConfigError(f"{path}: 'vertex.dataflow.region' {v.dataflow.region!r} is not a region")
+        if v.dataflow.max_num_workers < 1:
+            raise ConfigError(f"{path}: 'vertex.dataflow.max_num_workers' must be at least 1")
+    for key, value in gcs.items():
+        if not value.startswith("gs://"):
+            raise ConfigError(f"{path}: '{key}' must be a gs:// path on Vertex AI, got {value!r}")
+    for name, machine in (("training", v.training), ("tuning", v.tuning)):
+        if machine is not None:
+            _check_machine(machine, f"vertex.{name}", path)
+    if v.schedule:
+        fields = v.schedule.cron.split()
+        if fields and fields[0].startswith(("TZ=", "CRON_TZ=")):
+            fields = fields[1:]
+        if len(fields) != 5:
+            raise ConfigError(f"{path}: 'vertex.schedule.cron' {v.schedule.cron!r} must have 5 fields")
+        if v.schedule.max_concurrent_run_count < 1:
+            raise ConfigError(f"{path}: 'vertex.schedule.max_concurrent_run_count' must be at least 1")
+
+
+def _check_machine(m: MachineConfig, key: str, path: str) -> None:
+    from google.cloud.aiplatform_v1.types import AcceleratorType
+
+    if m.replica_count < 1:
+        raise ConfigError(f"{path}: '{key}.replica_count' must be at least 1, got {m.replica_count}")
+    if m.accelerator_type is None:
+        if m.accelerator_count:
+            raise ConfigError(f"{path}: '{key}.accelerator_count' is set but '{key}.accelerator_type' is not")
+        return
+    known = [a.name for a in AcceleratorType if a.name != "ACCELERATOR_TYPE_UNSPECIFIED"]
+    if m.accelerator_type not in known:
+        raise ConfigError(
+            f"{path}: '{key}.accelerator_type' {m.accelerator_type!r} is not a Vertex AI accelerator "
+            f"(e.g. NVIDIA_TESLA_T4, NVIDIA_L4, TPU_V3)"
+        )
+    if m.accelerator_count < 1:
+        raise ConfigError(f"{path}: '{key}.accelerator_type' {m.accelerator_type} needs '{key}.accelerator_count' >= 1")
 
 
 def _repo_root(config_path: str) -> str:
@@ -159,7 +337,7 @@ def _repo_root(config_path: str) -> str:
 
 def _resolve_paths(config: Config, root: str) -> Config:
     def absolute(p: str | None) -> str | None:
-        return p if p is None or os.path.isabs(p) or "://" in p else os.path.join(root, p)
+        return p if not p or os.path.isabs(p) or "://" in p else os.path.join(root, p)
 
     data = dataclasses.replace(config.data, path=absolute(config.data.path), schema=absolute(config.data.schema))
     pipe = config.pipeline

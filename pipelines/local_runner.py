@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import logging
 import os
 import sys
 
-from pipelines.config import Config, ConfigError, load_config
+from pipelines import schema_staging
+from pipelines.config import Config, ConfigError, deep_merge, load_config
 
 
 def prepare_data(config: Config) -> None:
@@ -41,21 +41,10 @@ def prepare_data(config: Config) -> None:
 
 
 def stage_schema(config: Config) -> Config:
-    """Copies the curated schema to a path named by its content hash.
-
-    ImportSchemaGen's cache key is the file's path, not its content, so an edited
-    schema at the same path would be served stale from the cache.
-    """
+    """Points the config at the curated schema staged under its content hash in the pipeline root."""
     if not config.data.schema:
         return config
-    with open(config.data.schema, "rb") as f:
-        content = f.read()
-    digest = hashlib.sha256(content).hexdigest()[:16]
-    staged = os.path.join(config.pipeline.root, "_schemas", digest, os.path.basename(config.data.schema))
-    if not os.path.exists(staged):
-        os.makedirs(os.path.dirname(staged), exist_ok=True)
-        with open(staged, "wb") as f:
-            f.write(content)
+    staged = schema_staging.stage(config.data.schema, os.path.join(config.pipeline.root, "_schemas"))
     return config.replace(data=dataclasses.replace(config.data, schema=staged))
 
 
@@ -73,6 +62,18 @@ def run(config: Config):
     return latest_run(open_store(config.pipeline.metadata_path), config.pipeline.name)
 
 
+def workdir_overrides(workdir: str) -> dict:
+    """Config overrides that keep every path of a run under `workdir`."""
+    return {
+        "data": {"path": os.path.join(workdir, "data")},
+        "pipeline": {
+            "root": os.path.join(workdir, "pipeline"),
+            "metadata_path": os.path.join(workdir, "metadata", "metadata.sqlite"),
+            "serving_dir": os.path.join(workdir, "serving"),
+        },
+    }
+
+
 def _summary_after_failure(config: Config):
     from pipelines.run_summary import RunSummary, latest_run, open_store
 
@@ -87,12 +88,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="configs/taxi.yaml")
     parser.add_argument("--rows", type=int, help="override data.generate.rows")
     parser.add_argument("--no-cache", action="store_true", help="re-run every component")
+    parser.add_argument("--workdir", help="put data, outputs, metadata and served models under this directory")
+    parser.add_argument("--train-steps", type=int, help="override trainer.train_steps")
     args = parser.parse_args(argv)
     overrides: dict = {}
+    if args.workdir:
+        overrides = workdir_overrides(os.path.abspath(args.workdir))
     if args.rows:
-        overrides["data"] = {"generate": {"rows": args.rows}}
+        overrides = deep_merge(overrides, {"data": {"generate": {"rows": args.rows}}})
+    if args.train_steps:
+        overrides = deep_merge(overrides, {"trainer": {"train_steps": args.train_steps}})
     if args.no_cache:
-        overrides["pipeline"] = {"enable_cache": False}
+        overrides = deep_merge(overrides, {"pipeline": {"enable_cache": False}})
     try:
         config = load_config(args.config, overrides)
     except ConfigError as e:

@@ -6,6 +6,7 @@ import hashlib
 import os
 
 import tensorflow_model_analysis as tfma
+from google.protobuf import json_format
 from tfx import v1 as tfx
 from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
@@ -13,24 +14,28 @@ from tfx.dsl.components.base import executor_spec
 from components import csv_without_personal_data, idempotent_pusher
 from components.validation_gate import DataValidationGate
 from models.features import FeatureSpec
-from pipelines.config import GATING_METRICS, Config
+from pipelines.config import GATING_METRICS, Config, MachineConfig
 
 MODEL_CODE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.trainer.run_fn"
+TUNER_FN = "models.tuning.tuner_fn"
+TUNING_ARGS_KEY = tfx.extensions.google_cloud_ai_platform.experimental.TUNING_ARGS_KEY
 SERVING_SIGNATURE = "serving_default"
 METRICS = ("ExampleCount", *GATING_METRICS)
 
 
-def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
+def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl.Pipeline:
     """ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator (gated) -> Transform
-    -> Trainer -> latest blessed model -> Evaluator -> Pusher, configured by `config`."""
-    example_gen = FileBasedExampleGen(
-        input_base=config.data.path,
-        custom_executor_spec=executor_spec.BeamExecutorSpec(csv_without_personal_data.Executor),
-        custom_config=csv_without_personal_data.custom_config(config.data.personal_columns),
-        output_config=_split_config(config),
-    ).with_id("CsvExampleGen")
+    -> [Tuner] -> Trainer -> latest blessed model -> Evaluator -> Pusher, configured by `config`.
+
+    Args:
+        config: the loaded config; `vertex:` (a deployment profile) switches the Trainer
+            and Tuner to Vertex AI jobs and Beam to Dataflow where it asks for them.
+        runtime_parameters: expose `data_root` and `train_args` as pipeline parameters
+            that a run can set (for the compiled Vertex / Kubeflow pipeline).
+    """
+    example_gen = _example_gen(config, runtime_parameters)
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     if config.data.schema:
         schema_gen = tfx.components.ImportSchemaGen(schema_file=config.data.schema)
@@ -50,14 +55,22 @@ def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
         disable_statistics=True,  # StatisticsGen already profiles the raw data
         force_tf_compat_v1=True,
     )
-    trainer = tfx.components.Trainer(
+    tuner = _tuner(config, transform) if config.tuning.max_trials else None
+    trainer_cls, cloud_config = _trainer_class(config)
+    train_args = tfx.proto.TrainArgs(num_steps=config.trainer.train_steps)
+    if runtime_parameters:
+        train_args = tfx.dsl.experimental.RuntimeParameter(
+            name="train_args", ptype=str, default=json_format.MessageToJson(train_args, indent=None)
+        )
+    trainer = trainer_cls(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema,
-        train_args=tfx.proto.TrainArgs(num_steps=config.trainer.train_steps),
+        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
+        train_args=train_args,
         eval_args=tfx.proto.EvalArgs(num_steps=config.trainer.eval_steps),
-        custom_config=trainer_custom_config(config),
+        custom_config={**trainer_custom_config(config), **cloud_config},
     )
     baseline = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
@@ -80,11 +93,11 @@ def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
     )
     components = [
         example_gen, statistics_gen, schema_gen, example_validator, gate,
-        transform, trainer, baseline, evaluator, pusher,
+        transform, *([tuner] if tuner else []), trainer, baseline, evaluator, pusher,
     ]  # fmt: skip
     metadata = (
         tfx.orchestration.metadata.sqlite_metadata_connection_config(config.pipeline.metadata_path)
-        if config.pipeline.metadata_path
+        if config.pipeline.metadata_path and config.vertex is None
         else None
     )
     return tfx.dsl.Pipeline(
@@ -93,8 +106,132 @@ def create_pipeline(config: Config) -> tfx.dsl.Pipeline:
         components=components,
         enable_cache=config.pipeline.enable_cache,
         metadata_connection_config=metadata,
-        beam_pipeline_args=list(config.pipeline.beam_args),
+        beam_pipeline_args=beam_args(config),
     )
+
+
+def _example_gen(config: Config, runtime_parameters: bool):
+    if config.data.format == "bigquery":
+        return tfx.extensions.google_cloud_big_query.BigQueryExampleGen(
+            query=bigquery_query(config), output_config=_split_config(config)
+        )
+    input_base = config.data.path
+    if runtime_parameters:
+        input_base = tfx.dsl.experimental.RuntimeParameter(name="data_root", ptype=str, default=input_base)
+    return FileBasedExampleGen(
+        input_base=input_base,
+        # only the data files: a span folder may also hold a `_SUCCESS` marker (triggers/)
+        input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="single_split", pattern="*.csv")]),
+        custom_executor_spec=executor_spec.BeamExecutorSpec(csv_without_personal_data.Executor),
+        custom_config=csv_without_personal_data.custom_config(config.data.personal_columns),
+        output_config=_split_config(config),
+    ).with_id("CsvExampleGen")
+
+
+def bigquery_query(config: Config) -> str:
+    """The configured query, with the personal columns removed inside BigQuery."""
+    query = config.data.query.strip().rstrip(";")
+    if not config.data.personal_columns:
+        return query
+    dropped = ", ".join(f"`{c}`" for c in sorted(config.data.personal_columns))
+    return f"SELECT * EXCEPT({dropped}) FROM ({query})"
+
+
+def _tuner(config: Config, transform) -> tfx.components.Tuner:
+    t = config.tuning
+    custom = {
+        **trainer_custom_config(config),
+        "tuning": {
+            "max_trials": t.max_trials,
+            "learning_rate": list(t.learning_rate),
+            "hidden_units": [list(u) for u in t.hidden_units],
+            "embedding_dim": list(t.embedding_dim),
+        },
+    }
+    tuner_cls = tfx.components.Tuner
+    tune_args = None
+    v = config.vertex
+    if v and v.tuning:
+        tuner_cls = tfx.extensions.google_cloud_ai_platform.Tuner
+        tune_args = tfx.proto.TuneArgs(num_parallel_trials=v.tuning.replica_count)
+        custom.update(vertex_job_config(config, v.tuning, TUNING_ARGS_KEY))
+    return tuner_cls(
+        tuner_fn=TUNER_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        train_args=tfx.proto.TrainArgs(num_steps=t.trial_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=config.trainer.eval_steps),
+        tune_args=tune_args,
+        custom_config=custom,
+    )
+
+
+def _trainer_class(config: Config) -> tuple[type, dict]:
+    """The stock Trainer, or the Vertex AI one with its CustomJob settings."""
+    v = config.vertex
+    if v is None or v.training is None:
+        return tfx.components.Trainer, {}
+    return tfx.extensions.google_cloud_ai_platform.Trainer, vertex_job_config(
+        config, v.training, tfx.extensions.google_cloud_ai_platform.TRAINING_ARGS_KEY
+    )
+
+
+def vertex_job_config(config: Config, machine: MachineConfig, args_key: str) -> dict:
+    """custom_config entries that make a Trainer or Tuner run as a Vertex AI CustomJob.
+
+    The job spec is Vertex's CustomJob (worker pool 0 is the chief; further replicas go
+    to pool 1), run as the profile's service account, on its network, with its CMEK key.
+    """
+    v = config.vertex
+    machine_spec: dict = {"machine_type": machine.machine_type}
+    if machine.accelerator_type:
+        machine_spec["accelerator_type"] = machine.accelerator_type
+        machine_spec["accelerator_count"] = machine.accelerator_count
+    container = {"image_uri": v.image}
+    pools = [{"machine_spec": machine_spec, "replica_count": 1, "container_spec": container}]
+    if machine.replica_count > 1:
+        pools.append(
+            {"machine_spec": machine_spec, "replica_count": machine.replica_count - 1, "container_spec": container}
+        )
+    job_spec: dict = {"worker_pool_specs": pools, "service_account": v.service_account}
+    if v.network:
+        job_spec["network"] = v.network
+    job: dict = {"project": v.project, "job_spec": job_spec, "labels": dict(v.labels)}
+    if v.encryption_key:
+        job["encryption_spec"] = {"kms_key_name": v.encryption_key}
+    return {
+        tfx.extensions.google_cloud_ai_platform.ENABLE_VERTEX_KEY: True,
+        tfx.extensions.google_cloud_ai_platform.VERTEX_REGION_KEY: v.region,
+        args_key: job,
+    }
+
+
+def beam_args(config: Config) -> list[str]:
+    """The configured Beam args, or Dataflow's when the profile asks for it."""
+    v = config.vertex
+    if v is None or v.dataflow is None:
+        args = list(config.pipeline.beam_args)
+        if v is not None and config.data.format == "bigquery":
+            args += [f"--project={v.project}", f"--temp_location={config.pipeline.root}/tmp"]
+        return args
+    d = v.dataflow
+    args = [
+        "--runner=DataflowRunner",
+        f"--project={v.project}",
+        f"--region={d.region or v.region}",
+        f"--temp_location={d.temp_location}",
+        f"--machine_type={d.machine_type}",
+        f"--max_num_workers={d.max_num_workers}",
+        f"--service_account_email={v.service_account}",
+        f"--sdk_container_image={v.image}",  # the pipeline image carries the Beam SDK boot
+        "--experiments=use_runner_v2",
+    ]
+    if d.subnetwork:
+        args += [f"--subnetwork={d.subnetwork}", "--no_use_public_ips"]
+    if v.encryption_key:
+        args.append(f"--dataflow_kms_key={v.encryption_key}")
+    args += [f"--labels={k}={val}" for k, val in sorted(v.labels.items())]
+    return args
 
 
 def _split_config(config: Config) -> tfx.proto.Output:

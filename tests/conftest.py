@@ -6,6 +6,9 @@ import os
 
 import pytest
 
+from pipelines.config import deep_merge
+from pipelines.local_runner import workdir_overrides
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TAXI_CONFIG = os.path.join(REPO, "configs", "taxi.yaml")
 
@@ -14,19 +17,17 @@ def small_overrides(
     root: str, rows: int = 800, seed: int = 1, label_signal: bool = True, data_dir: str = "data"
 ) -> dict:
     """Overrides that keep the real pipeline but make it run in well under a minute."""
-    return {
+    small = {
         "data": {
-            "path": os.path.join(root, data_dir),
             "generate": {"rows": rows, "seed": seed, "label_signal": label_signal},
         },
         "trainer": {"train_steps": 120, "eval_steps": 10, "batch_size": 64},
+        "tuning": {"max_trials": 2, "trial_steps": 60},
         "evaluation": {"lower_bound": 0.65, "max_regression": 0.05},
-        "pipeline": {
-            "root": os.path.join(root, "pipeline"),
-            "metadata_path": os.path.join(root, "metadata", "metadata.sqlite"),
-            "serving_dir": os.path.join(root, "serving"),
-        },
     }
+    small = deep_merge(workdir_overrides(root), small)
+    small["data"]["path"] = os.path.join(root, data_dir)
+    return small
 
 
 @pytest.fixture

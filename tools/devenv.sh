@@ -4,6 +4,7 @@
 #   tools/devenv.sh ensure        build it if missing (idempotent)
 #   tools/devenv.sh exec CMD...   run CMD in it, from the current directory
 #   tools/devenv.sh info          print where it lives and how it runs
+#   tools/devenv.sh key           print the environment's key (hash of lock + recipe)
 #
 # TFX 1.21's TFDV and ML Metadata wheels need glibc >= 2.39. Where the host
 # has that and a supported Python, the environment is a plain venv. Otherwise
@@ -25,6 +26,12 @@ KEY=$( (cat "$LOCK"; echo "$RECIPE") | sha256sum | cut -c1-16)
 ENV_DIR="$CACHE_ROOT/$KEY"
 
 log() { echo "[devenv] $*" >&2; }
+
+active() {
+  # Already inside this environment: a command run by `exec`, or the pipeline image
+  # (the Dockerfile stamps its venv with the key), as in cloudbuild.yaml's test steps.
+  [ "${DEVENV_KEY:-}" = "$KEY" ] || [ "$(cat "${VIRTUAL_ENV:-/nonexistent}/.devenv-key" 2>/dev/null)" = "$KEY" ]
+}
 
 native_ok() {
   # glibc >= 2.39 and Python 3.11-3.13 on the host
@@ -102,6 +109,7 @@ EOS
 }
 
 ensure() {
+  active && return 0
   [ -f "$ENV_DIR/.complete" ] && return 0
   mkdir -p "$CACHE_ROOT"
   exec 9>"$CACHE_ROOT/.lock"
@@ -121,21 +129,25 @@ ensure() {
 }
 
 run() {
+  local inside=no
+  active && inside=yes
   ensure
-  local m; m=$(cat "$ENV_DIR/.mode")
   export PYTHONPATH="$TOP${PYTHONPATH:+:$PYTHONPATH}"
   export PYTHONDONTWRITEBYTECODE=1 TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
+  if [ "$inside" = yes ]; then exec "$@"; fi
+  local m; m=$(cat "$ENV_DIR/.mode")
   if [ "$m" = native ]; then
     PATH="$ENV_DIR/venv/bin:$PATH" VIRTUAL_ENV="$ENV_DIR/venv" exec "$@"
   fi
   sync_host_files "$ENV_DIR/root"
   in_root "$ENV_DIR/root" "$PWD" PYTHONPATH="$PYTHONPATH" PYTHONDONTWRITEBYTECODE=1 \
-    TF_CPP_MIN_LOG_LEVEL="$TF_CPP_MIN_LOG_LEVEL" CI="${CI:-}" "$@"
+    TF_CPP_MIN_LOG_LEVEL="$TF_CPP_MIN_LOG_LEVEL" CI="${CI:-}" DEVENV_KEY="$KEY" "$@"
 }
 
 case "${1:-}" in
   ensure) ensure ;;
   exec) shift; run "$@" ;;
+  key) echo "$KEY" ;;
   info) echo "mode=$(mode) key=$KEY dir=$ENV_DIR complete=$([ -f "$ENV_DIR/.complete" ] && echo yes || echo no)" ;;
-  *) echo "usage: $0 {ensure|exec CMD...|info}" >&2; exit 2 ;;
+  *) echo "usage: $0 {ensure|exec CMD...|info|key}" >&2; exit 2 ;;
 esac

@@ -1,0 +1,87 @@
+"""The Tuner component's `tuner_fn`: KerasTuner random search over the model's hyperparameters.
+
+KerasTuner 1.4 builds Keras 3 models, and the model here is tf_keras, so the
+search drives a `BaseTuner` whose trials train the same model `run_fn` trains
+and report the eval AUC. The oracle, trial bookkeeping, distributed tuning
+and the best-hyperparameters artifact are KerasTuner's and TFX's own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras_tuner as kt
+import tensorflow_transform as tft
+
+from models.features import FeatureSpec
+from models.model import HParams, build_model
+from models.training import cardinalities, eval_auc, fit, make_datasets
+
+OBJECTIVE = "val_auc"
+
+
+def search_space(space: dict[str, Any]) -> kt.HyperParameters:
+    """The search space from config (`tuning:`): learning rate range, layer and embedding choices."""
+    hp = kt.HyperParameters()
+    low, high = space["learning_rate"]
+    hp.Float("learning_rate", low, high, sampling="log")
+    hp.Choice("hidden_units", [encode_units(u) for u in space["hidden_units"]])
+    hp.Choice("embedding_dim", [int(d) for d in space["embedding_dim"]])
+    return hp
+
+
+def encode_units(units) -> str:
+    return "-".join(str(int(u)) for u in units)
+
+
+def hparams_from_values(values: dict[str, Any], defaults: HParams) -> HParams:
+    """HParams from a trial's (or the best trial's) values; anything not searched keeps `defaults`."""
+    units = values.get("hidden_units")
+    return HParams(
+        hidden_units=tuple(int(u) for u in units.split("-")) if units else defaults.hidden_units,
+        learning_rate=float(values.get("learning_rate", defaults.learning_rate)),
+        embedding_dim=int(values.get("embedding_dim", defaults.embedding_dim)),
+    )
+
+
+class ModelTuner(kt.engine.base_tuner.BaseTuner):
+    """Each trial trains `build_model` with the trial's values and reports eval AUC."""
+
+    def __init__(self, oracle, fn_args, **kwargs):
+        super().__init__(oracle, **kwargs)
+        self._fn_args = fn_args
+
+    def run_trial(self, trial, *args, **kwargs) -> dict[str, float]:
+        a = self._fn_args
+        config = a.custom_config
+        spec = FeatureSpec.from_dict(config["features"])
+        transform_output = tft.TFTransformOutput(a.transform_graph_path)
+        train, evaluation = make_datasets(a, transform_output, spec.label, int(config.get("batch_size", 128)))
+        hparams = hparams_from_values(trial.hyperparameters.values, HParams.from_dict(config.get("hparams", {})))
+        model = build_model(spec.dense_outputs(), cardinalities(spec, transform_output), hparams)
+        fit(model, train, evaluation, a.train_steps, a.eval_steps, callbacks=[])
+        return {OBJECTIVE: eval_auc(model, evaluation, a.eval_steps)}
+
+    def save_model(self, trial_id, model, step=0):  # trials keep no model; the Trainer trains the final one
+        pass
+
+    def load_model(self, trial):
+        raise NotImplementedError("trial models are not kept")
+
+
+def tuner_fn(fn_args):
+    """Returns a TFX `TunerFnResult`.
+
+    Args: TFX FnArgs; `custom_config` is the Trainer's plus `tuning` (the search space and seed).
+    """
+    from tfx.components.tuner.component import TunerFnResult  # the Tuner component's contract
+
+    tuning = fn_args.custom_config["tuning"]
+    oracle = kt.oracles.RandomSearchOracle(
+        objective=kt.Objective(OBJECTIVE, "max"),
+        max_trials=int(tuning["max_trials"]),
+        seed=int(fn_args.custom_config.get("seed", 0)),
+        hyperparameters=search_space(tuning),
+    )
+    tuner = ModelTuner(oracle, fn_args, directory=fn_args.working_dir, project_name="search", overwrite=True)
+    return TunerFnResult(tuner=tuner, fit_kwargs={})
