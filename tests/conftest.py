@@ -22,7 +22,13 @@ def small_overrides(
             "generate": {"rows": rows, "seed": seed, "label_signal": label_signal},
         },
         "trainer": {"train_steps": 120, "eval_steps": 10, "batch_size": 64},
-        "tuning": {"max_trials": 2, "trial_steps": 60},
+        # a real search, within a space where every choice learns on 800 rows
+        "tuning": {
+            "max_trials": 2,
+            "trial_steps": 60,
+            "learning_rate": [0.002, 0.005],
+            "hidden_units": [[64, 32], [32]],
+        },
         "evaluation": {"lower_bound": 0.65, "max_regression": 0.05},
     }
     small = deep_merge(workdir_overrides(root), small)

@@ -8,8 +8,10 @@ validation gate. After each failure the first model is still the one served.
 
 import dataclasses
 import glob
+import json
 import os
 
+import keras_tuner
 import numpy as np
 import pandas as pd
 import pytest
@@ -77,6 +79,16 @@ def test_first_run_is_blessed_and_pushed(first_run):
     assert served_versions(config) == [os.path.basename(summary.pushed_model)]
 
 
+def test_trainer_trains_the_tuners_best_hyperparameters(first_run):
+    config, summary = first_run
+    with open(os.path.join(newest_output(config, "Tuner", "best_hyperparameters"), "best_hyperparameters.txt")) as f:
+        best = keras_tuner.HyperParameters.from_config(json.load(f)).values
+    assert best["hidden_units"] in ("64-32", "32")
+    model = tf.saved_model.load(summary.pushed_model)
+    dense = sorted(int(v.shape[-1]) for v in model.variables if "dense" in v.name and v.name.endswith("kernel:0"))
+    assert dense == sorted(int(u) for u in best["hidden_units"].split("-"))  # hidden layers as the best trial chose
+
+
 def test_pushed_model_predicts_on_raw_rows_with_the_training_transform(first_run):
     config, summary = first_run
     model = tf.saved_model.load(summary.pushed_model)
@@ -130,6 +142,7 @@ def test_model_that_regresses_against_the_last_blessed_is_not_pushed(first_run):
         TAXI_CONFIG,
         deep_merge(small_overrides(os.path.dirname(config.pipeline.root)), {
             "trainer": {"train_steps": 2, "learning_rate": 0.0001},
+            "tuning": {"max_trials": 0},
             "evaluation": {"lower_bound": 0.3, "max_regression": 0.0},
         }),
     )  # fmt: skip

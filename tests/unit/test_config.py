@@ -82,3 +82,18 @@ def test_overrides_merge_into_sections(taxi_config_path):
     config = load_config(taxi_config_path, {"trainer": {"train_steps": 7}})
     assert config.trainer.train_steps == 7
     assert config.trainer.batch_size == load_config(taxi_config_path).trainer.batch_size
+
+
+def test_profile_extends_a_base_and_rejects_loops(tmp_path, taxi_config_path):
+    profile = tmp_path / "p.yaml"
+    profile.write_text(f"extends: {taxi_config_path}\ntrainer: {{train_steps: 7}}\n")
+    config = load_config(str(profile))
+    assert config.trainer.train_steps == 7 and config.label == "big_tip"
+    loop = tmp_path / "loop.yaml"
+    loop.write_text("extends: loop.yaml\n")
+    with pytest.raises(ConfigError, match="'extends' loops back"):
+        load_config(str(loop))
+    missing = tmp_path / "m.yaml"
+    missing.write_text("extends: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match="'extends' names nowhere.yaml, which does not exist"):
+        load_config(str(missing))

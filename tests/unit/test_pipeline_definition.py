@@ -14,7 +14,7 @@ pytestmark = pytest.mark.unit
 
 EXPECTED_ORDER = [
     "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "DataValidationGate",
-    "Transform", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher",
+    "Transform", "Tuner", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher",
 ]  # fmt: skip
 
 
@@ -28,6 +28,7 @@ def test_components_and_wiring(taxi_config_path):
     assert by_id["Trainer"].inputs["schema"].producer_component_id == "DataValidationGate"
     assert by_id["Evaluator"].inputs["baseline_model"].producer_component_id == "latest_blessed_model_resolver"
     assert by_id["Pusher"].inputs["model_blessing"].producer_component_id == "Evaluator"
+    assert by_id["Trainer"].inputs["hyperparameters"].producer_component_id == "Tuner"
     custom = json.loads(by_id["Trainer"].exec_properties["custom_config"])
     assert custom["features"]["label"] == "big_tip"
     assert "rider_email" not in json.dumps(custom)
@@ -55,3 +56,28 @@ def test_code_fingerprint_changes_with_model_code(tmp_path):
     with open(copy / "model.py", "a") as f:
         f.write("\n# changed\n")
     assert code_fingerprint(str(copy)) != before
+
+
+def test_no_tuner_when_the_budget_is_zero(taxi_config_path):
+    p = create_pipeline(load_config(taxi_config_path, {"tuning": {"max_trials": 0}}))
+    by_id = {c.id: c for c in p.components}
+    assert "Tuner" not in by_id and "hyperparameters" not in by_id["Trainer"].inputs
+
+
+def test_tuner_search_space_from_config(taxi_config_path):
+    from models.tuning import hparams_from_values, search_space
+    from models.model import HParams
+
+    p = create_pipeline(load_config(taxi_config_path, {"tuning": {"max_trials": 5, "hidden_units": [[16], [8, 4]]}}))
+    tuner = {c.id: c for c in p.components}["Tuner"]
+    space = json.loads(tuner.exec_properties["custom_config"])["tuning"]
+    assert space["max_trials"] == 5
+    hp = search_space(space)
+    assert hp.get("hidden_units") in ("16", "8-4")
+    assert {c["config"]["name"]: c for c in hp.get_config()["space"]}["hidden_units"]["config"]["values"] == [
+        "16",
+        "8-4",
+    ]
+    assert hparams_from_values({"hidden_units": "8-4", "learning_rate": 0.01}, HParams()) == HParams(
+        hidden_units=(8, 4), learning_rate=0.01, embedding_dim=HParams().embedding_dim
+    )

@@ -1,0 +1,86 @@
+"""cloudbuild.yaml cannot rot: its steps are parsed, their order checked, and every step
+that needs neither Google Cloud nor a Docker engine is run here exactly as written."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+ORDER = ["build-image", "lint-and-unit-tests", "e2e-smoke-run", "push-image", "compile-pipeline",
+         "upload-template", "submit-run"]  # fmt: skip
+# Steps that call Google Cloud or need a Docker engine; everything else runs in the test.
+NEEDS_CLOUD = {"build-image", "push-image", "upload-template", "submit-run"}
+SUBSTITUTIONS = {"PROJECT_ID": "example-mlops-dev", "SHORT_SHA": "abc1234"}
+
+
+def load() -> dict:
+    with open(os.path.join(REPO, "cloudbuild.yaml")) as f:
+        return yaml.safe_load(f)
+
+
+def substitute(text: str, values: dict[str, str]) -> str:
+    def one(m: re.Match) -> str:
+        name = m.group(1)
+        if name not in values:
+            raise AssertionError(f"cloudbuild.yaml uses ${{{name}}}, which has no value")
+        return values[name]
+
+    return re.sub(r"\$\{([A-Z_]+)\}", one, text)
+
+
+def values(build: dict) -> dict[str, str]:
+    return {**SUBSTITUTIONS, **build["substitutions"]}
+
+
+def test_steps_order_dependencies_and_no_secrets():
+    build = load()
+    steps = build["steps"]
+    assert [s["id"] for s in steps] == ORDER
+    for previous, step in zip(steps, steps[1:]):
+        assert step["waitFor"] == [previous["id"]], step["id"]  # a strict chain: a red step stops the rest
+    image = substitute(steps[0]["args"][2], values(build))
+    assert image == "us-central1-docker.pkg.dev/example-mlops-dev/mlops/tfx-pipeline:abc1234"
+    for step in steps[1:]:
+        if step["name"] != "gcr.io/cloud-builders/docker":
+            assert substitute(step["name"], values(build)) == image, step["id"]  # tests run in the image that ships
+    assert substitute(" ".join(steps[3]["args"]), values(build)) == f"push {image}"
+    assert set(build["substitutions"]) == {"_REGION", "_REPOSITORY", "_PROFILE", "_SUBMIT"}
+    text = json.dumps(build).lower()
+    assert not re.search(r"(password|secret|token|private_key|api_key)", text)
+
+
+def test_runnable_steps_run_as_written(tmp_path):
+    """lint + unit tests, the smoke run and the compile, in a copy of the checkout."""
+    build = load()
+    workspace = tmp_path / "workspace"  # Cloud Build's /workspace: a clean checkout
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.split()  # fmt: skip
+    for name in files:
+        if os.path.exists(os.path.join(REPO, name)):
+            os.makedirs(workspace / os.path.dirname(name), exist_ok=True)
+            shutil.copy2(os.path.join(REPO, name), workspace / name)
+    ran = []
+    for step in build["steps"]:
+        if step["id"] in NEEDS_CLOUD:
+            continue
+        command = [substitute(step["entrypoint"], values(build))] + [substitute(a, values(build)) for a in step["args"]]
+        result = subprocess.run(command, cwd=workspace, capture_output=True, text=True, timeout=900)
+        assert result.returncode == 0, (
+            f"{step['id']}: {' '.join(command)}\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        )
+        ran.append(step["id"])
+    assert ran == ["lint-and-unit-tests", "e2e-smoke-run", "compile-pipeline"]
+    with open(workspace / "build" / "vertex" / "vertex-dev.json") as f:
+        compiled = json.load(f)
+    images = {e["container"]["image"] for e in compiled["pipelineSpec"]["deploymentSpec"]["executors"].values()
+              if "container" in e}  # fmt: skip
+    assert images == {"us-central1-docker.pkg.dev/example-mlops-dev/mlops/tfx-pipeline:abc1234"}
+    assert os.listdir(workspace / "build" / "smoke" / "serving")  # the smoke run pushed a model
