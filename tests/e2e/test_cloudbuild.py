@@ -44,7 +44,7 @@ def test_steps_order_dependencies_and_no_secrets():
     build = load()
     steps = build["steps"]
     assert [s["id"] for s in steps] == ORDER
-    for previous, step in zip(steps, steps[1:]):
+    for previous, step in zip(steps, steps[1:], strict=False):
         assert step["waitFor"] == [previous["id"]], step["id"]  # a strict chain: a red step stops the rest
     image = substitute(steps[0]["args"][2], values(build))
     assert image == "us-central1-docker.pkg.dev/example-mlops-dev/mlops/tfx-pipeline:abc1234"

@@ -65,8 +65,8 @@ def test_no_tuner_when_the_budget_is_zero(taxi_config_path):
 
 
 def test_tuner_search_space_from_config(taxi_config_path):
-    from models.tuning import hparams_from_values, search_space
     from models.model import HParams
+    from models.tuning import hparams_from_values, search_space
 
     p = create_pipeline(load_config(taxi_config_path, {"tuning": {"max_trials": 5, "hidden_units": [[16], [8, 4]]}}))
     tuner = {c.id: c for c in p.components}["Tuner"]
