@@ -25,9 +25,9 @@ env: ## Build the environment if missing (Debian 13 root or venv, keyed by requi
 run: env ## Run the training pipeline end to end on the sample data (CONFIG=...)
 	$(ENV) python -m pipelines.local_runner --config $(CONFIG)
 
-smoke: env ## A small end-to-end run (800 rows) in build/smoke, as Cloud Build does before pushing
+smoke: env ## A small end-to-end run (2,000 rows) in build/smoke, as Cloud Build does before pushing
 	rm -rf build/smoke
-	$(ENV) python -m pipelines.local_runner --config $(CONFIG) --workdir build/smoke --rows 800 --train-steps 100
+	$(ENV) python -m pipelines.local_runner --config configs/smoke.yaml --workdir build/smoke --expect-push
 
 test: env ## Lint, then run the whole test suite (unit, data, model, e2e)
 	$(ENV) ruff check .

@@ -89,15 +89,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, help="override data.generate.rows")
     parser.add_argument("--no-cache", action="store_true", help="re-run every component")
     parser.add_argument("--workdir", help="put data, outputs, metadata and served models under this directory")
-    parser.add_argument("--train-steps", type=int, help="override trainer.train_steps")
+    parser.add_argument("--expect-push", action="store_true", help="exit 3 unless a model is blessed and pushed")
     args = parser.parse_args(argv)
     overrides: dict = {}
     if args.workdir:
         overrides = workdir_overrides(os.path.abspath(args.workdir))
     if args.rows:
         overrides = deep_merge(overrides, {"data": {"generate": {"rows": args.rows}}})
-    if args.train_steps:
-        overrides = deep_merge(overrides, {"trainer": {"train_steps": args.train_steps}})
     if args.no_cache:
         overrides = deep_merge(overrides, {"pipeline": {"enable_cache": False}})
     try:
@@ -126,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         print(f"run failed: {failed}", file=sys.stderr)
         return 1
+    if args.expect_push and not summary.pushed_model:
+        print("run completed but no model was pushed (--expect-push)", file=sys.stderr)
+        return 3
     return 0
 
 
