@@ -29,6 +29,7 @@ COPY components components
 COPY datagen datagen
 COPY models models
 COPY pipelines pipelines
+COPY serving serving
 COPY configs configs
 COPY schemas schemas
 RUN pip install --no-cache-dir --no-deps . \

@@ -12,7 +12,7 @@ DRY_RUN ?=
 VERTEX = $(ENV) python -m pipelines.vertex --profile $(PROFILE) $(if $(IMAGE),--image $(IMAGE)) $(if $(DRY_RUN),--dry-run)
 
 .DEFAULT_GOAL := help
-.PHONY: help env run smoke test test-unit test-e2e bench schema lint lock clean clean-env \
+.PHONY: help env run smoke serve test test-unit test-e2e bench schema lint lock clean clean-env \
 	compile upload submit schedule trigger-bundle
 
 help: ## List the targets
@@ -28,6 +28,9 @@ run: env ## Run the training pipeline end to end on the sample data (CONFIG=...)
 smoke: env ## A small end-to-end run (2,000 rows) in build/smoke, as Cloud Build does before pushing
 	rm -rf build/smoke
 	$(ENV) python -m pipelines.local_runner --config configs/smoke.yaml --workdir build/smoke --expect-push
+
+serve: env ## Serve the newest pushed model on http://127.0.0.1:8080 (Vertex AI predict JSON)
+	$(ENV) python -m serving.server --config $(CONFIG)
 
 test: env ## Lint, then run the whole test suite (unit, data, model, e2e)
 	$(ENV) ruff check .

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+
 import keras_tuner
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -38,6 +41,7 @@ def run_fn(fn_args) -> None:
     tensorboard = keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")
     fit(model, train, evaluation, fn_args.train_steps, fn_args.eval_steps, callbacks=[tensorboard])
     export_serving_model(model, transform_output, spec, fn_args.serving_model_dir)
+    write_serving_contract(fn_args.serving_model_dir, spec, fn_args.schema_path)
 
 
 def export_serving_model(model: keras.Model, transform_output, spec: FeatureSpec, path: str) -> None:
@@ -58,3 +62,21 @@ def export_serving_model(model: keras.Model, transform_output, spec: FeatureSpec
         return {SERVING_OUTPUT: model(inputs)}
 
     model.save(path, save_format="tf", signatures={"serving_default": serve_examples})
+
+
+CONTRACT_DIR = "assets.extra"  # files beside the SavedModel that TF Serving and Vertex ignore
+CONTRACT_FILE = "serving_contract.json"
+SCHEMA_FILE = "schema.pbtxt"
+
+
+def write_serving_contract(model_dir: str, spec: FeatureSpec, schema_path: str | None) -> None:
+    """Writes what a server needs to validate requests, versioned with the model:
+    the raw inputs it reads, the output name, and the validated schema (domains, presence,
+    environments) the model was trained against."""
+    extra = os.path.join(model_dir, CONTRACT_DIR)
+    tf.io.gfile.makedirs(extra)
+    contract = {"inputs": list(spec.raw_inputs()), "label": spec.label, "output": SERVING_OUTPUT}
+    with tf.io.gfile.GFile(os.path.join(extra, CONTRACT_FILE), "w") as f:
+        json.dump(contract, f, indent=2)
+    if schema_path:
+        tf.io.gfile.copy(schema_path, os.path.join(extra, SCHEMA_FILE), overwrite=True)

@@ -106,6 +106,22 @@ class PipelineConfig:
 
 
 @dataclass(frozen=True)
+class ServingConfig:
+    """The local prediction server (`make serve`), which speaks Vertex AI's predict JSON."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 1_000_000  # larger requests get 413
+    max_instances: int = 1000  # per request
+    max_batch: int = 512  # rows per model call when requests are batched together
+    cache_size: int = 10000  # predictions of repeated rows kept per model version; 0 turns it off
+    canary_percent: int = 0  # share of requests for the newest version, the rest to the one before; 0 = newest only
+    poll_seconds: float = 2.0  # how often to look for a newly pushed version
+    log_path: str = "build/prediction_logs/predictions.jsonl"  # JSON lines, the input of monitoring
+    reject_out_of_domain: bool = True  # a categorical value outside the schema's domain is a 400
+
+
+@dataclass(frozen=True)
 class MachineConfig:
     """A Vertex AI CustomJob worker pool (`machineSpec` + `replicaCount`)."""
 
@@ -163,6 +179,7 @@ class Config:
     trainer: TrainerConfig = TrainerConfig()
     tuning: TuningConfig = TuningConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    serving: ServingConfig = ServingConfig()
     vertex: VertexConfig | None = None  # a deployment profile (configs/vertex-*.yaml)
     source: str = ""  # the file this was loaded from
 
@@ -223,6 +240,11 @@ def _check(config: Config, path: str) -> None:
     if not t.hidden_units or not t.embedding_dim:
         raise ConfigError(f"{path}: 'tuning.hidden_units' and 'tuning.embedding_dim' need at least one choice")
     _check_vertex(config, path)
+    s = config.serving
+    if not 0 <= s.canary_percent <= 100:
+        raise ConfigError(f"{path}: 'serving.canary_percent' must be between 0 and 100")
+    if min(s.max_body_bytes, s.max_instances, s.max_batch) < 1 or s.cache_size < 0 or s.poll_seconds <= 0:
+        raise ConfigError(f"{path}: 'serving' sizes and intervals must be positive")
     if config.evaluation.metric not in GATING_METRICS:
         raise ConfigError(
             f"{path}: 'evaluation.metric' must be one of {list(GATING_METRICS)}, got {config.evaluation.metric!r}"
@@ -347,7 +369,8 @@ def _resolve_paths(config: Config, root: str) -> Config:
         metadata_path=absolute(pipe.metadata_path),
         serving_dir=absolute(pipe.serving_dir),
     )
-    return dataclasses.replace(config, data=data, pipeline=pipe)
+    serving = dataclasses.replace(config.serving, log_path=absolute(config.serving.log_path))
+    return dataclasses.replace(config, data=data, pipeline=pipe, serving=serving)
 
 
 def deep_merge(base: dict, extra: dict) -> dict:

@@ -39,3 +39,18 @@ def small_overrides(
 @pytest.fixture
 def taxi_config_path() -> str:
     return TAXI_CONFIG
+
+
+@pytest.fixture(scope="session")
+def e2e_root(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("e2e"))
+
+
+@pytest.fixture(scope="session")
+def first_run(e2e_root):
+    """One real pipeline run on 800 rows, shared by the end-to-end tests (blessed and pushed)."""
+    from pipelines import local_runner
+    from pipelines.config import load_config
+
+    config = load_config(TAXI_CONFIG, small_overrides(e2e_root))
+    return config, local_runner.run(config)

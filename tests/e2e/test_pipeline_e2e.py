@@ -30,14 +30,8 @@ DATA_COMPONENTS = ("CsvExampleGen", "StatisticsGen", "ExampleValidator", "DataVa
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("e2e"))
-
-
-@pytest.fixture(scope="module")
-def first_run(root):
-    config = load_config(TAXI_CONFIG, small_overrides(root))
-    return config, local_runner.run(config)
+def root(e2e_root):
+    return e2e_root
 
 
 def served_versions(config) -> list[str]:

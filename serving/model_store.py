@@ -1,0 +1,160 @@
+"""Pushed models as the server sees them: load a version, predict, find the newest, split traffic.
+
+A pushed version is `<serving_dir>/<version>/`, a SavedModel whose
+`serving_default` takes serialized tf.Examples of raw values, with its serving
+contract (inputs, output, schema) in `assets.extra/`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from serving.validation import RequestValidator
+
+CONTRACT = os.path.join("assets.extra", "serving_contract.json")
+SCHEMA = os.path.join("assets.extra", "schema.pbtxt")
+
+
+class ModelUnavailable(RuntimeError):
+    """No pushed model can be served (the server answers 503)."""
+
+
+def versions(serving_dir: str) -> list[str]:
+    """Complete pushed versions, oldest first (a version is complete once its SavedModel and contract exist)."""
+    if not os.path.isdir(serving_dir):
+        return []
+    out = []
+    for name in os.listdir(serving_dir):
+        path = os.path.join(serving_dir, name)
+        if name.isdigit() and os.path.exists(os.path.join(path, "saved_model.pb")) and os.path.exists(
+            os.path.join(path, CONTRACT)
+        ):
+            out.append(name)
+    return sorted(out, key=int)
+
+
+def to_example(instance: dict[str, Any]) -> bytes:
+    """One serialized tf.Example; a None value is left out (a missing value)."""
+    example = tf.train.Example()
+    features = example.features.feature
+    for name, value in instance.items():
+        if value is None:
+            continue
+        if isinstance(value, str):
+            features[name].bytes_list.value.append(value.encode("utf-8"))
+        elif isinstance(value, int):
+            features[name].int64_list.value.append(value)
+        else:
+            features[name].float_list.value.append(value)
+    return example.SerializeToString()
+
+
+@dataclass
+class LoadedModel:
+    version: str
+    path: str
+    validator: RequestValidator
+    output: str
+    _fn: Any
+    _saved: Any = None  # keeps the SavedModel's variables alive with the signature
+
+    def predict(self, instances: list[dict[str, Any]]) -> list[float]:
+        """Scores validated instances (the validator's output)."""
+        return self.predict_serialized([to_example(i) for i in instances])
+
+    def predict_serialized(self, examples: list[bytes]) -> list[float]:
+        result = self._fn(examples=tf.constant(examples, dtype=tf.string))[self.output]
+        return [float(v) for v in tf.reshape(result, [-1]).numpy()]
+
+
+def load(path: str, personal_columns: list[str] = (), reject_out_of_domain: bool = True) -> LoadedModel:
+    """Loads one pushed version as the server serves it, and warms it up."""
+    with open(os.path.join(path, CONTRACT)) as f:
+        contract = json.load(f)
+    schema = schema_pb2.Schema()
+    with open(os.path.join(path, SCHEMA)) as f:
+        text_format.Parse(f.read(), schema)
+    validator = RequestValidator.from_schema(schema, contract["inputs"], list(personal_columns), reject_out_of_domain)
+    saved = tf.saved_model.load(path)
+    fn = saved.signatures["serving_default"]
+    model = LoadedModel(os.path.basename(path.rstrip("/")), path, validator, contract["output"], fn, saved)
+    model.predict([validator.example_instance()])  # the first call is slow; make it before traffic arrives
+    return model
+
+
+class ModelStore:
+    """The served models: the newest pushed version, optionally a traffic split with the one before.
+
+    `refresh()` loads a newly pushed version off the request path and swaps it in
+    atomically: requests in flight finish on the model they started with.
+    """
+
+    def __init__(self, serving_dir: str, personal_columns: list[str] = (), canary_percent: int = 0,
+                 reject_out_of_domain: bool = True, seed: int | None = None):  # fmt: skip
+        self.serving_dir = serving_dir
+        self.personal_columns = list(personal_columns)
+        self.canary_percent = canary_percent
+        self.reject_out_of_domain = reject_out_of_domain
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+        self._models: dict[str, LoadedModel] = {}
+        self._split: list[tuple[str, int]] = []  # (version, percent)
+
+    def refresh(self) -> bool:
+        """Serves the newest version (and, with a canary share, the previous one). True if anything changed."""
+        available = versions(self.serving_dir)
+        if not available:
+            return False
+        wanted = available[-2:] if self.canary_percent and len(available) > 1 else available[-1:]
+        if set(wanted) == set(self._models):
+            return False
+        loaded = {v: self._models.get(v) or self._load(v) for v in wanted}
+        if len(wanted) == 2:
+            split = [(wanted[0], 100 - self.canary_percent), (wanted[1], self.canary_percent)]
+        else:
+            split = [(wanted[0], 100)]
+        with self._lock:
+            self._models, self._split = loaded, split
+        return True
+
+    def _load(self, version: str) -> LoadedModel:
+        path = os.path.join(self.serving_dir, version)
+        return load(path, self.personal_columns, self.reject_out_of_domain)
+
+    def pick(self) -> LoadedModel:
+        """The model for one request, by the traffic split."""
+        with self._lock:
+            models, split = self._models, self._split
+        if not split:
+            raise ModelUnavailable(f"no pushed model in {self.serving_dir}")
+        if len(split) == 1:
+            return models[split[0][0]]
+        draw = self._random.uniform(0, 100)
+        return models[split[0][0]] if draw < split[0][1] else models[split[1][0]]
+
+    def split(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._split)
+
+    def watch(self, interval: float, stop: threading.Event) -> threading.Thread:
+        """Polls for newly pushed versions every `interval` seconds until `stop` is set."""
+
+        def loop():
+            while not stop.wait(interval):
+                try:
+                    self.refresh()
+                except Exception as e:  # a broken push must not take the served model down
+                    print(json.dumps({"event": "model_load_failed", "error": str(e)[:500]}), flush=True)
+
+        thread = threading.Thread(target=loop, name="model-watcher", daemon=True)
+        thread.start()
+        return thread

@@ -1,0 +1,404 @@
+"""HTTP prediction server for the newest pushed model, in Vertex AI's request/response JSON.
+
+  python -m serving.server --config configs/taxi.yaml       (make serve)
+
+  POST /v1/models/<name>:predict   {"instances": [{raw feature values}, ...]}
+                                   -> {"predictions": [{"probability": p}, ...], "deployedModelId": ...}
+  GET  /health                     200 once a model is loaded, else 503
+  GET  /v1/models/<name>           served versions, traffic split, input contract
+
+Binds 127.0.0.1 unless told otherwise. On a Vertex AI custom-container endpoint
+the routes and port come from AIP_PREDICT_ROUTE / AIP_HEALTH_ROUTE / AIP_HTTP_PORT.
+Requests are validated against the model's serving schema (4xx naming the
+field); concurrent requests are scored together in one model call; repeated
+rows are answered from a per-version cache; a newly pushed version is loaded
+in the background and swapped in between requests. Every request is logged as
+one JSON line (model inputs only: personal columns are dropped on arrival).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import queue
+import sys
+import threading
+import time
+import uuid
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from serving.model_store import LoadedModel, ModelStore, ModelUnavailable, to_example
+from serving.validation import InvalidRequest
+
+
+class PredictionLog:
+    """JSON lines written by a background thread; a full queue drops lines (counted), never blocks a request."""
+
+    def __init__(self, path: str | None, capacity: int = 10000):
+        self.path = path
+        self.dropped = 0
+        self._queue: queue.Queue = queue.Queue(capacity)
+        self._thread = None
+        if path:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            self._thread = threading.Thread(target=self._write, name="prediction-log", daemon=True)
+            self._thread.start()
+
+    def add(self, record: dict) -> None:
+        if not self.path:
+            return
+        try:
+            self._queue.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+
+    def _write(self) -> None:
+        with open(self.path, "a", encoding="utf-8") as f:
+            while True:
+                record = self._queue.get()
+                if record is None:
+                    return
+                f.write(json.dumps(record, separators=(",", ":")) + "\n")
+                if self._queue.empty():
+                    f.flush()
+
+    def close(self) -> None:
+        if self._thread:
+            self._queue.put(None)
+            self._thread.join(timeout=5)
+
+
+class Batcher:
+    """Scores the rows of concurrent requests in shared model calls (one thread owns the model calls)."""
+
+    def __init__(self, max_batch: int):
+        self.max_batch = max_batch
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="batcher", daemon=True)
+        self._thread.start()
+
+    def predict(self, model: LoadedModel, examples: list[bytes]) -> list[float]:
+        job = {"model": model, "examples": examples, "done": threading.Event(), "result": None, "error": None}
+        self._queue.put(job)
+        job["done"].wait()
+        if job["error"] is not None:
+            raise job["error"]
+        return job["result"]
+
+    def _run(self) -> None:
+        while True:
+            jobs = [self._queue.get()]
+            rows = len(jobs[0]["examples"])
+            while rows < self.max_batch:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                jobs.append(job)
+                rows += len(job["examples"])
+            by_model: dict[int, list[dict]] = collections.defaultdict(list)
+            for job in jobs:
+                by_model[id(job["model"])].append(job)
+            for group in by_model.values():
+                examples = [e for job in group for e in job["examples"]]
+                try:
+                    scores = group[0]["model"].predict_serialized(examples)
+                except Exception as e:  # answered as 500 by the request that owns it
+                    for job in group:
+                        job["error"] = e
+                        job["done"].set()
+                    continue
+                start = 0
+                for job in group:
+                    n = len(job["examples"])
+                    job["result"] = scores[start : start + n]
+                    start += n
+                    job["done"].set()
+
+
+class PredictionCache:
+    """LRU of (model version, serialized row) -> score."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._items: collections.OrderedDict = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+
+    def get(self, key) -> float | None:
+        if not self.size:
+            return None
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+            return value
+
+    def put(self, key, value: float) -> None:
+        if not self.size:
+            return
+        with self._lock:
+            self._items[key] = value
+            if len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+class App:
+    """Everything a request handler needs; independent of the HTTP layer."""
+
+    def __init__(self, store: ModelStore, model_name: str, max_body_bytes: int, max_instances: int,
+                 max_batch: int, cache_size: int, log_path: str | None):  # fmt: skip
+        self.store = store
+        self.model_name = model_name
+        self.max_body_bytes = max_body_bytes
+        self.max_instances = max_instances
+        self.batcher = Batcher(max_batch)
+        self.cache = PredictionCache(cache_size)
+        self.log = PredictionLog(log_path)
+        self.counts: collections.Counter = collections.Counter()
+
+    def predict(self, body: bytes) -> tuple[int, dict]:
+        """(status, response) for one predict request body; never raises."""
+        start = time.perf_counter()
+        request_id = uuid.uuid4().hex
+        record: dict[str, Any] = {"time": time.time(), "request_id": request_id, "model": self.model_name}
+        try:
+            instances = self._instances(body)
+            model = self.store.pick()
+            rows = [model.validator.instance(raw, i) for i, raw in enumerate(instances)]
+            scores = self._score(model, rows)
+            status = 200
+            response = {
+                "predictions": [{model.output: s} for s in scores],
+                "deployedModelId": model.version,
+                "model": self.model_name,
+                "modelVersionId": model.version,
+            }
+            record.update(model_version=model.version, instances=rows, predictions=scores)
+        except InvalidRequest as e:
+            status, response = e.status, {"error": str(e)}
+            record["error"] = str(e)
+        except ModelUnavailable as e:
+            status, response = 503, {"error": str(e)}
+            record["error"] = str(e)
+        except Exception as e:  # a bug, not the client's fault; logged without the request body
+            status, response = 500, {"error": f"internal error ({type(e).__name__})"}
+            record["error"] = f"{type(e).__name__}: {str(e)[:200]}"
+        record.update(status=status, latency_ms=round((time.perf_counter() - start) * 1000, 3))
+        self.counts[status] += 1
+        self.log.add(record)
+        return status, response
+
+    def _instances(self, body: bytes) -> list:
+        try:
+            payload = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        except InvalidRequest:
+            raise
+        except UnicodeDecodeError:
+            raise InvalidRequest("request body is not UTF-8") from None
+        except RecursionError:
+            raise InvalidRequest("request body is nested too deeply") from None
+        except ValueError as e:
+            raise InvalidRequest(f"request body is not valid JSON: {str(e)[:120]}") from None
+        if not isinstance(payload, dict) or "instances" not in payload:
+            raise InvalidRequest('request body must be a JSON object with an "instances" list')
+        extra = sorted(set(payload) - {"instances", "parameters"})
+        if extra:
+            raise InvalidRequest(f"unknown top-level field '{str(extra[0])[:60]}'")
+        instances = payload["instances"]
+        if not isinstance(instances, list) or not instances:
+            raise InvalidRequest('"instances" must be a non-empty list')
+        if len(instances) > self.max_instances:
+            raise InvalidRequest(f"{len(instances)} instances exceed the limit of {self.max_instances}", 413)
+        return instances
+
+    def _score(self, model: LoadedModel, rows: list[dict]) -> list[float]:
+        examples = [to_example(r) for r in rows]
+        scores: list[float | None] = [self.cache.get((model.version, e)) for e in examples]
+        missing = [i for i, s in enumerate(scores) if s is None]
+        if missing:
+            fresh = self.batcher.predict(model, [examples[i] for i in missing])
+            for i, s in zip(missing, fresh, strict=True):
+                scores[i] = s
+                self.cache.put((model.version, examples[i]), s)
+        return scores
+
+    def metadata(self) -> dict:
+        model = self.store.pick()
+        return {
+            "name": self.model_name,
+            "versions": self.store.split(),
+            "inputs": model.validator.describe(),
+            "output": model.output,
+            "requests": {str(k): v for k, v in sorted(self.counts.items())},
+            "cache_hits": self.cache.hits,
+            "log_lines_dropped": self.log.dropped,
+        }
+
+
+def _reject_constant(name: str):
+    raise InvalidRequest(f"{name} is not a valid number in a request")
+
+
+DISCARD_LIMIT = 64 * 1024 * 1024  # an oversized body is read and dropped up to this size
+
+
+def make_handler(app: App, predict_route: str, health_route: str):
+    metadata_route = f"/v1/models/{app.model_name}"
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive
+        disable_nagle_algorithm = True  # headers and body go out in separate writes
+        server_version = "tfx-mlops-serving"
+
+        def log_message(self, *args):  # requests are logged as JSON lines by App
+            pass
+
+        def _send(self, status: int, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):  # noqa: N802
+            if self.path == health_route:
+                try:
+                    app.store.pick()
+                    self._send(200, {"status": "ok"})
+                except ModelUnavailable as e:
+                    self._send(503, {"status": "unavailable", "error": str(e)})
+            elif self.path == metadata_route:
+                try:
+                    self._send(200, app.metadata())
+                except ModelUnavailable as e:
+                    self._send(503, {"error": str(e)})
+            else:
+                self._send(404, {"error": f"no route {self.path[:100]}"})
+
+        def do_POST(self):  # noqa: N802
+            if self.path not in (predict_route, f"{metadata_route}:predict"):
+                self._drain()
+                self._send(404, {"error": f"no route {self.path[:100]}"})
+                return
+            length = self.headers.get("Content-Length")
+            if length is None or not length.isdigit():
+                self.close_connection = True
+                self._send(411, {"error": "Content-Length is required"})
+                return
+            if int(length) > app.max_body_bytes:
+                self.close_connection = True
+                self._discard(int(length))  # so that closing does not reset the connection before the answer
+                self._send(413, {"error": f"request body over {app.max_body_bytes} bytes"})
+                return
+            body = self.rfile.read(int(length))
+            status, response = app.predict(body)
+            self._send(status, response)
+
+        def _discard(self, length: int) -> None:
+            left = min(length, DISCARD_LIMIT)
+            while left > 0:
+                chunk = self.rfile.read(min(left, 65536))
+                if not chunk:
+                    return
+                left -= len(chunk)
+
+        def _drain(self):
+            length = self.headers.get("Content-Length", "")
+            if length.isdigit() and int(length) <= app.max_body_bytes:
+                self.rfile.read(int(length))
+            else:
+                self.close_connection = True
+
+    return Handler
+
+
+class Server:
+    """The HTTP server, the model watcher and the batcher, started and stopped together."""
+
+    def __init__(self, app: App, host: str, port: int, poll_seconds: float, predict_route: str = "/predict",
+                 health_route: str = "/health"):  # fmt: skip
+        self.app = app
+        self.httpd = ThreadingHTTPServer((host, port), make_handler(app, predict_route, health_route))
+        self.httpd.daemon_threads = True
+        self.poll_seconds = poll_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> Server:
+        self.app.store.refresh()
+        self.app.store.watch(self.poll_seconds, self._stop)
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="http", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.app.log.close()
+
+
+def build(config, host: str | None = None, port: int | None = None, serving_dir: str | None = None) -> Server:
+    """A server for `config` (a pipelines.config.Config); port 0 picks a free port."""
+    s = config.serving
+    store = ModelStore(
+        serving_dir or config.pipeline.serving_dir, list(config.data.personal_columns), s.canary_percent,
+        s.reject_out_of_domain,
+    )  # fmt: skip
+    app = App(store, config.pipeline.name, s.max_body_bytes, s.max_instances, s.max_batch, s.cache_size, s.log_path)
+    return Server(
+        app,
+        host or s.host,
+        s.port if port is None else port,
+        s.poll_seconds,
+        predict_route=os.environ.get("AIP_PREDICT_ROUTE", "/predict"),
+        health_route=os.environ.get("AIP_HEALTH_ROUTE", "/health"),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pipelines.config import ConfigError, load_config
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="configs/taxi.yaml")
+    parser.add_argument("--host", help="default: serving.host (127.0.0.1)")
+    parser.add_argument("--port", type=int, help="default: AIP_HTTP_PORT or serving.port")
+    parser.add_argument("--serving-dir", help="default: pipeline.serving_dir (or AIP_STORAGE_URI on Vertex)")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+    port = args.port if args.port is not None else int(os.environ.get("AIP_HTTP_PORT", config.serving.port))
+    server = build(config, args.host, port, args.serving_dir or os.environ.get("AIP_STORAGE_URI"))
+    server.start()
+    split = server.app.store.split()
+    print(json.dumps({"event": "serving", "url": server.url, "model": config.pipeline.name, "versions": split}))
+    if not split:
+        print(f"no pushed model yet in {server.app.store.serving_dir}: run `make run` (health is 503 until one lands)")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

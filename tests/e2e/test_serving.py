@@ -1,0 +1,226 @@
+"""The prediction server on the model the pipeline pushed: Vertex JSON, validation, logs,
+hot swap, traffic split, cache, and reliability under malformed input. Loopback only."""
+
+import dataclasses
+import json
+import os
+import random
+import shutil
+import threading
+
+import pytest
+import tensorflow as tf
+
+from datagen import taxi
+from serving import instances, model_store, server
+from serving.client import PredictionClient
+
+pytestmark = pytest.mark.e2e
+
+PERSONAL = ["rider_name", "rider_email", "rider_phone"]
+NOT_SENT = ["big_tip", "tip_amount", "trip_id"]  # label, leaky column, identifier
+
+
+@pytest.fixture(scope="module")
+def rows():
+    frame = taxi.generate(300, seed=11)
+    return instances.from_frame(frame.drop(columns=NOT_SENT))  # includes personal columns, as a client might
+
+
+def serve(config, tmp_path, **serving):
+    """A server on a free loopback port over a copy of the pushed models."""
+    serving_dir = tmp_path / "serving"
+    if not serving_dir.exists():
+        shutil.copytree(config.pipeline.serving_dir, serving_dir)
+    settings = dataclasses.replace(config.serving, log_path=str(tmp_path / "log.jsonl"), poll_seconds=0.2, **serving)
+    return server.build(config.replace(serving=settings), port=0, serving_dir=str(serving_dir)).start()
+
+
+@pytest.fixture
+def running(first_run, tmp_path):
+    config, _ = first_run
+    srv = serve(config, tmp_path)
+    yield srv, PredictionClient(srv.url), tmp_path
+    srv.stop()
+
+
+def test_predictions_match_the_pushed_model_in_vertex_format(running, first_run, rows):
+    srv, client, _ = running
+    status, body = client.predict(rows[:20])
+    assert status == 200
+    version = os.path.basename(first_run[1].pushed_model)
+    assert body["deployedModelId"] == version and body["model"] == "taxi-tips"
+    scores = [p["probability"] for p in body["predictions"]]
+    # the same rows through the SavedModel directly, as serialized raw tf.Examples
+    signature = tf.saved_model.load(first_run[1].pushed_model).signatures["serving_default"]
+    inputs = srv.app.store.pick().validator.rules
+    examples = [model_store.to_example({k: v for k, v in r.items() if k in inputs}) for r in rows[:20]]
+    direct = signature(examples=tf.constant(examples))["probability"].numpy().ravel()
+    assert scores == pytest.approx(direct.tolist(), abs=1e-6)
+    assert len(set(round(s, 6) for s in scores)) > 5  # real, varied scores
+
+
+def test_health_and_metadata_routes(running):
+    _, client, _ = running
+    assert client.get("/health") == (200, {"status": "ok"})
+    status, meta = client.get("/v1/models/taxi-tips")
+    assert status == 200
+    assert meta["inputs"]["payment_type"]["domain"][0] == "Cash"
+    assert meta["inputs"]["fare"] == {"type": "float", "required": True}
+    assert not any(p in meta["inputs"] for p in PERSONAL)
+
+
+@pytest.mark.parametrize(
+    "change, status, message",
+    [
+        (lambda r: r.pop("fare"), 400, "required field 'fare' is missing"),
+        (lambda r: r.update(fare="twelve"), 400, "field 'fare' must be a number, got str"),
+        (lambda r: r.update(payment_type="Bitcoin"), 400, "field 'payment_type' value 'Bitcoin' is not in its domain"),
+        (lambda r: r.update(pickup_community_area=3.5), 400, "field 'pickup_community_area' must be an integer"),
+        (lambda r: r.update(shoe_size=42), 400, "unknown field 'shoe_size'"),
+        (lambda r: r.update(payment_type=7), 400, "field 'payment_type' must be a string"),
+        (lambda r: r.update(trip_miles=True), 400, "field 'trip_miles' must be a number, got bool"),
+    ],
+)  # fmt: skip
+def test_bad_instances_get_a_4xx_naming_the_field(running, rows, change, status, message):
+    _, client, _ = running
+    bad = dict(rows[0])
+    change(bad)
+    code, body = client.predict([rows[1], bad])
+    assert code == status
+    assert body["error"] == f"instances[1]: {message}" or body["error"].startswith(f"instances[1]: {message}")
+
+
+def test_request_level_errors(running, rows):
+    srv, client, _ = running
+    assert client.post_raw(b'{"instances": [{"fare": NaN}]}')[0] == 400
+    assert "NaN is not a valid number" in client.post_raw(b'{"instances": [{"fare": NaN}]}')[1]["error"]
+    assert client.post_raw(b"{not json")[0] == 400
+    assert client.post_raw(b'{"rows": []}')[1]["error"].startswith('request body must be a JSON object with an "instances"')
+    assert client.post_raw(b'{"instances": []}')[0] == 400
+    big = json.dumps({"instances": rows * 20}).encode()  # 6,000 rows: over max_instances and max_body_bytes
+    assert len(big) > srv.app.max_body_bytes
+    assert client.post_raw(big)[0] == 413
+    assert client.predict(rows[:2])[0] == 200  # the client reconnects; the server is fine
+
+
+def test_each_request_is_logged_without_personal_data(running, rows):
+    srv, client, tmp_path = running
+    client.predict(rows[:5])
+    client.predict([{"fare": "x"}])
+    srv.app.log.close()
+    with open(tmp_path / "log.jsonl") as f:
+        records = [json.loads(line) for line in f]
+    assert [r["status"] for r in records] == [200, 400]
+    ok = records[0]
+    assert ok["model_version"] and len(ok["predictions"]) == 5 and len(ok["instances"]) == 5
+    assert ok["instances"][0]["fare"] == rows[0]["fare"]
+    text = json.dumps(records)
+    for r in rows[:5]:
+        for column in PERSONAL:
+            assert column not in text and str(r[column]) not in text
+
+
+def test_hot_swap_to_a_new_version_without_dropping_requests(first_run, tmp_path, rows):
+    config, summary = first_run
+    srv = serve(config, tmp_path)
+    old = os.path.basename(summary.pushed_model)
+    seen, errors = [], []
+    stop = threading.Event()
+
+    def load_loop():
+        c = PredictionClient(srv.url)
+        for i in range(20000):  # bounded; stopped once the new version answers
+            if stop.is_set():
+                break
+            status, body = c.predict([rows[i % len(rows)]])
+            (seen if status == 200 else errors).append(body.get("deployedModelId", body))
+
+    thread = threading.Thread(target=load_loop)
+    thread.start()
+    new = str(int(old) + 1)
+    staging = tmp_path / "staging"
+    shutil.copytree(summary.pushed_model, staging)
+    os.rename(staging, tmp_path / "serving" / new)  # a push lands atomically, like the Pusher's copy
+    for _ in range(100):
+        if new in seen[-5:]:
+            break
+        threading.Event().wait(0.1)
+    stop.set()
+    thread.join()
+    srv.stop()
+    assert errors == []
+    assert seen[0] == old and seen[-1] == new
+
+
+def test_traffic_split_between_two_versions(first_run, tmp_path, rows):
+    config, summary = first_run
+    serving_dir = tmp_path / "serving"
+    shutil.copytree(config.pipeline.serving_dir, serving_dir)
+    old = os.path.basename(summary.pushed_model)
+    new = str(int(old) + 1)
+    shutil.copytree(summary.pushed_model, serving_dir / new)
+    srv = serve(config, tmp_path, canary_percent=25, cache_size=0)
+    client = PredictionClient(srv.url)
+    versions = [client.predict([random.choice(rows)])[1]["deployedModelId"] for _ in range(600)]
+    srv.stop()
+    share = versions.count(new) / len(versions)
+    assert set(versions) == {old, new}
+    assert 0.18 < share < 0.32, share
+
+
+def test_repeated_rows_come_from_the_cache(running, rows):
+    srv, client, _ = running
+    first = client.predict(rows[:10])[1]["predictions"]
+    hits = srv.app.cache.hits
+    again = client.predict(rows[:10])[1]["predictions"]
+    assert again == first and srv.app.cache.hits == hits + 10
+
+
+def test_1000_malformed_then_10000_valid_requests(running, rows):
+    """Zero 5xx, no crash, every valid request answered."""
+    srv, client, _ = running
+    good = rows[0]
+    malformed = [
+        b"", b"{", b"[]", b"null", b'{"instances": null}', b'{"instances": "x"}', b'{"instances": [1, 2]}',
+        b'{"instances": [{"fare": Infinity}]}', b'{"instances": [{"fare": -Infinity}]}', "\ud800".encode("utf-8", "surrogatepass"),
+        b"\xff\xfe\x00garbage", b'{"instances": [{}]}', b'{"instances": [[]]}', ("[" * 5000 + "]" * 5000).encode(),
+        json.dumps({"instances": [{**good, "company": "Ünïcødé 🚕"}]}).encode(),
+        json.dumps({"instances": [{**good, "fare": "F"}]}).replace('"F"', "1e400").encode(),
+        json.dumps({"instances": [{**good, "pickup_community_area": 2**70}]}).encode(),
+        json.dumps({"instances": [{**good, "fare": [1, 2]}]}).encode(),
+        json.dumps({"instances": [{**good, "fare": {"a": 1}}]}).encode(),
+        json.dumps({"instances": [{**good, "x" * 10000: 1}]}).encode(),
+        json.dumps({"instances": [good], "extra": 1}).encode(),
+    ]  # fmt: skip
+    statuses = []
+    for i in range(1000):
+        body = malformed[i % len(malformed)]
+        if i % 50 == 0:
+            body = b'{"instances": [' + b"1," * 600_000 + b"1]}"  # huge payload
+        statuses.append(client.post_raw(body)[0])
+        if i % 97 == 0:  # a wrong Content-Length header is a client error too
+            statuses.append(client.post_raw(b"", headers={"Content-Length": "abc"})[0])
+    assert all(400 <= s < 500 for s in statuses), sorted(set(statuses))
+
+    answered = []
+    lock = threading.Lock()
+
+    def valid(n: int, seed: int):
+        c = PredictionClient(srv.url)
+        r = random.Random(seed)
+        for _ in range(n):
+            batch = [rows[r.randrange(len(rows))] for _ in range(r.choice((1, 1, 1, 5)))]
+            status, body = c.predict(batch)
+            with lock:
+                answered.append((status, len(body.get("predictions", [])) == len(batch)))
+
+    threads = [threading.Thread(target=valid, args=(2500, s)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(answered) == 10000
+    assert all(status == 200 and complete for status, complete in answered)
+    assert srv.app.counts[500] == 0 and srv.app.counts[503] == 0
+    assert client.get("/health")[0] == 200
