@@ -40,6 +40,7 @@ class DataConfig:
     query: str | None = None  # BigQuery SQL (format: bigquery), e.g. SELECT * FROM `project.dataset.table`
     schema: str | None = None  # curated schema (ImportSchemaGen); None infers it (SchemaGen)
     personal_columns: tuple[str, ...] = ()  # dropped at ingestion, never stored
+    key_column: str | None = None  # identifies a row; kept through batch prediction, never a feature
     generate: GenerateConfig | None = None
 
 

@@ -1,6 +1,6 @@
 """A thin client for the prediction server (or any endpoint speaking Vertex AI's predict JSON).
 
-  python -m serving.client --url http://127.0.0.1:8080 '{"trip_miles": 3.1, ...}'
+python -m serving.client --url http://127.0.0.1:8080 '{"trip_miles": 3.1, ...}'
 """
 
 from __future__ import annotations

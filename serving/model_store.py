@@ -35,8 +35,10 @@ def versions(serving_dir: str) -> list[str]:
     out = []
     for name in os.listdir(serving_dir):
         path = os.path.join(serving_dir, name)
-        if name.isdigit() and os.path.exists(os.path.join(path, "saved_model.pb")) and os.path.exists(
-            os.path.join(path, CONTRACT)
+        if (
+            name.isdigit()
+            and os.path.exists(os.path.join(path, "saved_model.pb"))
+            and os.path.exists(os.path.join(path, CONTRACT))
         ):
             out.append(name)
     return sorted(out, key=int)
@@ -76,14 +78,28 @@ class LoadedModel:
         return [float(v) for v in tf.reshape(result, [-1]).numpy()]
 
 
+def read_contract(path: str) -> dict:
+    """The model's serving contract: `inputs`, `label`, `output`."""
+    with tf.io.gfile.GFile(os.path.join(path, CONTRACT)) as f:
+        return json.load(f)
+
+
+def load_validator(path: str, personal_columns: list[str] = (), reject_out_of_domain: bool = True,
+                   ignore_other_schema_columns: bool = False) -> RequestValidator:  # fmt: skip
+    """The request validator of a pushed version. `ignore_other_schema_columns` accepts (and drops)
+    any column the schema knows, e.g. the identifier and training-only columns in a batch file."""
+    contract = read_contract(path)
+    schema = schema_pb2.Schema()
+    with tf.io.gfile.GFile(os.path.join(path, SCHEMA)) as f:
+        text_format.Parse(f.read(), schema)
+    extra = [f.name for f in schema.feature] if ignore_other_schema_columns else []
+    return RequestValidator.from_schema(schema, contract["inputs"], [*personal_columns, *extra], reject_out_of_domain)
+
+
 def load(path: str, personal_columns: list[str] = (), reject_out_of_domain: bool = True) -> LoadedModel:
     """Loads one pushed version as the server serves it, and warms it up."""
-    with open(os.path.join(path, CONTRACT)) as f:
-        contract = json.load(f)
-    schema = schema_pb2.Schema()
-    with open(os.path.join(path, SCHEMA)) as f:
-        text_format.Parse(f.read(), schema)
-    validator = RequestValidator.from_schema(schema, contract["inputs"], list(personal_columns), reject_out_of_domain)
+    contract = read_contract(path)
+    validator = load_validator(path, personal_columns, reject_out_of_domain)
     saved = tf.saved_model.load(path)
     fn = saved.signatures["serving_default"]
     model = LoadedModel(os.path.basename(path.rstrip("/")), path, validator, contract["output"], fn, saved)

@@ -85,7 +85,7 @@ class RequestValidator:
             rules[name] = FieldRule(name, kind, required, domain, low, high)
         # columns the server accepts and ignores: other serving features of the schema and personal data
         ignorable = {n for n, f in features.items() if _in_serving(f, defaults)} - set(rules)
-        return cls(rules, frozenset(ignorable | set(personal)), reject_out_of_domain)
+        return cls(rules, frozenset((ignorable | set(personal)) - set(rules)), reject_out_of_domain)
 
     def instance(self, raw: Any, index: int) -> dict[str, Any]:
         """The instance's model inputs (None for a missing optional value), or InvalidRequest."""

@@ -96,7 +96,9 @@ def test_request_level_errors(running, rows):
     assert client.post_raw(b'{"instances": [{"fare": NaN}]}')[0] == 400
     assert "NaN is not a valid number" in client.post_raw(b'{"instances": [{"fare": NaN}]}')[1]["error"]
     assert client.post_raw(b"{not json")[0] == 400
-    assert client.post_raw(b'{"rows": []}')[1]["error"].startswith('request body must be a JSON object with an "instances"')
+    assert client.post_raw(b'{"rows": []}')[1]["error"].startswith(
+        'request body must be a JSON object with an "instances"'
+    )
     assert client.post_raw(b'{"instances": []}')[0] == 400
     big = json.dumps({"instances": rows * 20}).encode()  # 6,000 rows: over max_instances and max_body_bytes
     assert len(big) > srv.app.max_body_bytes
