@@ -25,7 +25,7 @@ from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, Predi
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from serving import model_store
-from serving.validation import InvalidRequest
+from serving.validation import InvalidRequestError
 
 ERRORS = "errors"
 
@@ -78,7 +78,7 @@ class ToExample(beam.DoFn):
         values = {k: v for k, v in row.items() if k != self._key}
         try:
             instance = self._validator.instance(_drop_nan(values), 0)
-        except InvalidRequest as e:
+        except InvalidRequestError as e:
             yield beam.pvalue.TaggedOutput(ERRORS, {"key": key, "error": str(e).replace("instances[0]: ", "")})
             return
         yield key, tf.constant(model_store.to_example(instance))
@@ -133,7 +133,7 @@ def run(config, input_pattern: str, output: str, model_dir: str | None = None, k
     if model_dir is None:
         available = model_store.versions(config.pipeline.serving_dir)
         if not available:
-            raise model_store.ModelUnavailable(f"no pushed model in {config.pipeline.serving_dir}")
+            raise model_store.ModelUnavailableError(f"no pushed model in {config.pipeline.serving_dir}")
         model_dir = os.path.join(config.pipeline.serving_dir, available[-1])
     contract = model_store.read_contract(model_dir)
     not_inputs = [contract["label"]]

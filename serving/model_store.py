@@ -24,7 +24,7 @@ CONTRACT = os.path.join("assets.extra", "serving_contract.json")
 SCHEMA = os.path.join("assets.extra", "schema.pbtxt")
 
 
-class ModelUnavailable(RuntimeError):
+class ModelUnavailableError(RuntimeError):
     """No pushed model can be served (the server answers 503)."""
 
 
@@ -151,7 +151,7 @@ class ModelStore:
         with self._lock:
             models, split = self._models, self._split
         if not split:
-            raise ModelUnavailable(f"no pushed model in {self.serving_dir}")
+            raise ModelUnavailableError(f"no pushed model in {self.serving_dir}")
         if len(split) == 1:
             return models[split[0][0]]
         draw = self._random.uniform(0, 100)

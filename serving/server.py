@@ -30,8 +30,8 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from serving.model_store import LoadedModel, ModelStore, ModelUnavailable, to_example
-from serving.validation import InvalidRequest
+from serving.model_store import LoadedModel, ModelStore, ModelUnavailableError, to_example
+from serving.validation import InvalidRequestError
 
 
 class PredictionLog:
@@ -179,10 +179,10 @@ class App:
                 "modelVersionId": model.version,
             }
             record.update(model_version=model.version, instances=rows, predictions=scores)
-        except InvalidRequest as e:
+        except InvalidRequestError as e:
             status, response = e.status, {"error": str(e)}
             record["error"] = str(e)
-        except ModelUnavailable as e:
+        except ModelUnavailableError as e:
             status, response = 503, {"error": str(e)}
             record["error"] = str(e)
         except Exception as e:  # a bug, not the client's fault; logged without the request body
@@ -196,24 +196,24 @@ class App:
     def _instances(self, body: bytes) -> list:
         try:
             payload = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
-        except InvalidRequest:
+        except InvalidRequestError:
             raise
         except UnicodeDecodeError:
-            raise InvalidRequest("request body is not UTF-8") from None
+            raise InvalidRequestError("request body is not UTF-8") from None
         except RecursionError:
-            raise InvalidRequest("request body is nested too deeply") from None
+            raise InvalidRequestError("request body is nested too deeply") from None
         except ValueError as e:
-            raise InvalidRequest(f"request body is not valid JSON: {str(e)[:120]}") from None
+            raise InvalidRequestError(f"request body is not valid JSON: {str(e)[:120]}") from None
         if not isinstance(payload, dict) or "instances" not in payload:
-            raise InvalidRequest('request body must be a JSON object with an "instances" list')
+            raise InvalidRequestError('request body must be a JSON object with an "instances" list')
         extra = sorted(set(payload) - {"instances", "parameters"})
         if extra:
-            raise InvalidRequest(f"unknown top-level field '{str(extra[0])[:60]}'")
+            raise InvalidRequestError(f"unknown top-level field '{str(extra[0])[:60]}'")
         instances = payload["instances"]
         if not isinstance(instances, list) or not instances:
-            raise InvalidRequest('"instances" must be a non-empty list')
+            raise InvalidRequestError('"instances" must be a non-empty list')
         if len(instances) > self.max_instances:
-            raise InvalidRequest(f"{len(instances)} instances exceed the limit of {self.max_instances}", 413)
+            raise InvalidRequestError(f"{len(instances)} instances exceed the limit of {self.max_instances}", 413)
         return instances
 
     def _score(self, model: LoadedModel, rows: list[dict]) -> list[float]:
@@ -241,7 +241,7 @@ class App:
 
 
 def _reject_constant(name: str):
-    raise InvalidRequest(f"{name} is not a valid number in a request")
+    raise InvalidRequestError(f"{name} is not a valid number in a request")
 
 
 DISCARD_LIMIT = 64 * 1024 * 1024  # an oversized body is read and dropped up to this size
@@ -273,12 +273,12 @@ def make_handler(app: App, predict_route: str, health_route: str):
                 try:
                     app.store.pick()
                     self._send(200, {"status": "ok"})
-                except ModelUnavailable as e:
+                except ModelUnavailableError as e:
                     self._send(503, {"status": "unavailable", "error": str(e)})
             elif self.path == metadata_route:
                 try:
                     self._send(200, app.metadata())
-                except ModelUnavailable as e:
+                except ModelUnavailableError as e:
                     self._send(503, {"error": str(e)})
             else:
                 self._send(404, {"error": f"no route {self.path[:100]}"})

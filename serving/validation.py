@@ -18,7 +18,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 SERVING_ENVIRONMENT = "SERVING"
 
 
-class InvalidRequest(ValueError):
+class InvalidRequestError(ValueError):
     """A request the server answers with 4xx; the message names the field and the problem."""
 
     def __init__(self, message: str, status: int = 400):
@@ -88,19 +88,19 @@ class RequestValidator:
         return cls(rules, frozenset((ignorable | set(personal)) - set(rules)), reject_out_of_domain)
 
     def instance(self, raw: Any, index: int) -> dict[str, Any]:
-        """The instance's model inputs (None for a missing optional value), or InvalidRequest."""
+        """The instance's model inputs (None for a missing optional value), or InvalidRequestError."""
         where = f"instances[{index}]"
         if not isinstance(raw, dict):
-            raise InvalidRequest(f"{where} must be a JSON object of feature values, got {type(raw).__name__}")
+            raise InvalidRequestError(f"{where} must be a JSON object of feature values, got {type(raw).__name__}")
         unknown = sorted(k for k in raw if k not in self.rules and k not in self.dropped)
         if unknown:
-            raise InvalidRequest(f"{where}: unknown field '{_short(unknown[0])}'")
+            raise InvalidRequestError(f"{where}: unknown field '{_short(unknown[0])}'")
         out = {}
         for name, rule in self.rules.items():
             value = raw.get(name)
             if value is None:
                 if rule.required:
-                    raise InvalidRequest(f"{where}: required field '{name}' is missing")
+                    raise InvalidRequestError(f"{where}: required field '{name}' is missing")
                 out[name] = None
                 continue
             out[name] = self._check(rule, value, where)
@@ -110,26 +110,26 @@ class RequestValidator:
         name = rule.name
         if rule.kind == "string":
             if not isinstance(value, str):
-                raise InvalidRequest(f"{where}: field '{name}' must be a string, got {type(value).__name__}")
+                raise InvalidRequestError(f"{where}: field '{name}' must be a string, got {type(value).__name__}")
             if rule.domain is not None and self.reject_out_of_domain and value not in rule.domain:
-                raise InvalidRequest(f"{where}: field '{name}' value '{_short(value)}' is not in its domain")
+                raise InvalidRequestError(f"{where}: field '{name}' value '{_short(value)}' is not in its domain")
             return value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InvalidRequest(f"{where}: field '{name}' must be a number, got {type(value).__name__}")
+            raise InvalidRequestError(f"{where}: field '{name}' must be a number, got {type(value).__name__}")
         if isinstance(value, float) and not math.isfinite(value):
-            raise InvalidRequest(f"{where}: field '{name}' must be finite, got {value}")
+            raise InvalidRequestError(f"{where}: field '{name}' must be finite, got {value}")
         if rule.kind == "int":
             if isinstance(value, float) and not value.is_integer():
-                raise InvalidRequest(f"{where}: field '{name}' must be an integer, got {value}")
+                raise InvalidRequestError(f"{where}: field '{name}' must be an integer, got {value}")
             value = int(value)
             if not -(2**63) <= value < 2**63:
-                raise InvalidRequest(f"{where}: field '{name}' is out of the 64-bit integer range")
+                raise InvalidRequestError(f"{where}: field '{name}' is out of the 64-bit integer range")
         else:
             value = float(value)
             if not math.isfinite(value):
-                raise InvalidRequest(f"{where}: field '{name}' is out of the float range")
+                raise InvalidRequestError(f"{where}: field '{name}' is out of the float range")
         if (rule.low is not None and value < rule.low) or (rule.high is not None and value > rule.high):
-            raise InvalidRequest(f"{where}: field '{name}' value {value} is outside [{rule.low}, {rule.high}]")
+            raise InvalidRequestError(f"{where}: field '{name}' value {value} is outside [{rule.low}, {rule.high}]")
         return value
 
     def example_instance(self) -> dict[str, Any]:

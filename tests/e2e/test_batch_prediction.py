@@ -13,6 +13,14 @@ from serving import batch, instances, model_store
 pytestmark = pytest.mark.e2e
 
 
+def read_lines(pattern: str) -> list[dict]:
+    out = []
+    for path in glob.glob(pattern):
+        with open(path) as f:
+            out += [json.loads(line) for line in f]
+    return out
+
+
 def test_batch_prediction_keeps_keys_and_matches_online_scores(first_run, tmp_path):
     config, summary = first_run
     frame = taxi.generate(400, seed=21)
@@ -22,8 +30,7 @@ def test_batch_prediction_keeps_keys_and_matches_online_scores(first_run, tmp_pa
     used = batch.run(config, str(tmp_path / "in" / "*.csv"), output)
     assert used == summary.pushed_model
 
-    rows = [json.loads(line) for path in glob.glob(output + "-0*.jsonl") for line in open(path)]
-    errors = [json.loads(line) for path in glob.glob(output + "-errors*.jsonl") for line in open(path)]
+    rows, errors = read_lines(output + "-0*.jsonl"), read_lines(output + "-errors*.jsonl")
     bad_key = frame["trip_id"].iloc[7]
     assert [e["key"] for e in errors] == [bad_key]
     assert "payment_type" in errors[0]["error"] and "Bitcoin" in errors[0]["error"]

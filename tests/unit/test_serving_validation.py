@@ -6,7 +6,7 @@ import pytest
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from serving.validation import InvalidRequest, RequestValidator
+from serving.validation import InvalidRequestError, RequestValidator
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.unit
@@ -45,7 +45,7 @@ def test_valid_instance_keeps_model_inputs_and_drops_the_rest(validator):
 def test_invalid_instances_name_the_problem(validator, row, message):
     if isinstance(row, dict):
         row = {"pickup_community_area": 8, **row}
-    with pytest.raises(InvalidRequest, match=message) as e:
+    with pytest.raises(InvalidRequestError, match=message) as e:
         validator.instance(row, 3)
     assert str(e.value).startswith("instances[3]") and e.value.status == 400
 
