@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 import tensorflow_model_analysis as tfma
@@ -12,6 +13,7 @@ from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 
 from components import csv_without_personal_data, idempotent_pusher
+from components.serving_infra_validator import ServingInfraValidator
 from components.validation_gate import DataValidationGate
 from models.features import FeatureSpec
 from pipelines.config import GATING_METRICS, Config, MachineConfig
@@ -27,7 +29,7 @@ METRICS = ("ExampleCount", *GATING_METRICS)
 
 def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl.Pipeline:
     """ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator (gated) -> Transform
-    -> [Tuner] -> Trainer -> latest blessed model -> Evaluator -> Pusher, configured by `config`.
+    -> [Tuner] -> Trainer -> latest blessed model -> Evaluator -> infra validation -> Pusher.
 
     Args:
         config: the loaded config; `vertex:` (a deployment profile) switches the Trainer
@@ -83,17 +85,23 @@ def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl
         baseline_model=baseline.outputs["model"],
         eval_config=eval_config(config),
     )
+    infra_validator = ServingInfraValidator(
+        model=trainer.outputs["model"],
+        examples=example_gen.outputs["examples"],
+        personal_columns=json.dumps(sorted(config.data.personal_columns)),
+    )
     pusher = tfx.components.Pusher(
         custom_executor_spec=executor_spec.ExecutorClassSpec(idempotent_pusher.Executor),
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=infra_validator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.pipeline.serving_dir)
         ),
     )
     components = [
         example_gen, statistics_gen, schema_gen, example_validator, gate,
-        transform, *([tuner] if tuner else []), trainer, baseline, evaluator, pusher,
+        transform, *([tuner] if tuner else []), trainer, baseline, evaluator, infra_validator, pusher,
     ]  # fmt: skip
     metadata = (
         tfx.orchestration.metadata.sqlite_metadata_connection_config(config.pipeline.metadata_path)

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.unit
 
 EXPECTED_ORDER = [
     "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "DataValidationGate",
-    "Transform", "Tuner", "Trainer", "latest_blessed_model_resolver", "Evaluator", "Pusher",
+    "Transform", "Tuner", "Trainer", "latest_blessed_model_resolver", "Evaluator", "ServingInfraValidator", "Pusher",
 ]  # fmt: skip
 
 
@@ -28,6 +28,7 @@ def test_components_and_wiring(taxi_config_path):
     assert by_id["Trainer"].inputs["schema"].producer_component_id == "DataValidationGate"
     assert by_id["Evaluator"].inputs["baseline_model"].producer_component_id == "latest_blessed_model_resolver"
     assert by_id["Pusher"].inputs["model_blessing"].producer_component_id == "Evaluator"
+    assert by_id["Pusher"].inputs["infra_blessing"].producer_component_id == "ServingInfraValidator"
     assert by_id["Trainer"].inputs["hyperparameters"].producer_component_id == "Tuner"
     custom = json.loads(by_id["Trainer"].exec_properties["custom_config"])
     assert custom["features"]["label"] == "big_tip"
