@@ -127,6 +127,13 @@ class ModelStore:
 
     def refresh(self) -> bool:
         """Serves the newest version (and, with a canary share, the previous one). True if anything changed."""
+        if is_model_dir(self.serving_dir):  # one model, e.g. AIP_STORAGE_URI on a Vertex AI endpoint
+            if not self._models:
+                model = load(self.serving_dir, self.personal_columns, self.reject_out_of_domain)
+                with self._lock:
+                    self._models, self._split = {model.version: model}, [(model.version, 100)]
+                return True
+            return False
         available = versions(self.serving_dir)
         if not available:
             return False

@@ -12,7 +12,8 @@ import pytest
 import tensorflow as tf
 
 from datagen import taxi
-from serving import instances, model_store, server
+from components import serving_infra_validator
+from serving import instances, model_store, rollout, server
 from serving.client import PredictionClient
 
 pytestmark = pytest.mark.e2e
@@ -169,6 +170,27 @@ def test_traffic_split_between_two_versions(first_run, tmp_path, rows):
     share = versions.count(new) / len(versions)
     assert set(versions) == {old, new}
     assert 0.18 < share < 0.32, share
+    # the rollout decision on this window, from the server's own log: the canary is the same model
+    with open(tmp_path / "log.jsonl") as f:
+        window = rollout.metrics_from_log([json.loads(line) for line in f])
+    assert window[new].requests + window[old].requests == 600
+    policy = rollout.CanaryPolicy(min_requests=100, max_latency_ratio=5.0, max_mean_score_shift=0.15)
+    assert rollout.decide(window[new], window[old], policy).action == "promote"
+    broken = dataclasses.replace(window[new], errors=window[new].requests // 10)
+    assert rollout.decide(broken, window[old], policy).action == "rollback"
+
+
+def test_infra_validation_serves_the_model_and_catches_a_broken_one(first_run, tmp_path, rows):
+    config, summary = first_run
+    personal = list(config.data.personal_columns)
+    canaries = [{**r, "trip_id": "t", "big_tip": 0} for r in rows[:20]]  # eval rows carry id and label
+    assert serving_infra_validator.canary_check(summary.pushed_model, canaries, personal) == []
+    broken = tmp_path / "broken"
+    shutil.copytree(summary.pushed_model, broken)
+    contract = broken / "assets.extra" / "serving_contract.json"
+    contract.write_text(json.dumps({**json.loads(contract.read_text()), "output": "no_such_output"}))
+    problems = serving_infra_validator.canary_check(str(broken), canaries, personal)
+    assert problems and all("HTTP 500" in p for p in problems), problems
 
 
 def test_repeated_rows_come_from_the_cache(running, rows):
