@@ -12,7 +12,7 @@ DRY_RUN ?=
 VERTEX = $(ENV) python -m pipelines.vertex --profile $(PROFILE) $(if $(IMAGE),--image $(IMAGE)) $(if $(DRY_RUN),--dry-run)
 
 .DEFAULT_GOAL := help
-.PHONY: help env run smoke serve test test-unit test-e2e bench schema lint lock clean clean-env \
+.PHONY: help env run smoke serve test test-unit test-e2e bench bench-serve schema lint lock clean clean-env \
 	compile upload submit schedule trigger-bundle
 
 help: ## List the targets
@@ -44,6 +44,9 @@ test-e2e: env ## Run the end-to-end pipeline tests only
 
 bench: env ## Time each component on ROWS rows (default 15000); writes build/bench/pipeline.json
 	$(ENV) python -m pipelines.benchmark --config $(CONFIG) --rows $(ROWS) --out build/bench/pipeline.json
+
+bench-serve: env ## Load-test the server (separate client process, loopback) vs in-process calls; build/bench/serving.json
+	$(ENV) python -m serving.bench --config $(CONFIG) --out build/bench/serving.json
 
 schema: env ## Propose a schema from fresh statistics and diff it against the curated one
 	$(ENV) python -m pipelines.schema_proposal --config $(CONFIG)

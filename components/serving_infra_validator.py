@@ -57,7 +57,12 @@ def canary_check(model_dir: str, instances: list[dict], personal_columns: list[s
         s = ServingConfig()
         store = ModelStore(serving_dir, personal_columns)
         app = App(store, "infra-validation", s.max_body_bytes, s.max_instances, s.max_batch, 0, None)
-        server = Server(app, "127.0.0.1", 0, poll_seconds=3600).start()
+        server = Server(app, "127.0.0.1", 0, poll_seconds=3600)
+        try:
+            server.start()  # loads and warms up the model exactly as `make serve` does
+        except Exception as e:
+            server.stop()
+            return [f"loading the model as the server does failed: {type(e).__name__}: {str(e)[:300]}"]
         try:
             client = PredictionClient(server.url)
             if client.get("/health")[0] != 200:
@@ -91,7 +96,9 @@ def ServingInfraValidator(  # noqa: N802 (component names are classes in TFX)
     splits = artifact_utils.decode_split_names(examples.split_names)
     split = "eval" if "eval" in splits else splits[0]
     try:
-        problems = canary_check(model_dir, eval_instances(examples.uri, split, CANARY_ROWS), json.loads(personal_columns))
+        problems = canary_check(
+            model_dir, eval_instances(examples.uri, split, CANARY_ROWS), json.loads(personal_columns)
+        )
     except Exception as e:  # a model that cannot even be loaded is not servable
         problems = [f"loading the model as the server does failed: {type(e).__name__}: {str(e)[:500]}"]
     name = "INFRA_NOT_BLESSED" if problems else "INFRA_BLESSED"

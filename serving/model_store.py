@@ -28,20 +28,17 @@ class ModelUnavailableError(RuntimeError):
     """No pushed model can be served (the server answers 503)."""
 
 
+def is_model_dir(path: str) -> bool:
+    """A complete pushed version: its SavedModel and its contract exist (local or gs://)."""
+    return tf.io.gfile.exists(os.path.join(path, "saved_model.pb")) and tf.io.gfile.exists(os.path.join(path, CONTRACT))
+
+
 def versions(serving_dir: str) -> list[str]:
-    """Complete pushed versions, oldest first (a version is complete once its SavedModel and contract exist)."""
-    if not os.path.isdir(serving_dir):
+    """Complete pushed versions under `serving_dir`, oldest first."""
+    if not tf.io.gfile.isdir(serving_dir):
         return []
-    out = []
-    for name in os.listdir(serving_dir):
-        path = os.path.join(serving_dir, name)
-        if (
-            name.isdigit()
-            and os.path.exists(os.path.join(path, "saved_model.pb"))
-            and os.path.exists(os.path.join(path, CONTRACT))
-        ):
-            out.append(name)
-    return sorted(out, key=int)
+    names = [n.rstrip("/") for n in tf.io.gfile.listdir(serving_dir)]
+    return sorted((n for n in names if n.isdigit() and is_model_dir(os.path.join(serving_dir, n))), key=int)
 
 
 def to_example(instance: dict[str, Any]) -> bytes:

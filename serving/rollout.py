@@ -100,9 +100,7 @@ def metrics_queries(project: str, endpoint_id: str, deployed_model_id: str, star
     """Cloud Monitoring ListTimeSeries requests for one deployed model's window (built offline)."""
     from google.cloud import monitoring_v3
 
-    interval = monitoring_v3.TimeInterval(
-        start_time={"seconds": start_seconds}, end_time={"seconds": end_seconds}
-    )
+    interval = monitoring_v3.TimeInterval(start_time={"seconds": start_seconds}, end_time={"seconds": end_seconds})
     out = {}
     for name, metric in ENDPOINT_METRICS.items():
         aggregation = monitoring_v3.Aggregation(

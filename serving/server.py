@@ -346,7 +346,8 @@ class Server:
 
     def stop(self) -> None:
         self._stop.set()
-        self.httpd.shutdown()
+        if self._thread is not None:  # shutdown() waits for serve_forever, which must have started
+            self.httpd.shutdown()
         self.httpd.server_close()
         self.app.log.close()
 

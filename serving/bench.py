@@ -1,0 +1,219 @@
+"""Serving benchmark (make bench-serve): the HTTP server under load vs the model called in-process.
+
+The server runs in its own process on 127.0.0.1 (cache off, so every row is
+scored); this process is the load generator: keep-alive connections, one per
+client thread, a bounded number of requests per scenario, single-row and
+32-row requests at concurrency 1..32. The limit is the same SavedModel called
+in this process. Batch prediction (Beam RunInference) is timed on the same rows.
+Results: build/bench/serving.json and a table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from datagen import taxi
+from serving import instances, model_store
+from serving.client import PredictionClient
+
+CONCURRENCY = (1, 2, 4, 8, 16, 32)
+BATCH_ROWS = 32
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def load(url: str, rows: list[dict], concurrency: int, per_request: int, requests: int) -> dict:
+    """`requests` POSTs of `per_request` rows spread over `concurrency` connections."""
+    latencies: list[float] = []
+    failures = []
+    lock = threading.Lock()
+    share = [requests // concurrency + (1 if i < requests % concurrency else 0) for i in range(concurrency)]
+
+    def worker(n: int, offset: int):
+        client = PredictionClient(url)
+        local = []
+        for i in range(n):
+            start = (offset + i * per_request) % (len(rows) - per_request)
+            t = time.perf_counter()
+            status, _ = client.predict(rows[start : start + per_request])
+            local.append((time.perf_counter() - t) * 1000)
+            if status != 200:
+                failures.append(status)
+        client.close()
+        with lock:
+            latencies.extend(local)
+
+    threads = [threading.Thread(target=worker, args=(n, i * 997)) for i, n in enumerate(share)]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - began
+    return {
+        "concurrency": concurrency,
+        "rows_per_request": per_request,
+        "requests": len(latencies),
+        "failures": len(failures),
+        "p50_ms": round(percentile(latencies, 0.50), 3),
+        "p95_ms": round(percentile(latencies, 0.95), 3),
+        "p99_ms": round(percentile(latencies, 0.99), 3),
+        "requests_per_s": round(len(latencies) / elapsed, 1),
+        "rows_per_s": round(len(latencies) * per_request / elapsed, 1),
+    }
+
+
+def in_process(model_dir: str, rows: list[dict], personal: list[str]) -> dict:
+    model = model_store.load(model_dir, personal)
+    valid = [model.validator.instance(r, 0) for r in rows]
+    examples = [model_store.to_example(r) for r in valid]
+    single = []
+    for i in range(1000):
+        t = time.perf_counter()
+        model.predict_serialized([examples[i % len(examples)]])
+        single.append((time.perf_counter() - t) * 1000)
+    out = {
+        "single_row_p50_ms": round(percentile(single, 0.5), 3),
+        "single_row_p99_ms": round(percentile(single, 0.99), 3),
+    }
+    for size in (BATCH_ROWS, 512):
+        calls = max(20, 20000 // size)
+        t = time.perf_counter()
+        for i in range(calls):
+            start = (i * size) % (len(examples) - size)
+            model.predict_serialized(examples[start : start + size])
+        out[f"batch_{size}_rows_per_s"] = round(calls * size / (time.perf_counter() - t), 1)
+    # the full request path without HTTP: validation + tf.Example + model, single row
+    full = []
+    for i in range(1000):
+        t = time.perf_counter()
+        model.predict([model.validator.instance(rows[i % len(rows)], 0)])
+        full.append((time.perf_counter() - t) * 1000)
+    out["single_row_with_validation_p50_ms"] = round(percentile(full, 0.5), 3)
+    return out
+
+
+def batch_prediction(config, model_dir: str, frame, workdir: str) -> dict:
+    from serving import batch
+
+    taxi.write_csv(frame, os.path.join(workdir, "in"))
+    t = time.perf_counter()
+    batch.run(config, os.path.join(workdir, "in", "*.csv"), os.path.join(workdir, "out", "p"), model_dir)
+    elapsed = time.perf_counter() - t
+    return {"rows": len(frame), "seconds": round(elapsed, 2), "rows_per_s": round(len(frame) / elapsed, 1)}
+
+
+def start_server(config_path: str, serving_dir: str, port: int, log_path: str) -> subprocess.Popen:
+    profile = os.path.join(os.path.dirname(log_path), "bench-serving.yaml")
+    with open(profile, "w") as f:
+        json.dump({"extends": os.path.abspath(config_path), "serving": {"cache_size": 0, "log_path": log_path}}, f)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "serving.server",
+            "--config",
+            profile,
+            "--port",
+            str(port),
+            "--serving-dir",
+            serving_dir,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = PredictionClient(f"http://127.0.0.1:{port}")
+    for _ in range(600):  # bounded wait for the model to load
+        try:
+            if client.get("/health")[0] == 200:
+                return proc
+        except OSError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError("the server exited during start-up")
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the server did not become healthy in 60 s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pipelines import local_runner
+    from pipelines.config import load_config
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="configs/taxi.yaml")
+    parser.add_argument("--out", default="build/bench/serving.json")
+    parser.add_argument("--requests", type=int, default=2000, help="requests per scenario")
+    parser.add_argument("--batch-rows", type=int, default=20000, help="rows for batch prediction")
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    available = model_store.versions(config.pipeline.serving_dir)
+    if not available:
+        print(f"no pushed model in {config.pipeline.serving_dir}; running the pipeline first", flush=True)
+        local_runner.run(config)
+        available = model_store.versions(config.pipeline.serving_dir)
+    model_dir = os.path.join(config.pipeline.serving_dir, available[-1])
+    frame = taxi.generate(max(args.batch_rows, 5000), seed=99)
+    rows = instances.from_frame(frame.drop(columns=[config.label, "tip_amount", "trip_id"]))
+    personal = list(config.data.personal_columns)
+
+    result: dict = {"model": model_dir, "cpus": os.cpu_count()}
+    result["in_process"] = in_process(model_dir, rows, personal)
+    print(json.dumps({"in_process": result["in_process"]}), flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        port = _free_port()
+        proc = start_server(args.config, config.pipeline.serving_dir, port, os.path.join(tmp, "log.jsonl"))
+        try:
+            url = f"http://127.0.0.1:{port}"
+            load(url, rows, 4, 1, 400)  # warm-up
+            result["server"] = []
+            for per_request in (1, BATCH_ROWS):
+                for c in CONCURRENCY:
+                    n = args.requests if per_request == 1 else max(200, args.requests // 4)
+                    r = load(url, rows, c, per_request, n)
+                    result["server"].append(r)
+                    print(json.dumps(r), flush=True)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+        result["batch_prediction"] = batch_prediction(config, model_dir, frame.head(args.batch_rows), tmp)
+    ip = result["in_process"]
+    single_c1 = next(r for r in result["server"] if r["rows_per_request"] == 1 and r["concurrency"] == 1)
+    batched_c32 = next(r for r in result["server"] if r["rows_per_request"] == BATCH_ROWS and r["concurrency"] == 32)
+    result["summary"] = {
+        "single_row_p50_overhead_ms": round(single_c1["p50_ms"] - ip["single_row_p50_ms"], 3),
+        "c32_batched_vs_in_process_batch_32": round(
+            batched_c32["rows_per_s"] / ip[f"batch_{BATCH_ROWS}_rows_per_s"], 3
+        ),
+        "c32_batched_vs_in_process_batch_512": round(batched_c32["rows_per_s"] / ip["batch_512_rows_per_s"], 3),
+        "batch_prediction_vs_in_process_batch_512": round(
+            result["batch_prediction"]["rows_per_s"] / ip["batch_512_rows_per_s"], 3
+        ),
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(result, f, indent=2)
+    print(json.dumps(result["summary"], indent=2))
+    print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
