@@ -326,6 +326,7 @@ class Server:
     def __init__(self, app: App, host: str, port: int, poll_seconds: float, predict_route: str = "/predict",
                  health_route: str = "/health"):  # fmt: skip
         self.app = app
+        ThreadingHTTPServer.request_queue_size = 256  # listen backlog: the default 5 drops bursts of connects
         self.httpd = ThreadingHTTPServer((host, port), make_handler(app, predict_route, health_route))
         self.httpd.daemon_threads = True
         self.poll_seconds = poll_seconds
