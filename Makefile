@@ -9,10 +9,12 @@ PROFILE ?= configs/vertex-dev.yaml
 IMAGE ?=
 TAG ?= latest
 DRY_RUN ?=
+INPUT ?= build/data/taxi/*.csv
+OUTPUT ?= build/batch/predictions
 VERTEX = $(ENV) python -m pipelines.vertex --profile $(PROFILE) $(if $(IMAGE),--image $(IMAGE)) $(if $(DRY_RUN),--dry-run)
 
 .DEFAULT_GOAL := help
-.PHONY: help env run smoke serve test test-unit test-e2e bench bench-serve schema lint lock clean clean-env \
+.PHONY: help env run smoke serve test test-unit test-e2e bench bench-serve run-batch compile-canary schema lint lock clean clean-env \
 	compile upload submit schedule trigger-bundle
 
 help: ## List the targets
@@ -44,6 +46,12 @@ test-e2e: env ## Run the end-to-end pipeline tests only
 
 bench: env ## Time each component on ROWS rows (default 15000); writes build/bench/pipeline.json
 	$(ENV) python -m pipelines.benchmark --config $(CONFIG) --rows $(ROWS) --out build/bench/pipeline.json
+
+run-batch: env ## Batch prediction with Beam RunInference (INPUT='dir/*.csv' OUTPUT=prefix)
+	$(ENV) python -m serving.batch --config $(CONFIG) --input '$(INPUT)' --output $(OUTPUT)
+
+compile-canary: env ## Compile the Vertex AI canary rollout pipeline (KFP v2) for PROFILE
+	$(ENV) python -m pipelines.canary compile --profile $(PROFILE)
 
 bench-serve: env ## Load-test the server (separate client process, loopback) vs in-process calls; build/bench/serving.json
 	$(ENV) python -m serving.bench --config $(CONFIG) --out build/bench/serving.json

@@ -45,23 +45,63 @@ def run_fn(fn_args) -> None:
 
 
 def export_serving_model(model: keras.Model, transform_output, spec: FeatureSpec, path: str) -> None:
-    """Saves `model` with the Transform graph inside it.
+    """Saves `model` with the Transform graph inside it, with two signatures over raw values:
 
-    `serving_default` takes serialized tf.Examples holding raw feature values
-    (no label) and returns `{"probability": [batch, 1]}`.
+    - `serving_default`: serialized tf.Examples (no label) -> `{"probability": [batch, 1]}`;
+      what TF Serving, TFMA and batch prediction call.
+    - `serving_columns`: one 1-D tensor per raw input, plus `<name>__present` (bool) for an
+      optional input -> the same output; what the prediction server calls, which saves
+      building a tf.Example per row.
     """
     model.tft_layer = transform_output.transform_features_layer()
     raw_spec = transform_output.raw_feature_spec()
     parse_spec = {name: raw_spec[name] for name in spec.raw_inputs()}
 
-    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
-    def serve_examples(serialized):
-        raw = tf.io.parse_example(serialized, parse_spec)
+    def predict_raw(raw):
         transformed = model.tft_layer(raw)
         inputs = {name: transformed[name] for name in model.input_names}
         return {SERVING_OUTPUT: model(inputs)}
 
-    model.save(path, save_format="tf", signatures={"serving_default": serve_examples})
+    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
+    def serve_examples(serialized):
+        return predict_raw(tf.io.parse_example(serialized, parse_spec))
+
+    column_spec = {}
+    for name, feature in parse_spec.items():
+        column_spec[name] = tf.TensorSpec([None], feature.dtype, name=name)
+        if isinstance(feature, tf.io.VarLenFeature):
+            column_spec[present_name(name)] = tf.TensorSpec([None], tf.bool, name=present_name(name))
+
+    @tf.function(input_signature=[column_spec])
+    def serve_columns(columns):
+        return predict_raw(columns_to_raw(columns, parse_spec))
+
+    model.save(
+        path, save_format="tf", signatures={"serving_default": serve_examples, "serving_columns": serve_columns}
+    )
+
+
+def present_name(name: str) -> str:
+    return f"{name}__present"
+
+
+def columns_to_raw(columns: dict, parse_spec: dict) -> dict:
+    """The tensors `tf.io.parse_example` would give for the same rows: dense [batch] + shape for
+    fixed-length inputs, a [batch, 1] SparseTensor of the present values for optional ones."""
+    raw = {}
+    for name, feature in parse_spec.items():
+        values = columns[name]
+        if isinstance(feature, tf.io.VarLenFeature):
+            present = columns[present_name(name)]
+            rows = tf.where(present)
+            raw[name] = tf.SparseTensor(
+                indices=tf.concat([rows, tf.zeros_like(rows)], axis=1),
+                values=tf.boolean_mask(values, present),
+                dense_shape=tf.stack([tf.shape(values, out_type=tf.int64)[0], tf.constant(1, tf.int64)]),
+            )
+        else:
+            raw[name] = tf.reshape(values, [-1, *feature.shape])
+    return raw
 
 
 CONTRACT_DIR = "assets.extra"  # files beside the SavedModel that TF Serving and Vertex ignore
@@ -75,7 +115,8 @@ def write_serving_contract(model_dir: str, spec: FeatureSpec, schema_path: str |
     environments) the model was trained against."""
     extra = os.path.join(model_dir, CONTRACT_DIR)
     tf.io.gfile.makedirs(extra)
-    contract = {"inputs": list(spec.raw_inputs()), "label": spec.label, "output": SERVING_OUTPUT}
+    contract = {"inputs": list(spec.raw_inputs()), "label": spec.label, "output": SERVING_OUTPUT,
+                "columns_signature": "serving_columns"}  # fmt: skip
     with tf.io.gfile.GFile(os.path.join(extra, CONTRACT_FILE), "w") as f:
         json.dump(contract, f, indent=2)
     if schema_path:

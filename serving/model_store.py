@@ -65,10 +65,23 @@ class LoadedModel:
     output: str
     _fn: Any
     _saved: Any = None  # keeps the SavedModel's variables alive with the signature
+    _columns_fn: Any = None  # the `serving_columns` signature, when the model has it
+    _column_inputs: dict = None  # name -> (dtype, optional)
 
     def predict(self, instances: list[dict[str, Any]]) -> list[float]:
         """Scores validated instances (the validator's output)."""
-        return self.predict_serialized([to_example(i) for i in instances])
+        if self._columns_fn is None:
+            return self.predict_serialized([to_example(i) for i in instances])
+        columns = {}
+        for name, (dtype, optional) in self._column_inputs.items():
+            values = [row.get(name) for row in instances]
+            if optional:
+                columns[f"{name}__present"] = tf.constant([v is not None for v in values], tf.bool)
+                fill = "" if dtype == tf.string else 0
+                values = [fill if v is None else v for v in values]
+            columns[name] = tf.constant(values, dtype)
+        result = self._columns_fn(**columns)[self.output]
+        return [float(v) for v in tf.reshape(result, [-1]).numpy()]
 
     def predict_serialized(self, examples: list[bytes]) -> list[float]:
         result = self._fn(examples=tf.constant(examples, dtype=tf.string))[self.output]
@@ -100,6 +113,13 @@ def load(path: str, personal_columns: list[str] = (), reject_out_of_domain: bool
     saved = tf.saved_model.load(path)
     fn = saved.signatures["serving_default"]
     model = LoadedModel(os.path.basename(path.rstrip("/")), path, validator, contract["output"], fn, saved)
+    columns_signature = contract.get("columns_signature")
+    if columns_signature in saved.signatures:
+        model._columns_fn = saved.signatures[columns_signature]
+        specs = model._columns_fn.structured_input_signature[1]
+        model._column_inputs = {
+            name: (spec.dtype, f"{name}__present" in specs) for name, spec in specs.items() if not name.endswith("__present")
+        }
     model.predict([validator.example_instance()])  # the first call is slow; make it before traffic arrives
     return model
 

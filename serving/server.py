@@ -30,7 +30,7 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from serving.model_store import LoadedModel, ModelStore, ModelUnavailableError, to_example
+from serving.model_store import LoadedModel, ModelStore, ModelUnavailableError
 from serving.validation import InvalidRequestError
 
 
@@ -80,8 +80,8 @@ class Batcher:
         self._thread = threading.Thread(target=self._run, name="batcher", daemon=True)
         self._thread.start()
 
-    def predict(self, model: LoadedModel, examples: list[bytes]) -> list[float]:
-        job = {"model": model, "examples": examples, "done": threading.Event(), "result": None, "error": None}
+    def predict(self, model: LoadedModel, rows: list[dict]) -> list[float]:
+        job = {"model": model, "examples": rows, "done": threading.Event(), "result": None, "error": None}
         self._queue.put(job)
         job["done"].wait()
         if job["error"] is not None:
@@ -105,7 +105,7 @@ class Batcher:
             for group in by_model.values():
                 examples = [e for job in group for e in job["examples"]]
                 try:
-                    scores = group[0]["model"].predict_serialized(examples)
+                    scores = group[0]["model"].predict(examples)
                 except Exception as e:  # answered as 500 by the request that owns it
                     for job in group:
                         job["error"] = e
@@ -217,14 +217,15 @@ class App:
         return instances
 
     def _score(self, model: LoadedModel, rows: list[dict]) -> list[float]:
-        examples = [to_example(r) for r in rows]
-        scores: list[float | None] = [self.cache.get((model.version, e)) for e in examples]
+        keys = [(model.version, *r.values()) for r in rows] if self.cache.size else None
+        scores: list[float | None] = [self.cache.get(k) for k in keys] if keys else [None] * len(rows)
         missing = [i for i, s in enumerate(scores) if s is None]
         if missing:
-            fresh = self.batcher.predict(model, [examples[i] for i in missing])
+            fresh = self.batcher.predict(model, [rows[i] for i in missing])
             for i, s in zip(missing, fresh, strict=True):
                 scores[i] = s
-                self.cache.put((model.version, examples[i]), s)
+                if keys:
+                    self.cache.put(keys[i], s)
         return scores
 
     def metadata(self) -> dict:
