@@ -35,7 +35,10 @@ _FIRST = np.array(["Alex", "Sam", "Maria", "Wei", "Olu", "Priya", "Jon", "Ana", 
 _LAST = np.array(["Smith", "Garcia", "Chen", "Okafor", "Patel", "Novak", "Kowalski", "Silva"])
 
 
-def generate(n_rows: int, seed: int = 0, label_signal: bool = True) -> pd.DataFrame:
+DRIFTED_FEATURES = ("trip_miles", "trip_seconds", "fare", "payment_type")
+
+
+def generate(n_rows: int, seed: int = 0, label_signal: bool = True, drift: float = 0.0) -> pd.DataFrame:
     """Returns `n_rows` trips drawn with `seed`; the same arguments give the same frame.
 
     Args:
@@ -43,7 +46,12 @@ def generate(n_rows: int, seed: int = 0, label_signal: bool = True) -> pd.DataFr
         seed: random seed.
         label_signal: if False, the label is drawn independently of every feature,
             so no model can beat chance.
+        drift: 0 for the reference distribution; up to 1, trips get longer (miles, and
+            with them seconds and fare) and the payment mix moves towards cash
+            (`DRIFTED_FEATURES`). Every other column keeps its distribution.
     """
+    if not 0.0 <= drift <= 1.0:
+        raise ValueError(f"drift must be in [0, 1], got {drift}")
     if n_rows <= 0:
         raise ValueError(f"n_rows must be positive, got {n_rows}")
     rng = np.random.default_rng(seed)
@@ -57,12 +65,13 @@ def generate(n_rows: int, seed: int = 0, label_signal: bool = True) -> pd.DataFr
     pickup_area = rng.integers(1, N_AREAS + 1, n)
     airport = rng.random(n) < 0.08
     dropoff_area = np.where(airport, AIRPORT_AREA, rng.integers(1, N_AREAS + 1, n))
-    miles = rng.gamma(2.0, 1.8, n) + np.where(airport, 12.0, 0.0)
+    miles = rng.gamma(2.0, 1.8 * (1.0 + 1.5 * drift), n) + np.where(airport, 12.0, 0.0)
     speed_mph = np.clip(rng.normal(18, 5, n), 4, 45)
     trip_seconds = miles / speed_mph * 3600 + rng.normal(120, 40, n)
     fare = 3.25 + 2.25 * miles + 0.004 * trip_seconds + rng.normal(0, 1.0, n)
 
-    payment_idx = rng.choice(len(PAYMENT_TYPES), n, p=PAYMENT_P)
+    cash = np.eye(len(PAYMENT_TYPES))[list(PAYMENT_TYPES).index("Cash")]
+    payment_idx = rng.choice(len(PAYMENT_TYPES), n, p=(1.0 - 0.6 * drift) * PAYMENT_P + 0.6 * drift * cash)
     company_idx = rng.zipf(1.6, n) % N_COMPANIES
     company_effect = COMPANY_EFFECT
     taxi_idx = rng.integers(0, N_TAXIS, n)

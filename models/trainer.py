@@ -76,9 +76,7 @@ def export_serving_model(model: keras.Model, transform_output, spec: FeatureSpec
     def serve_columns(columns):
         return predict_raw(columns_to_raw(columns, parse_spec))
 
-    model.save(
-        path, save_format="tf", signatures={"serving_default": serve_examples, "serving_columns": serve_columns}
-    )
+    model.save(path, save_format="tf", signatures={"serving_default": serve_examples, "serving_columns": serve_columns})
 
 
 def present_name(name: str) -> str:

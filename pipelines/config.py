@@ -123,6 +123,37 @@ class ServingConfig:
 
 
 @dataclass(frozen=True)
+class RetrainPolicyConfig:
+    """When monitoring triggers the training pipeline; any one reason is enough."""
+
+    on_skew: bool = True  # training-serving skew beyond threshold on an important feature
+    on_drift: bool = True  # serving drift between windows beyond threshold on an important feature
+    important_features: tuple[str, ...] = ()  # empty: every monitored feature
+    min_live_metric: float | None = None  # live gating metric below this; None: evaluation.lower_bound
+    min_new_labeled_rows: int = 0  # this many newly labelled rows since the last training; 0: off
+    max_model_age_days: float = 0  # retrain on schedule when the served model is older; 0: off
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    """Skew and drift checks on the prediction log, live evaluation, and the retraining policy."""
+
+    log_path: str | None = None  # default: serving.log_path
+    output_dir: str = "build/monitoring"
+    exclude: tuple[str, ...] = ()  # features not checked (e.g. a timestamp that moves by nature)
+    window_rows: int = 2000  # rows per window, oldest first; drift compares the last two
+    min_rows: int = 200  # fewer rows than this in a window: no verdict on it
+    skew_linf: float = 0.1  # L-infinity distance, categorical features (TFDV skew_comparator)
+    skew_js: float = 0.1  # Jensen-Shannon divergence, numeric features
+    drift_linf: float = 0.1
+    drift_js: float = 0.1
+    sample_rate: float = 0.8  # Vertex AI Model Monitoring request sampling
+    monitor_interval_hours: int = 1  # Vertex AI Model Monitoring schedule
+    alert_emails: tuple[str, ...] = ()
+    retrain: RetrainPolicyConfig = RetrainPolicyConfig()
+
+
+@dataclass(frozen=True)
 class MachineConfig:
     """A Vertex AI CustomJob worker pool (`machineSpec` + `replicaCount`)."""
 
@@ -181,6 +212,7 @@ class Config:
     tuning: TuningConfig = TuningConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     serving: ServingConfig = ServingConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
     vertex: VertexConfig | None = None  # a deployment profile (configs/vertex-*.yaml)
     source: str = ""  # the file this was loaded from
 
@@ -246,6 +278,14 @@ def _check(config: Config, path: str) -> None:
         raise ConfigError(f"{path}: 'serving.canary_percent' must be between 0 and 100")
     if min(s.max_body_bytes, s.max_instances, s.max_batch) < 1 or s.cache_size < 0 or s.poll_seconds <= 0:
         raise ConfigError(f"{path}: 'serving' sizes and intervals must be positive")
+    m = config.monitoring
+    if min(m.skew_linf, m.skew_js, m.drift_linf, m.drift_js) <= 0 or not 0 < m.sample_rate <= 1:
+        raise ConfigError(f"{path}: 'monitoring' thresholds must be positive and sample_rate in (0, 1]")
+    if m.min_rows < 1 or m.window_rows < m.min_rows:
+        raise ConfigError(f"{path}: 'monitoring.window_rows' must be at least 'monitoring.min_rows' (>= 1)")
+    unknown = sorted((set(m.exclude) | set(m.retrain.important_features)) - set(inputs))
+    if unknown:
+        raise ConfigError(f"{path}: 'monitoring' names '{unknown[0]}', which is not a feature")
     if config.evaluation.metric not in GATING_METRICS:
         raise ConfigError(
             f"{path}: 'evaluation.metric' must be one of {list(GATING_METRICS)}, got {config.evaluation.metric!r}"
@@ -371,7 +411,11 @@ def _resolve_paths(config: Config, root: str) -> Config:
         serving_dir=absolute(pipe.serving_dir),
     )
     serving = dataclasses.replace(config.serving, log_path=absolute(config.serving.log_path))
-    return dataclasses.replace(config, data=data, pipeline=pipe, serving=serving)
+    m = config.monitoring
+    monitoring = dataclasses.replace(
+        m, log_path=absolute(m.log_path) or serving.log_path, output_dir=absolute(m.output_dir)
+    )
+    return dataclasses.replace(config, data=data, pipeline=pipe, serving=serving, monitoring=monitoring)
 
 
 def deep_merge(base: dict, extra: dict) -> dict:

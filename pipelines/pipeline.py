@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 
+import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
 from google.protobuf import json_format
 from tfx import v1 as tfx
@@ -16,6 +17,7 @@ from components import csv_without_personal_data, idempotent_pusher
 from components.serving_infra_validator import ServingInfraValidator
 from components.validation_gate import DataValidationGate
 from models.features import FeatureSpec
+from monitoring.checks import HISTOGRAM_BUCKETS
 from pipelines.config import GATING_METRICS, Config, MachineConfig
 
 MODEL_CODE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
@@ -38,7 +40,10 @@ def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl
             that a run can set (for the compiled Vertex / Kubeflow pipeline).
     """
     example_gen = _example_gen(config, runtime_parameters)
-    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    statistics_gen = tfx.components.StatisticsGen(
+        examples=example_gen.outputs["examples"],
+        stats_options=tfdv.StatsOptions(num_histogram_buckets=HISTOGRAM_BUCKETS),  # as monitoring compares them
+    )
     if config.data.schema:
         schema_gen = tfx.components.ImportSchemaGen(schema_file=config.data.schema)
     else:

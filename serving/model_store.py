@@ -118,7 +118,9 @@ def load(path: str, personal_columns: list[str] = (), reject_out_of_domain: bool
         model._columns_fn = saved.signatures[columns_signature]
         specs = model._columns_fn.structured_input_signature[1]
         model._column_inputs = {
-            name: (spec.dtype, f"{name}__present" in specs) for name, spec in specs.items() if not name.endswith("__present")
+            name: (spec.dtype, f"{name}__present" in specs)
+            for name, spec in specs.items()
+            if not name.endswith("__present")
         }
     model.predict([validator.example_instance()])  # the first call is slow; make it before traffic arrives
     return model

@@ -151,8 +151,9 @@ class App:
     """Everything a request handler needs; independent of the HTTP layer."""
 
     def __init__(self, store: ModelStore, model_name: str, max_body_bytes: int, max_instances: int,
-                 max_batch: int, cache_size: int, log_path: str | None):  # fmt: skip
+                 max_batch: int, cache_size: int, log_path: str | None, key_column: str | None = None):  # fmt: skip
         self.store = store
+        self.key_column = key_column  # logged with each row, so that labels arriving later can be joined
         self.model_name = model_name
         self.max_body_bytes = max_body_bytes
         self.max_instances = max_instances
@@ -170,6 +171,8 @@ class App:
             instances = self._instances(body)
             model = self.store.pick()
             rows = [model.validator.instance(raw, i) for i, raw in enumerate(instances)]
+            if self.key_column:
+                record["keys"] = [str(raw.get(self.key_column, ""))[:200] for raw in instances]
             scores = self._score(model, rows)
             status = 200
             response = {
@@ -357,11 +360,13 @@ class Server:
 def build(config, host: str | None = None, port: int | None = None, serving_dir: str | None = None) -> Server:
     """A server for `config` (a pipelines.config.Config); port 0 picks a free port."""
     s = config.serving
+    key = [config.data.key_column] if config.data.key_column else []
     store = ModelStore(
-        serving_dir or config.pipeline.serving_dir, list(config.data.personal_columns), s.canary_percent,
+        serving_dir or config.pipeline.serving_dir, [*config.data.personal_columns, *key], s.canary_percent,
         s.reject_out_of_domain,
     )  # fmt: skip
-    app = App(store, config.pipeline.name, s.max_body_bytes, s.max_instances, s.max_batch, s.cache_size, s.log_path)
+    app = App(store, config.pipeline.name, s.max_body_bytes, s.max_instances, s.max_batch, s.cache_size, s.log_path,
+              config.data.key_column)  # fmt: skip
     return Server(
         app,
         host or s.host,

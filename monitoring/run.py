@@ -1,0 +1,199 @@
+"""Monitoring run: prediction log -> skew, drift, live metrics -> report -> retraining decision.
+
+  python -m monitoring.run --config configs/taxi.yaml [--labels labels.csv] [--retrain-data DIR]
+  (make monitor)
+
+Reads the server's JSON-lines log, splits it into windows of `monitoring.window_rows`
+rows (oldest first), measures skew of the newest window against the served model's
+training statistics (found by lineage in ML Metadata) and drift against the window
+before, joins labels (a CSV or JSON-lines file of `<key_column>,<label>`) to compute
+the live gating metric per window, applies the retraining policy and writes
+`result.json` and `report.html` under `monitoring.output_dir/<time>/`. With
+`--retrain-data DIR` (a new span) a firing policy runs the training pipeline on it
+(locally; `--profile` submits it to Vertex AI instead) and records why in
+`monitoring.output_dir/retraining.jsonl`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import sys
+import time
+
+import pandas as pd
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from monitoring import baseline, checks, policy, report
+from pipelines.config import Config, ConfigError, load_config
+
+
+def read_log(path: str) -> pd.DataFrame:
+    """One row per scored instance of the answered requests, oldest first."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            record = json.loads(line)
+            if record.get("status") != 200:
+                continue
+            keys = record.get("keys") or [None] * len(record["instances"])
+            for instance, score, key in zip(record["instances"], record["predictions"], keys, strict=True):
+                rows.append({**instance, "_time": record["time"], "_model_version": record["model_version"],
+                             "_key": key, "_prediction": score})  # fmt: skip
+    if not rows:
+        raise ValueError(f"{path}: no answered predictions to monitor")
+    return pd.DataFrame(rows).sort_values("_time", kind="stable").reset_index(drop=True)
+
+
+def windows(frame: pd.DataFrame, size: int, min_rows: int) -> list[pd.DataFrame]:
+    """Consecutive windows of `size` rows; a last partial window counts if it has `min_rows`."""
+    out = [frame.iloc[i : i + size] for i in range(0, len(frame), size)]
+    return [w for w in out if len(w) >= min_rows]
+
+
+def read_labels(path: str, key_column: str, label: str) -> pd.DataFrame:
+    frame = pd.read_json(path, lines=True) if path.endswith((".jsonl", ".json")) else pd.read_csv(path)
+    missing = {key_column, label} - set(frame.columns)
+    if missing:
+        raise ValueError(f"{path}: labels need the columns {sorted(missing)}")
+    return frame[[key_column, label]].rename(columns={key_column: "_key", label: "_label"}).astype({"_key": str})
+
+
+def live_evaluation(parts: list[pd.DataFrame], labels: pd.DataFrame | None, metric: str) -> list[dict]:
+    """The gating metric per window on the rows whose label has arrived."""
+    from sklearn import metrics as skm
+
+    out = []
+    for i, w in enumerate(parts):
+        entry = {"window": f"w{i}", "rows": len(w), "labelled": 0, metric: None}
+        if labels is not None:
+            joined = w.assign(_key=w["_key"].astype(str)).merge(labels, on="_key", how="inner")
+            entry["labelled"] = len(joined)
+            if len(joined) and joined["_label"].nunique() == 2:
+                y, p = joined["_label"].to_numpy(), joined["_prediction"].to_numpy()
+                value = {
+                    "AUC": lambda: skm.roc_auc_score(y, p),
+                    "AUCPrecisionRecall": lambda: skm.average_precision_score(y, p),
+                    "BinaryAccuracy": lambda: skm.accuracy_score(y, p >= 0.5),
+                    "Precision": lambda: skm.precision_score(y, p >= 0.5, zero_division=0),
+                    "Recall": lambda: skm.recall_score(y, p >= 0.5, zero_division=0),
+                }[metric]()
+                entry[metric] = round(float(value), 6)
+        out.append(entry)
+    return out
+
+
+def monitor(config: Config, labels_path: str | None = None, now: float | None = None) -> dict:
+    """One monitoring pass; writes result.json and report.html and returns the result."""
+    from pipelines.run_summary import open_store
+    from serving import model_store
+
+    m = config.monitoring
+    frame = read_log(m.log_path)
+    version = str(frame["_model_version"].iloc[-1])
+    served = os.path.join(config.pipeline.serving_dir, version)
+    base = baseline.find(open_store(config.pipeline.metadata_path), served)
+    schema = schema_pb2.Schema()
+    with open(os.path.join(served, model_store.SCHEMA)) as f:
+        text_format.Parse(f.read(), schema)
+    contract = model_store.read_contract(served)
+    features = [f for f in contract["inputs"] if f not in m.exclude]
+
+    parts = windows(frame[frame["_model_version"] == version], m.window_rows, m.min_rows)
+    if not parts:
+        raise ValueError(f"fewer than monitoring.min_rows={m.min_rows} logged rows for model {version}")
+    current = checks.statistics(parts[-1][features])
+    previous = checks.statistics(parts[-2][features]) if len(parts) > 1 else None
+    found = checks.compare(checks.with_comparators(schema, features, m), base.training_statistics, current, previous)
+
+    metric = config.evaluation.metric
+    labels = read_labels(labels_path, config.data.key_column, config.label) if labels_path else None
+    live = live_evaluation(parts, labels, metric)
+    latest_metric = next((w[metric] for w in reversed(live) if w[metric] is not None), None)
+    now = now or time.time()
+    seen = policy.Observations(
+        skew_alerts=sorted({c.feature for c in found if c.kind == "skew" and c.alert}),
+        drift_alerts=sorted({c.feature for c in found if c.kind == "drift" and c.alert}),
+        live_metric=latest_metric,
+        new_labeled_rows=sum(w["labelled"] for w in live),
+        model_age_days=(now - base.trained_at) / 86400.0,
+    )
+    threshold = m.retrain.min_live_metric if m.retrain.min_live_metric is not None else config.evaluation.lower_bound
+    decision = policy.decide(seen, m.retrain, metric, threshold)
+    result = {
+        "time": datetime.datetime.fromtimestamp(now, datetime.UTC).isoformat(),
+        "model_version": version,
+        "model_uri": base.model_uri,
+        "training_statistics": base.statistics_uri,
+        "rows": int(len(frame)),
+        "windows": [len(w) for w in parts],
+        "current_window_rows": len(parts[-1]),
+        "features": features,
+        "checks": [c.to_dict() for c in found],
+        "metric": metric,
+        "training_metric": baseline.evaluated_metric(base.evaluation_uri, metric),
+        "live_evaluation": live,
+        "observations": dataclasses.asdict(seen),
+        "retraining": decision.to_dict(),
+    }
+    out_dir = os.path.join(m.output_dir, datetime.datetime.fromtimestamp(now, datetime.UTC).strftime("%Y%m%dT%H%M%S"))
+    os.makedirs(out_dir, exist_ok=True)
+    with open(os.path.join(out_dir, "result.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    with open(os.path.join(out_dir, "report.html"), "w") as f:
+        f.write(report.render(result, base.training_statistics, current))
+    result["output_dir"] = out_dir
+    return result
+
+
+def retrain(config: Config, result: dict, new_data: str, profile: str | None = None, dry_run: bool = False) -> dict:
+    """Runs (or submits) the training pipeline on `new_data` and records why."""
+    record = {"time": result["time"], "model_version": result["model_version"], "data": new_data,
+              "reasons": result["retraining"]["reasons"]}  # fmt: skip
+    if profile:
+        from pipelines import vertex
+
+        cloud = load_config(profile)
+        request = vertex.submit(cloud, vertex.template_file(cloud), {"data_root": new_data},
+                                labels={"trigger": "monitoring"}, dry_run=dry_run)  # fmt: skip
+        record.update(runner="vertex", job=request["pipelineJobId"])
+    else:
+        from pipelines import local_runner
+
+        data = dataclasses.replace(config.data, path=new_data, generate=None)
+        summary = local_runner.run(config.replace(data=data))
+        record.update(runner="local", run_id=summary.run_id, blessed=summary.blessed, pushed=summary.pushed_model)
+    os.makedirs(config.monitoring.output_dir, exist_ok=True)
+    with open(os.path.join(config.monitoring.output_dir, "retraining.jsonl"), "a") as f:
+        f.write(json.dumps(record) + "\n")
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="configs/taxi.yaml")
+    parser.add_argument("--labels", help="ground truth: CSV or JSON lines with the key column and the label")
+    parser.add_argument("--retrain-data", help="a new span to train on if the policy fires")
+    parser.add_argument("--profile", help="submit the retraining to Vertex AI with this profile")
+    parser.add_argument("--dry-run", action="store_true", help="with --profile: print the request only")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+        result = monitor(config, args.labels)
+    except (ConfigError, ValueError, LookupError, FileNotFoundError) as e:
+        print(f"monitoring error: {e}", file=sys.stderr)
+        return 2
+    alerts = [c for c in result["checks"] if c["alert"]]
+    print(json.dumps({"model_version": result["model_version"], "alerts": alerts,
+                      "retraining": result["retraining"], "report": result["output_dir"]}, indent=2))  # fmt: skip
+    if result["retraining"]["retrain"] and args.retrain_data:
+        print(json.dumps(retrain(config, result, args.retrain_data, args.profile, args.dry_run), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""The loop, offline: serve predictions on a drifted span, monitor the log, see drift caught
+and retraining triggered on the new span, and the new model go through the normal gates."""
+
+import dataclasses
+import json
+import os
+import shutil
+
+import pytest
+
+from datagen import taxi
+from monitoring import run as monitoring
+from pipelines.config import deep_merge, load_config
+from serving import instances, server
+from serving.client import PredictionClient
+from tests.conftest import TAXI_CONFIG, small_overrides
+
+pytestmark = pytest.mark.e2e
+
+WINDOW = 2000
+
+
+def send(client, frame, batch=50):
+    rows = instances.from_frame(frame.drop(columns=["big_tip", "tip_amount"]))  # trip_id goes along as the key
+    for i in range(0, len(rows), batch):
+        status, body = client.predict(rows[i : i + batch])
+        assert status == 200, body
+
+
+@pytest.fixture
+def loop(first_run, tmp_path):
+    """A copy of the first run's store and served model, with its own log and outputs."""
+    config, _ = first_run
+    shutil.copytree(config.pipeline.serving_dir, tmp_path / "serving")
+    os.makedirs(tmp_path / "metadata")
+    shutil.copy(config.pipeline.metadata_path, tmp_path / "metadata" / "metadata.sqlite")
+    overrides = deep_merge(small_overrides(str(tmp_path)), {
+        "serving": {"log_path": str(tmp_path / "log.jsonl")},
+        "monitoring": {"output_dir": str(tmp_path / "monitoring"), "window_rows": WINDOW, "min_rows": 500},
+    })  # fmt: skip
+    return load_config(TAXI_CONFIG, overrides), tmp_path
+
+
+def test_drifted_span_is_detected_and_retraining_runs_through_the_gates(loop):
+    config, tmp_path = loop
+    srv = server.build(config, port=0).start()
+    client = PredictionClient(srv.url)
+    reference, drifted = taxi.generate(WINDOW, seed=41), taxi.generate(WINDOW, seed=42, drift=0.8)
+    send(client, reference)
+    send(client, drifted)
+    srv.stop()
+    labels = tmp_path / "labels.csv"
+    drifted[["trip_id", "big_tip"]].to_csv(labels, index=False)  # ground truth arrives for the second window
+
+    result = monitoring.monitor(config, str(labels))
+    fired = {(c["kind"], c["feature"]) for c in result["checks"] if c["alert"]}
+    for kind in ("skew", "drift"):
+        assert {f for k, f in fired if k == kind} == set(taxi.DRIFTED_FEATURES), (kind, fired)
+    live = result["live_evaluation"]
+    assert [w["labelled"] for w in live] == [0, WINDOW] and live[1]["AUC"] > 0.5
+    assert result["training_metric"] is not None
+    decision = result["retraining"]
+    assert decision["retrain"] is True
+    assert any(r.startswith("training-serving skew on fare, payment_type, trip_miles") for r in decision["reasons"])
+    assert any(r.startswith("drift between serving windows on") for r in decision["reasons"])
+    with open(os.path.join(result["output_dir"], "report.html")) as f:
+        page = f.read()
+    assert "Decision: RETRAIN" in page and page.count("<section>") == len(result["features"])
+
+    span = tmp_path / "span-1"
+    taxi.write_csv(taxi.generate(800, seed=43, drift=0.8), str(span))
+    record = monitoring.retrain(config, result, str(span))
+    assert record["runner"] == "local" and record["reasons"] == decision["reasons"]
+    with open(tmp_path / "monitoring" / "retraining.jsonl") as f:
+        assert json.loads(f.readlines()[-1])["data"] == str(span)
+    from pipelines.run_summary import latest_run, open_store
+
+    summary = latest_run(open_store(config.pipeline.metadata_path), config.pipeline.name)
+    states = {c.component: c.state for c in summary.components}
+    for gate in ("CsvExampleGen", "DataValidationGate", "Trainer", "Evaluator", "ServingInfraValidator", "Pusher"):
+        assert states[gate] == "COMPLETE", states  # new data: every gate ran again
+    assert record["blessed"] == summary.blessed
+
+
+def test_same_distribution_does_not_trigger_retraining(loop):
+    config, _ = loop
+    quiet = config.replace(monitoring=dataclasses.replace(
+        config.monitoring,
+        retrain=dataclasses.replace(config.monitoring.retrain, min_new_labeled_rows=0, max_model_age_days=0),
+    ))  # fmt: skip
+    srv = server.build(quiet, port=0).start()
+    client = PredictionClient(srv.url)
+    send(client, taxi.generate(WINDOW, seed=51))
+    send(client, taxi.generate(WINDOW, seed=52))
+    srv.stop()
+    result = monitoring.monitor(quiet)
+    assert [c for c in result["checks"] if c["alert"]] == []
+    assert result["retraining"] == {"retrain": False, "reasons": []}
