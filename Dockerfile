@@ -30,6 +30,7 @@ COPY datagen datagen
 COPY models models
 COPY pipelines pipelines
 COPY serving serving
+COPY monitoring monitoring
 COPY configs configs
 COPY schemas schemas
 RUN pip install --no-cache-dir --no-deps . \

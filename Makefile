@@ -11,10 +11,11 @@ TAG ?= latest
 DRY_RUN ?=
 INPUT ?= build/data/taxi/*.csv
 OUTPUT ?= build/batch/predictions
+LABELS ?=
 VERTEX = $(ENV) python -m pipelines.vertex --profile $(PROFILE) $(if $(IMAGE),--image $(IMAGE)) $(if $(DRY_RUN),--dry-run)
 
 .DEFAULT_GOAL := help
-.PHONY: help env run smoke serve test test-unit test-e2e bench bench-serve run-batch compile-canary schema lint lock clean clean-env \
+.PHONY: help env run smoke serve test test-unit test-e2e bench bench-serve run-batch compile-canary monitor compile-monitoring schema lint lock clean clean-env \
 	compile upload submit schedule trigger-bundle
 
 help: ## List the targets
@@ -52,6 +53,12 @@ run-batch: env ## Batch prediction with Beam RunInference (INPUT='dir/*.csv' OUT
 
 compile-canary: env ## Compile the Vertex AI canary rollout pipeline (KFP v2) for PROFILE
 	$(ENV) python -m pipelines.canary compile --profile $(PROFILE)
+
+monitor: env ## Skew, drift and live metrics on the prediction log; report + retraining decision (LABELS=file)
+	$(ENV) python -m monitoring.run --config $(CONFIG) $(if $(LABELS),--labels $(LABELS))
+
+compile-monitoring: env ## Compile the monitoring pipeline (KFP v2) for PROFILE
+	$(ENV) python -m monitoring.pipeline compile --profile $(PROFILE)
 
 bench-serve: env ## Load-test the server (separate client process, loopback) vs in-process calls; build/bench/serving.json
 	$(ENV) python -m serving.bench --config $(CONFIG) --out build/bench/serving.json

@@ -20,6 +20,7 @@ import argparse
 import dataclasses
 import datetime
 import json
+import logging
 import os
 import sys
 import time
@@ -29,21 +30,56 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from monitoring import baseline, checks, policy, report
+from pipelines import logs
 from pipelines.config import Config, ConfigError, load_config
 
 
-def read_log(path: str) -> pd.DataFrame:
-    """One row per scored instance of the answered requests, oldest first."""
-    rows = []
+def bigquery_log_query(table: str, limit_rows: int) -> str:
+    """The query over a Vertex AI endpoint's request-response logging table (bq://project.dataset.table)."""
+    name = table[len("bq://") :]
+    return (
+        "SELECT UNIX_SECONDS(logging_time) AS time, deployed_model_id, request_payload, response_payload "
+        f"FROM `{name}` ORDER BY logging_time DESC LIMIT {int(limit_rows)}"
+    )
+
+
+def records_from_bigquery_rows(rows) -> list[dict]:
+    """Request-response logging rows -> the local server's log records."""
+    out = []
+    for row in rows:
+        requests = [json.loads(p) for p in row["request_payload"]]
+        responses = [json.loads(p) for p in row["response_payload"]]
+        for request, response in zip(requests, responses, strict=True):
+            predictions = [p["probability"] if isinstance(p, dict) else p for p in response["predictions"]]
+            out.append({"time": row["time"], "status": 200, "model_version": row["deployed_model_id"],
+                        "instances": request["instances"], "predictions": predictions})  # fmt: skip
+    return out
+
+
+def _log_records(path: str):
+    if path.startswith("bq://"):
+        from google.cloud import bigquery
+
+        rows = bigquery.Client().query(bigquery_log_query(path, 1_000_000)).result()
+        yield from records_from_bigquery_rows(rows)
+        return
     with open(path, encoding="utf-8") as f:
         for line in f:
-            record = json.loads(line)
-            if record.get("status") != 200:
-                continue
-            keys = record.get("keys") or [None] * len(record["instances"])
-            for instance, score, key in zip(record["instances"], record["predictions"], keys, strict=True):
-                rows.append({**instance, "_time": record["time"], "_model_version": record["model_version"],
-                             "_key": key, "_prediction": score})  # fmt: skip
+            yield json.loads(line)
+
+
+def read_log(path: str) -> pd.DataFrame:
+    """One row per scored instance of the answered requests, oldest first. `path` is the
+    server's JSON-lines log, or bq://project.dataset.table for a Vertex AI endpoint's
+    request-response logging table."""
+    rows = []
+    for record in _log_records(path):
+        if record.get("status") != 200:
+            continue
+        keys = record.get("keys") or [None] * len(record["instances"])
+        for instance, score, key in zip(record["instances"], record["predictions"], keys, strict=True):
+            rows.append({**instance, "_time": record["time"], "_model_version": record["model_version"],
+                         "_key": key, "_prediction": score})  # fmt: skip
     if not rows:
         raise ValueError(f"{path}: no answered predictions to monitor")
     return pd.DataFrame(rows).sort_values("_time", kind="stable").reset_index(drop=True)
@@ -63,10 +99,24 @@ def read_labels(path: str, key_column: str, label: str) -> pd.DataFrame:
     return frame[[key_column, label]].rename(columns={key_column: "_key", label: "_label"}).astype({"_key": str})
 
 
-def live_evaluation(parts: list[pd.DataFrame], labels: pd.DataFrame | None, metric: str) -> list[dict]:
-    """The gating metric per window on the rows whose label has arrived."""
+def metric_value(metric: str, labels, scores) -> float:
+    """A gating metric (its class name in config) on labelled live predictions; threshold 0.5."""
     from sklearn import metrics as skm
 
+    if metric == "AUC":
+        return skm.roc_auc_score(labels, scores)
+    if metric == "AUCPrecisionRecall":
+        return skm.average_precision_score(labels, scores)
+    predicted = scores >= 0.5
+    if metric == "BinaryAccuracy":
+        return skm.accuracy_score(labels, predicted)
+    if metric == "Precision":
+        return skm.precision_score(labels, predicted, zero_division=0)
+    return skm.recall_score(labels, predicted, zero_division=0)
+
+
+def live_evaluation(parts: list[pd.DataFrame], labels: pd.DataFrame | None, metric: str) -> list[dict]:
+    """The gating metric per window on the rows whose label has arrived."""
     out = []
     for i, w in enumerate(parts):
         entry = {"window": f"w{i}", "rows": len(w), "labelled": 0, metric: None}
@@ -74,14 +124,7 @@ def live_evaluation(parts: list[pd.DataFrame], labels: pd.DataFrame | None, metr
             joined = w.assign(_key=w["_key"].astype(str)).merge(labels, on="_key", how="inner")
             entry["labelled"] = len(joined)
             if len(joined) and joined["_label"].nunique() == 2:
-                y, p = joined["_label"].to_numpy(), joined["_prediction"].to_numpy()
-                value = {
-                    "AUC": lambda: skm.roc_auc_score(y, p),
-                    "AUCPrecisionRecall": lambda: skm.average_precision_score(y, p),
-                    "BinaryAccuracy": lambda: skm.accuracy_score(y, p >= 0.5),
-                    "Precision": lambda: skm.precision_score(y, p >= 0.5, zero_division=0),
-                    "Recall": lambda: skm.recall_score(y, p >= 0.5, zero_division=0),
-                }[metric]()
+                value = metric_value(metric, joined["_label"].to_numpy(), joined["_prediction"].to_numpy())
                 entry[metric] = round(float(value), 6)
         out.append(entry)
     return out
@@ -95,6 +138,7 @@ def monitor(config: Config, labels_path: str | None = None, now: float | None = 
     m = config.monitoring
     frame = read_log(m.log_path)
     version = str(frame["_model_version"].iloc[-1])
+    logs.bind(model_version=version)
     served = os.path.join(config.pipeline.serving_dir, version)
     base = baseline.find(open_store(config.pipeline.metadata_path), served)
     schema = schema_pb2.Schema()
@@ -147,6 +191,7 @@ def monitor(config: Config, labels_path: str | None = None, now: float | None = 
     with open(os.path.join(out_dir, "report.html"), "w") as f:
         f.write(report.render(result, base.training_statistics, current))
     result["output_dir"] = out_dir
+    logging.info("monitoring: %d alerts; retrain=%s %s", sum(c.alert for c in found), decision.retrain, decision.reasons)
     return result
 
 
@@ -183,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
+        logs.setup(config.log_level, pipeline=config.pipeline.name, entry="monitoring")
         result = monitor(config, args.labels)
     except (ConfigError, ValueError, LookupError, FileNotFoundError) as e:
         print(f"monitoring error: {e}", file=sys.stderr)

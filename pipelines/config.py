@@ -214,6 +214,7 @@ class Config:
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     vertex: VertexConfig | None = None  # a deployment profile (configs/vertex-*.yaml)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"  # JSON logs of every entry point
     source: str = ""  # the file this was loaded from
 
     def replace(self, **sections: Any) -> Config:

@@ -8,11 +8,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import os
 import sys
+import uuid
 
-from pipelines import schema_staging
+from pipelines import logs, schema_staging
 from pipelines.config import Config, ConfigError, deep_merge, load_config
 
 
@@ -103,8 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("absl").setLevel(logging.WARNING)
+    logs.setup(config.log_level, pipeline=config.pipeline.name, run_id=uuid.uuid4().hex[:12], entry="local_runner")
     failed = None
     try:
         summary = run(config)

@@ -8,6 +8,7 @@ contract (inputs, output, schema) in `assets.extra/`.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import threading
@@ -166,6 +167,7 @@ class ModelStore:
             split = [(wanted[0], 100)]
         with self._lock:
             self._models, self._split = loaded, split
+        logging.info("serving versions %s", dict(split))
         return True
 
     def _load(self, version: str) -> LoadedModel:
@@ -195,7 +197,7 @@ class ModelStore:
                 try:
                     self.refresh()
                 except Exception as e:  # a broken push must not take the served model down
-                    print(json.dumps({"event": "model_load_failed", "error": str(e)[:500]}), flush=True)
+                    logging.error("loading a newly pushed model failed; still serving %s: %s", self.split(), str(e)[:500])
 
         thread = threading.Thread(target=loop, name="model-watcher", daemon=True)
         thread.start()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import logging
 import os
 import queue
 import sys
@@ -378,6 +379,7 @@ def build(config, host: str | None = None, port: int | None = None, serving_dir:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pipelines import logs
     from pipelines.config import ConfigError, load_config
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -391,13 +393,17 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
+    logs.setup(config.log_level, model=config.pipeline.name, entry="server")
     port = args.port if args.port is not None else int(os.environ.get("AIP_HTTP_PORT", config.serving.port))
     server = build(config, args.host, port, args.serving_dir or os.environ.get("AIP_STORAGE_URI"))
     server.start()
     split = server.app.store.split()
+    logs.bind(model_versions=",".join(split))
+    logging.info("serving on %s", server.url)
     print(json.dumps({"event": "serving", "url": server.url, "model": config.pipeline.name, "versions": split}))
     if not split:
-        print(f"no pushed model yet in {server.app.store.serving_dir}: run `make run` (health is 503 until one lands)")
+        logging.warning("no pushed model yet in %s: run `make run` (health is 503 until one lands)",
+                        server.app.store.serving_dir)  # fmt: skip
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

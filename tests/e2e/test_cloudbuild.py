@@ -1,6 +1,7 @@
 """cloudbuild.yaml cannot rot: its steps are parsed, their order checked, and every step
 that needs neither Google Cloud nor a Docker engine is run here exactly as written."""
 
+import glob
 import json
 import os
 import re
@@ -67,7 +68,7 @@ def test_runnable_steps_run_as_written(tmp_path):
         if os.path.exists(os.path.join(REPO, name)):
             os.makedirs(workspace / os.path.dirname(name), exist_ok=True)
             shutil.copy2(os.path.join(REPO, name), workspace / name)
-    ran = []
+    ran, outputs = [], {}
     for step in build["steps"]:
         if step["id"] in NEEDS_CLOUD:
             continue
@@ -77,6 +78,7 @@ def test_runnable_steps_run_as_written(tmp_path):
             f"{step['id']}: {' '.join(command)}\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
         )
         ran.append(step["id"])
+        outputs[step["id"]] = result.stdout + result.stderr
     assert ran == ["lint-and-unit-tests", "e2e-smoke-run", "compile-pipeline"]
     with open(workspace / "build" / "vertex" / "vertex-dev.json") as f:
         compiled = json.load(f)
@@ -84,3 +86,12 @@ def test_runnable_steps_run_as_written(tmp_path):
               if "container" in e}  # fmt: skip
     assert images == {"us-central1-docker.pkg.dev/example-mlops-dev/mlops/tfx-pipeline:abc1234"}
     assert os.listdir(workspace / "build" / "smoke" / "serving")  # the smoke run pushed a model
+    # its logs are JSON lines with the run's context, and hold no personal value of the data it read
+    import pandas as pd
+
+    data = pd.concat(pd.read_csv(p) for p in glob.glob(str(workspace / "build" / "smoke" / "data" / "*.csv")))
+    personal = set(data["rider_email"]) | set(data["rider_phone"]) | set(data["rider_name"])
+    for line in outputs["e2e-smoke-run"].splitlines():
+        assert not any(value in line for value in personal), line[:200]
+    records = [json.loads(line) for line in outputs["e2e-smoke-run"].splitlines() if line.startswith('{"time"')]
+    assert records and all(r["run_id"] and r["pipeline"] == "taxi-tips" for r in records)

@@ -97,3 +97,21 @@ def test_profile_extends_a_base_and_rejects_loops(tmp_path, taxi_config_path):
     missing.write_text("extends: nowhere.yaml\n")
     with pytest.raises(ConfigError, match="'extends' names nowhere.yaml, which does not exist"):
         load_config(str(missing))
+
+
+def test_logs_are_json_lines_with_the_run_context(capsys):
+    import json
+    import logging
+
+    from pipelines import logs
+
+    logs.setup("INFO", pipeline="taxi-tips", run_id="abc")
+    logs.bind(model_version="17")
+    logging.getLogger("tfx.some.component").info("hello %s", "world")
+    logging.getLogger("tfx.some.component").debug("hidden at INFO")
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["message"] == "hello world" and record["level"] == "INFO"
+    assert record["run_id"] == "abc" and record["model_version"] == "17" and record["pipeline"] == "taxi-tips"
+    logging.getLogger().handlers.clear()
