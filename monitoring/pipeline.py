@@ -40,7 +40,9 @@ def _retrain(profile: str, decision_json: str, data_root: str, template: str) ->
     config = load_config(profile)
     request = vertex.submit(config, template, {"data_root": data_root} if data_root else {},
                             labels={"trigger": "monitoring"})  # fmt: skip
-    print(json.dumps({"event": "retraining_submitted", "reasons": decision["reasons"], "job": request["pipelineJobId"]}))
+    print(
+        json.dumps({"event": "retraining_submitted", "reasons": decision["reasons"], "job": request["pipelineJobId"]})
+    )
     return request["pipelineJobId"]
 
 

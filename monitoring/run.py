@@ -191,7 +191,9 @@ def monitor(config: Config, labels_path: str | None = None, now: float | None = 
     with open(os.path.join(out_dir, "report.html"), "w") as f:
         f.write(report.render(result, base.training_statistics, current))
     result["output_dir"] = out_dir
-    logging.info("monitoring: %d alerts; retrain=%s %s", sum(c.alert for c in found), decision.retrain, decision.reasons)
+    logging.info(
+        "monitoring: %d alerts; retrain=%s %s", sum(c.alert for c in found), decision.retrain, decision.reasons
+    )
     return result
 
 

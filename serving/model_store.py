@@ -197,7 +197,9 @@ class ModelStore:
                 try:
                     self.refresh()
                 except Exception as e:  # a broken push must not take the served model down
-                    logging.error("loading a newly pushed model failed; still serving %s: %s", self.split(), str(e)[:500])
+                    logging.error(
+                        "loading a newly pushed model failed; still serving %s: %s", self.split(), str(e)[:500]
+                    )
 
         thread = threading.Thread(target=loop, name="model-watcher", daemon=True)
         thread.start()
