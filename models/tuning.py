@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import keras_tuner as kt
+import tf_keras as keras
 import tensorflow_transform as tft
 
 from models.features import FeatureSpec
@@ -58,6 +59,7 @@ class ModelTuner(kt.engine.base_tuner.BaseTuner):
         transform_output = tft.TFTransformOutput(a.transform_graph_path)
         train, evaluation = make_datasets(a, transform_output, spec.label, int(config.get("batch_size", 128)))
         hparams = hparams_from_values(trial.hyperparameters.values, HParams.from_dict(config.get("hparams", {})))
+        keras.utils.set_random_seed(int(config.get("seed", 0)))  # trials differ by their values only
         model = build_model(spec.dense_outputs(), cardinalities(spec, transform_output), hparams)
         fit(model, train, evaluation, a.train_steps, a.eval_steps, callbacks=[])
         return {OBJECTIVE: eval_auc(model, evaluation, a.eval_steps)}
