@@ -76,7 +76,36 @@ def export_serving_model(model: keras.Model, transform_output, spec: FeatureSpec
     def serve_columns(columns):
         return predict_raw(columns_to_raw(columns, parse_spec))
 
-    model.save(path, save_format="tf", signatures={"serving_default": serve_examples, "serving_columns": serve_columns})
+    signatures = {"serving_default": serve_examples, "serving_columns": serve_columns}
+    if spec.timestamp:
+        timestamp_spec = {spec.timestamp: parse_spec[spec.timestamp]}
+
+        @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
+        def slice_features(serialized):
+            seconds = tf.io.parse_example(serialized, timestamp_spec)[spec.timestamp]
+            return {month_name(spec.timestamp): month_of(tf.reshape(seconds, [-1, 1]))}
+
+        signatures[SLICE_SIGNATURE] = slice_features
+    model.save(path, save_format="tf", signatures=signatures)
+
+
+SLICE_SIGNATURE = "slice_features"  # TFMA's preprocessing function: features to slice by that are not columns
+
+
+def month_name(timestamp: str) -> str:
+    return f"{timestamp}_month"
+
+
+def month_of(seconds: tf.Tensor) -> tf.Tensor:
+    """Calendar month (1-12, UTC) of seconds since the epoch, with integer ops only
+    (the days-to-civil-date algorithm of H. Hinnant)."""
+    z = tf.math.floordiv(tf.cast(seconds, tf.int64), 86400) + 719468
+    era = tf.math.floordiv(z, 146097)
+    doe = z - era * 146097
+    yoe = tf.math.floordiv(doe - doe // 1460 + doe // 36524 - doe // 146096, 365)
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    return tf.where(mp < 10, mp + 3, mp - 9)
 
 
 def present_name(name: str) -> str:

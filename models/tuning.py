@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import keras_tuner as kt
-import tf_keras as keras
 import tensorflow_transform as tft
+import tf_keras as keras
 
 from models.features import FeatureSpec
 from models.model import HParams, build_model

@@ -94,6 +94,11 @@ class EvaluationConfig:
     metric: str = "AUC"  # the metric that gates blessing
     lower_bound: float = 0.65  # absolute threshold for any model
     max_regression: float = 0.0  # allowed drop against the last blessed model
+    slices: tuple[str, ...] = ()  # categorical features: metrics per value, reported
+    time_slice: bool = False  # metrics per calendar month of features.timestamp, held to slice_lower_bound
+    slice_lower_bound: float | None = None  # the gating metric's floor in every month; None: reported only
+    fairness_features: tuple[str, ...] = ()  # sensitive slices: FPR, FNR and positive rate per value
+    fairness_thresholds: tuple[float, ...] = (0.5,)  # decision thresholds at which those rates are computed
 
 
 @dataclass(frozen=True)
@@ -287,6 +292,14 @@ def _check(config: Config, path: str) -> None:
     unknown = sorted((set(m.exclude) | set(m.retrain.important_features)) - set(inputs))
     if unknown:
         raise ConfigError(f"{path}: 'monitoring' names '{unknown[0]}', which is not a feature")
+    e = config.evaluation
+    unknown = sorted(set(e.slices + e.fairness_features) - set(inputs))
+    if unknown:
+        raise ConfigError(f"{path}: 'evaluation' slices by '{unknown[0]}', which is not a feature")
+    if e.time_slice and not config.features.timestamp:
+        raise ConfigError(f"{path}: 'evaluation.time_slice' needs 'features.timestamp'")
+    if not all(0 < t < 1 for t in e.fairness_thresholds):
+        raise ConfigError(f"{path}: 'evaluation.fairness_thresholds' must be in (0, 1)")
     if config.evaluation.metric not in GATING_METRICS:
         raise ConfigError(
             f"{path}: 'evaluation.metric' must be one of {list(GATING_METRICS)}, got {config.evaluation.metric!r}"

@@ -115,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     for c in summary.components:
         print(f"  {c.component:32s} {c.state:9s} {c.seconds:7.1f} s")
     print(f"blessed:        {summary.blessed}")
+    for line in summary.failures:
+        print(f"  failed:       {line}")
     print(
         f"pushed model:   {summary.pushed_model or 'none (the last blessed model stays in ' + config.pipeline.serving_dir + ')'}"
     )

@@ -9,6 +9,7 @@ import os
 import tensorflow_data_validation as tfdv
 import tensorflow_model_analysis as tfma
 from google.protobuf import json_format
+from tensorflow_model_analysis.proto import config_pb2 as tfma_config
 from tfx import v1 as tfx
 from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
@@ -17,6 +18,7 @@ from components import csv_without_personal_data, idempotent_pusher
 from components.serving_infra_validator import ServingInfraValidator
 from components.validation_gate import DataValidationGate
 from models.features import FeatureSpec
+from models.trainer import SLICE_SIGNATURE, month_name
 from monitoring.checks import HISTOGRAM_BUCKETS
 from pipelines.config import GATING_METRICS, Config, MachineConfig
 
@@ -27,6 +29,7 @@ TUNER_FN = "models.tuning.tuner_fn"
 TUNING_ARGS_KEY = tfx.extensions.google_cloud_ai_platform.experimental.TUNING_ARGS_KEY
 SERVING_SIGNATURE = "serving_default"
 METRICS = ("ExampleCount", *GATING_METRICS)
+FAIRNESS_RATES = ("FPR", "FNR", "PredictedPositiveRate")
 
 
 def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl.Pipeline:
@@ -288,8 +291,10 @@ def code_fingerprint(directory: str = MODEL_CODE_DIR) -> str:
 
 
 def eval_config(config: Config) -> tfma.EvalConfig:
-    """TFMA config: the gating metric must clear `lower_bound`, and must not drop by more
-    than `max_regression` against the last blessed model (ignored for the first model)."""
+    """TFMA config. Overall, the gating metric must clear `lower_bound` and must not drop by more
+    than `max_regression` against the last blessed model (ignored for the first model); in each
+    calendar month it must clear `slice_lower_bound`. Categorical and fairness slices are reported.
+    (A MetricConfig's plain `threshold` would hold every slice to the overall bound.)"""
     e = config.evaluation
     threshold = tfma.MetricThreshold(
         value_threshold=tfma.GenericValueThreshold(lower_bound={"value": e.lower_bound}),
@@ -297,14 +302,32 @@ def eval_config(config: Config) -> tfma.EvalConfig:
             direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -e.max_regression - 1e-10}
         ),
     )
+    slices = [tfma.SlicingSpec(feature_keys=[f]) for f in dict.fromkeys(e.slices + e.fairness_features)]
+    gated = [tfma_config.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
+    if e.time_slice:
+        month = tfma.SlicingSpec(feature_keys=[month_name(config.features.timestamp)])
+        slices.append(month)
+        if e.slice_lower_bound is not None:  # months are large and balanced; category values may not be
+            gated.append(
+                tfma_config.PerSliceMetricThreshold(
+                    slicing_specs=[month],
+                    threshold=tfma.MetricThreshold(
+                        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": e.slice_lower_bound})
+                    ),
+                )
+            )
+    metrics = [tfma.MetricConfig(class_name=m, per_slice_thresholds=gated if m == e.metric else None) for m in METRICS]
+    if e.fairness_features:  # the rates Fairness Indicators reports, with TFMA's own metrics
+        rates_config = json.dumps({"thresholds": list(e.fairness_thresholds)})
+        metrics += [tfma.MetricConfig(class_name=name, config=rates_config) for name in FAIRNESS_RATES]
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name=SERVING_SIGNATURE, label_key=config.label)],
-        slicing_specs=[tfma.SlicingSpec()],
-        metrics_specs=[
-            tfma.MetricsSpec(
-                metrics=[
-                    tfma.MetricConfig(class_name=m, threshold=threshold if m == e.metric else None) for m in METRICS
-                ]
+        model_specs=[
+            tfma.ModelSpec(
+                signature_name=SERVING_SIGNATURE,
+                label_key=config.label,
+                preprocessing_function_names=[SLICE_SIGNATURE] if e.time_slice else None,
             )
         ],
+        slicing_specs=[tfma.SlicingSpec(), *slices],
+        metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
     )

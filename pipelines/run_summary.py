@@ -22,6 +22,7 @@ class RunSummary:
     components: tuple[ComponentRun, ...]
     blessed: bool | None
     pushed_model: str | None
+    failures: tuple[str, ...] = ()  # the Evaluator's failed thresholds, naming metric and slice
 
     def component(self, name: str) -> ComponentRun | None:
         return next((c for c in self.components if c.component == name), None)
@@ -47,14 +48,49 @@ def latest_run(store: metadata_store.MetadataStore, pipeline_name: str) -> RunSu
         for e in executions
     )
     blessed = pushed = None
+    failures: tuple[str, ...] = ()
     for execution in executions:
         for artifact in _outputs(store, execution.id):
             type_name = store.get_artifact_types_by_id([artifact.type_id])[0].name
+            if type_name == "ModelEvaluation":
+                failures = validation_failures(artifact.uri)
             if type_name == "ModelBlessing":
                 blessed = artifact.custom_properties["blessed"].int_value == 1
             if type_name == "PushedModel" and artifact.custom_properties["pushed"].int_value == 1:
                 pushed = artifact.custom_properties["pushed_destination"].string_value
-    return RunSummary(run.name, components, blessed, pushed)
+    return RunSummary(run.name, components, blessed, pushed, failures)
+
+
+def validation_failures(evaluation_uri: str) -> tuple[str, ...]:
+    """One line per failed threshold: the slice, the metric, its value and the threshold."""
+    import os
+
+    import tensorflow_model_analysis as tfma
+
+    if not os.path.isdir(evaluation_uri) or not any(n.startswith("validations") for n in os.listdir(evaluation_uri)):
+        return ()
+    result = tfma.load_validation_result(evaluation_uri)
+    lines = []
+    for per_slice in result.metric_validations_per_slice:
+        where = ", ".join(f"{k.column}={_value(k)}" for k in per_slice.slice_key.single_slice_keys) or "overall"
+        for f in per_slice.failures:
+            value = f.metric_value.double_value.value
+            lines.append(f"[{where}] {f.metric_key.name} = {value:.4f} fails {_threshold(f.metric_threshold)}")
+    return tuple(lines)
+
+
+def _value(key) -> str:
+    kind = key.WhichOneof("kind")
+    value = getattr(key, kind) if kind else ""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _threshold(threshold) -> str:
+    if threshold.HasField("value_threshold"):
+        return f"lower bound {threshold.value_threshold.lower_bound.value}"
+    if threshold.HasField("change_threshold"):
+        return f"change vs the last blessed model (absolute {threshold.change_threshold.absolute.value:+.4f})"
+    return str(threshold).replace("\n", " ")
 
 
 def _belongs(store, run_context, pipeline_name: str) -> bool:

@@ -180,3 +180,23 @@ def test_schema_anomaly_stops_at_the_validation_gate(first_run, root):
     assert states["DataValidationGate"] == "FAILED"
     assert "Transform" not in states and "Pusher" not in states
     assert served_versions(config) == [os.path.basename(first.pushed_model)]
+
+
+def test_metrics_per_slice_and_a_failing_month_is_named(first_run, root):
+    config, first = first_run
+    evaluation = newest_output(config, "Evaluator", "evaluation")
+    sliced = {}
+    for m in tfma.load_metrics(evaluation):
+        key = tuple((k.column, k.WhichOneof("kind")) for k in m.slice_key.single_slice_keys)
+        sliced.setdefault(key[0][0] if key else "overall", set()).update(kv.key.name for kv in m.metric_keys_and_values)
+    assert {"overall", "payment_type", "trip_start_timestamp_month"} <= set(sliced)
+    assert {"auc", "fpr", "fnr", "predicted_positive_rate"} <= sliced["payment_type"]  # fairness rates per group
+
+    strict = load_config(TAXI_CONFIG, deep_merge(small_overrides(root), {"evaluation": {"slice_lower_bound": 0.97}}))
+    summary = local_runner.run(strict)
+    states = {c.component: c.state for c in summary.components}
+    assert states["Trainer"] == "CACHED" and states["Evaluator"] == "COMPLETE"
+    assert summary.blessed is False and summary.pushed_model is None
+    assert summary.failures and all(f.startswith("[trip_start_timestamp_month=") for f in summary.failures)
+    assert all("fails lower bound 0.97" in f for f in summary.failures)
+    assert served_versions(config) == [os.path.basename(first.pushed_model)]

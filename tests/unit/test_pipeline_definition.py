@@ -37,16 +37,39 @@ def test_components_and_wiring(taxi_config_path):
 
 def test_thresholds_come_from_config(taxi_config_path):
     config = load_config(
-        taxi_config_path, {"evaluation": {"metric": "AUCPrecisionRecall", "lower_bound": 0.4, "max_regression": 0.02}}
-    )
+        taxi_config_path,
+        {"evaluation": {"metric": "AUCPrecisionRecall", "lower_bound": 0.4, "max_regression": 0.02,
+                        "slice_lower_bound": 0.35}},
+    )  # fmt: skip
     ec = eval_config(config)
-    gated = [m for m in ec.metrics_specs[0].metrics if m.HasField("threshold")]
+    gated = [m for m in ec.metrics_specs[0].metrics if m.per_slice_thresholds]
     assert [m.class_name for m in gated] == ["AUCPrecisionRecall"]
-    t = gated[0].threshold
+    assert not any(m.HasField("threshold") for m in ec.metrics_specs[0].metrics)  # it would hold every slice
+    overall, months = gated[0].per_slice_thresholds
+    assert list(overall.slicing_specs) == [tfma.SlicingSpec()]
+    t = overall.threshold
     assert t.value_threshold.lower_bound.value == 0.4
     assert t.change_threshold.absolute.value == pytest.approx(-0.02)
     assert t.change_threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
+    assert list(months.slicing_specs[0].feature_keys) == ["trip_start_timestamp_month"]
+    assert months.threshold.value_threshold.lower_bound.value == 0.35
     assert ec.model_specs[0].label_key == "big_tip"
+    assert list(ec.model_specs[0].preprocessing_function_names) == ["slice_features"]
+    sliced = {tuple(s.feature_keys) for s in ec.slicing_specs}
+    assert sliced == {(), ("payment_type",), ("trip_start_timestamp_month",)}
+    rates = {m.class_name: json.loads(m.config) for m in ec.metrics_specs[0].metrics if m.class_name in ("FPR", "FNR")}
+    assert rates == {"FPR": {"thresholds": [0.3, 0.5]}, "FNR": {"thresholds": [0.3, 0.5]}}
+
+
+def test_month_of_a_timestamp():
+    import numpy as np
+    import tensorflow as tf
+
+    from models.trainer import month_of
+
+    # 1970-01-01, 2026-01-01, 2026-02-28 23:59:59, 2026-03-01, 2024-02-29 (leap), 2026-12-31
+    seconds = np.array([0, 1767225600, 1772323199, 1772323200, 1709164800, 1798675200], dtype=np.int64)
+    assert month_of(tf.constant(seconds)).numpy().tolist() == [1, 1, 2, 3, 2, 12]
 
 
 def test_code_fingerprint_changes_with_model_code(tmp_path):
