@@ -321,12 +321,24 @@ def eval_config(config: Config) -> tfma.EvalConfig:
         rates_config = json.dumps({"thresholds": list(e.fairness_thresholds)})
         metrics += [tfma.MetricConfig(class_name=name, config=rates_config) for name in FAIRNESS_RATES]
     return tfma.EvalConfig(
+        # Two specs: the candidate computes the slice features; the baseline (the last blessed model,
+        # which may predate that signature) runs `serving_default` in that step instead, so that both
+        # models have outputs there: TFMA stores a lone model's outputs without its name, and the
+        # slicer then finds no month under "candidate". With no baseline, TFX drops its spec.
         model_specs=[
             tfma.ModelSpec(
+                name=tfma.CANDIDATE_KEY,
                 signature_name=SERVING_SIGNATURE,
                 label_key=config.label,
                 preprocessing_function_names=[SLICE_SIGNATURE] if e.time_slice else None,
-            )
+            ),
+            tfma.ModelSpec(
+                name=tfma.BASELINE_KEY,
+                signature_name=SERVING_SIGNATURE,
+                label_key=config.label,
+                is_baseline=True,
+                preprocessing_function_names=[SERVING_SIGNATURE] if e.time_slice else None,
+            ),
         ],
         slicing_specs=[tfma.SlicingSpec(), *slices],
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
