@@ -12,6 +12,8 @@ class HParams:
     hidden_units: tuple[int, ...] = (64, 32)
     learning_rate: float = 0.003
     embedding_dim: int = 8
+    dropout: float = 0.0  # after each hidden layer
+    l2: float = 0.0  # weight decay on hidden layers and embeddings
 
     @classmethod
     def from_dict(cls, d: dict) -> HParams:
@@ -19,6 +21,8 @@ class HParams:
             hidden_units=tuple(int(u) for u in d.get("hidden_units", cls.hidden_units)),
             learning_rate=float(d.get("learning_rate", cls.learning_rate)),
             embedding_dim=int(d.get("embedding_dim", cls.embedding_dim)),
+            dropout=float(d.get("dropout", cls.dropout)),
+            l2=float(d.get("l2", cls.l2)),
         )
 
 
@@ -30,6 +34,7 @@ def build_model(dense: tuple[str, ...], cardinalities: dict[str, int], hparams: 
         cardinalities: integer-id input name -> number of distinct ids.
         hparams: layer sizes, learning rate and embedding width.
     """
+    regularizer = keras.regularizers.l2(hparams.l2) if hparams.l2 else None
     inputs = {}
     parts = []
     if dense:
@@ -39,10 +44,16 @@ def build_model(dense: tuple[str, ...], cardinalities: dict[str, int], hparams: 
     for name, size in cardinalities.items():
         inputs[name] = keras.Input(shape=(), name=name, dtype="int64")
         width = min(hparams.embedding_dim, size)
-        parts.append(keras.layers.Embedding(size, width, name=f"{name}_embedding")(inputs[name]))
+        parts.append(
+            keras.layers.Embedding(size, width, name=f"{name}_embedding", embeddings_regularizer=regularizer)(
+                inputs[name]
+            )
+        )
     x = keras.layers.Concatenate()(parts) if len(parts) > 1 else parts[0]
     for units in hparams.hidden_units:
-        x = keras.layers.Dense(units, activation="relu")(x)
+        x = keras.layers.Dense(units, activation="relu", kernel_regularizer=regularizer)(x)
+        if hparams.dropout:
+            x = keras.layers.Dropout(hparams.dropout)(x)
     output = keras.layers.Dense(1, activation="sigmoid", name="probability")(x)
     model = keras.Model(inputs=inputs, outputs=output)
     model.compile(

@@ -39,9 +39,13 @@ def run_fn(fn_args) -> None:
 
     model = build_model(spec.dense_outputs(), cardinalities(spec, transform_output), hparams)
     tensorboard = keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")
-    fit(model, train, evaluation, fn_args.train_steps, fn_args.eval_steps, callbacks=[tensorboard])
+    history = fit(
+        model, train, evaluation, fn_args.train_steps, fn_args.eval_steps, callbacks=[tensorboard],
+        epochs=int(config.get("epochs", 1)), patience=int(config.get("early_stopping_patience", 0)),
+    )  # fmt: skip
+    write_learning_curves(history, fn_args.model_run_dir)
     export_serving_model(model, transform_output, spec, fn_args.serving_model_dir)
-    write_serving_contract(fn_args.serving_model_dir, spec, fn_args.schema_path)
+    write_serving_contract(fn_args.serving_model_dir, spec, fn_args.schema_path, config.get("decision_threshold"))
 
 
 def export_serving_model(model: keras.Model, transform_output, spec: FeatureSpec, path: str) -> None:
@@ -131,19 +135,31 @@ def columns_to_raw(columns: dict, parse_spec: dict) -> dict:
     return raw
 
 
+LEARNING_CURVES = "learning_curves.json"
+
+
+def write_learning_curves(history: keras.callbacks.History, run_dir: str) -> None:
+    """Loss and metrics per epoch on train and eval (also in TensorBoard under `run_dir`)."""
+    tf.io.gfile.makedirs(run_dir)
+    curves = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    with tf.io.gfile.GFile(os.path.join(run_dir, LEARNING_CURVES), "w") as f:
+        json.dump({"epochs": len(next(iter(curves.values()), [])), **curves}, f, indent=2)
+
+
 CONTRACT_DIR = "assets.extra"  # files beside the SavedModel that TF Serving and Vertex ignore
 CONTRACT_FILE = "serving_contract.json"
 SCHEMA_FILE = "schema.pbtxt"
 
 
-def write_serving_contract(model_dir: str, spec: FeatureSpec, schema_path: str | None) -> None:
+def write_serving_contract(model_dir: str, spec: FeatureSpec, schema_path: str | None,
+                           decision_threshold: float | None = None) -> None:  # fmt: skip
     """Writes what a server needs to validate requests, versioned with the model:
     the raw inputs it reads, the output name, and the validated schema (domains, presence,
     environments) the model was trained against."""
     extra = os.path.join(model_dir, CONTRACT_DIR)
     tf.io.gfile.makedirs(extra)
     contract = {"inputs": list(spec.raw_inputs()), "label": spec.label, "output": SERVING_OUTPUT,
-                "columns_signature": "serving_columns"}  # fmt: skip
+                "columns_signature": "serving_columns", "decision_threshold": decision_threshold}  # fmt: skip
     with tf.io.gfile.GFile(os.path.join(extra, CONTRACT_FILE), "w") as f:
         json.dump(contract, f, indent=2)
     if schema_path:

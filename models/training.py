@@ -33,14 +33,21 @@ def cardinalities(spec: FeatureSpec, transform_output: tft.TFTransformOutput) ->
 
 
 def fit(model: keras.Model, train: tf.data.Dataset, evaluation: tf.data.Dataset, train_steps: int,
-        eval_steps: int, callbacks: list) -> keras.callbacks.History:  # fmt: skip
-    """One pass of `train_steps` batches, validated on `eval_steps` eval batches."""
+        eval_steps: int, callbacks: list, epochs: int = 1, patience: int = 0) -> keras.callbacks.History:  # fmt: skip
+    """`train_steps` batches in `epochs` epochs, each validated on `eval_steps` eval batches.
+
+    With `patience` > 0, training stops when the eval AUC has not improved for that many
+    epochs and the weights of the best epoch are kept (early stopping).
+    """
+    if patience:
+        callbacks = [*callbacks, keras.callbacks.EarlyStopping(
+            monitor="val_auc", mode="max", patience=patience, restore_best_weights=True)]  # fmt: skip
     return model.fit(
         train,
-        steps_per_epoch=train_steps,
+        steps_per_epoch=max(1, train_steps // epochs),
         validation_data=evaluation,
         validation_steps=eval_steps,
-        epochs=1,
+        epochs=epochs,
         callbacks=callbacks,
         verbose=2,
     )

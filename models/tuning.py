@@ -28,6 +28,10 @@ def search_space(space: dict[str, Any]) -> kt.HyperParameters:
     hp.Float("learning_rate", low, high, sampling="log")
     hp.Choice("hidden_units", [encode_units(u) for u in space["hidden_units"]])
     hp.Choice("embedding_dim", [int(d) for d in space["embedding_dim"]])
+    if space.get("dropout"):
+        hp.Choice("dropout", [float(v) for v in space["dropout"]])
+    if space.get("l2"):
+        hp.Choice("l2", [float(v) for v in space["l2"]])
     return hp
 
 
@@ -42,6 +46,8 @@ def hparams_from_values(values: dict[str, Any], defaults: HParams) -> HParams:
         hidden_units=tuple(int(u) for u in units.split("-")) if units else defaults.hidden_units,
         learning_rate=float(values.get("learning_rate", defaults.learning_rate)),
         embedding_dim=int(values.get("embedding_dim", defaults.embedding_dim)),
+        dropout=float(values.get("dropout", defaults.dropout)),
+        l2=float(values.get("l2", defaults.l2)),
     )
 
 
@@ -61,7 +67,7 @@ class ModelTuner(kt.engine.base_tuner.BaseTuner):
         hparams = hparams_from_values(trial.hyperparameters.values, HParams.from_dict(config.get("hparams", {})))
         keras.utils.set_random_seed(int(config.get("seed", 0)))  # trials differ by their values only
         model = build_model(spec.dense_outputs(), cardinalities(spec, transform_output), hparams)
-        fit(model, train, evaluation, a.train_steps, a.eval_steps, callbacks=[])
+        fit(model, train, evaluation, a.train_steps, a.eval_steps, callbacks=[])  # a short, single-epoch trial
         return {OBJECTIVE: eval_auc(model, evaluation, a.eval_steps)}
 
     def save_model(self, trial_id, model, step=0):  # trials keep no model; the Trainer trains the final one

@@ -73,6 +73,10 @@ class TrainerConfig:
     hidden_units: tuple[int, ...] = (64, 32)
     learning_rate: float = 0.003
     embedding_dim: int = 8
+    dropout: float = 0.0
+    l2: float = 0.0
+    epochs: int = 1  # train_steps are spread over this many epochs, each followed by an eval
+    early_stopping_patience: int = 0  # epochs without eval-AUC gain before stopping; 0: off
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,29 @@ class TuningConfig:
     learning_rate: tuple[float, ...] = (0.001, 0.01)  # [low, high], sampled on a log scale
     hidden_units: tuple[tuple[int, ...], ...] = ((64, 32), (128, 64), (32,))
     embedding_dim: tuple[int, ...] = (4, 8)
+    dropout: tuple[float, ...] = ()  # choices; empty: trainer.dropout
+    l2: tuple[float, ...] = ()  # choices; empty: trainer.l2
+
+
+@dataclass(frozen=True)
+class FramingConfig:
+    """The business problem as config: how a prediction is used, what a wrong one costs, what success is.
+
+    The Evaluator's gate (`evaluation.metric`, `evaluation.lower_bound`) is derived from
+    `success_metric` / `success_level`; writing them under `evaluation` too is an error.
+    """
+
+    prediction_use: str  # what acts on a prediction, in one sentence
+    cost_false_positive: float = 1.0  # cost of acting on a wrong positive, any unit
+    cost_false_negative: float = 1.0  # cost of missing a real positive, same unit
+    success_metric: str = "AUC"  # the metric the business accepts as its measure of success
+    success_level: float = 0.65  # below this the model is deemed unsuccessful and is not pushed
+
+    @property
+    def decision_threshold(self) -> float:
+        """The score above which acting costs less than not acting, for calibrated probabilities:
+        act when p * cost_fn > (1 - p) * cost_fp, i.e. p > cost_fp / (cost_fp + cost_fn)."""
+        return self.cost_false_positive / (self.cost_false_positive + self.cost_false_negative)
 
 
 @dataclass(frozen=True)
@@ -215,6 +242,7 @@ class Config:
     split: SplitConfig = SplitConfig()
     trainer: TrainerConfig = TrainerConfig()
     tuning: TuningConfig = TuningConfig()
+    framing: FramingConfig | None = None
     evaluation: EvaluationConfig = EvaluationConfig()
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
@@ -247,6 +275,7 @@ def load_config(path: str, overrides: dict[str, Any] | None = None) -> Config:
     raw = _with_base(raw, path)
     if overrides:
         raw = deep_merge(raw, overrides)
+    raw = _derive_from_framing(raw, path)
     raw["source"] = os.path.abspath(path)
     config = _build(Config, raw, path, "")
     _check(config, path)
@@ -276,6 +305,8 @@ def _check(config: Config, path: str) -> None:
     t = config.tuning
     if t.max_trials < 0 or len(t.learning_rate) != 2 or not 0 < t.learning_rate[0] < t.learning_rate[1]:
         raise ConfigError(f"{path}: 'tuning.learning_rate' must be [low, high] with 0 < low < high")
+    if config.trainer.epochs < 1 or config.trainer.early_stopping_patience < 0:
+        raise ConfigError(f"{path}: 'trainer.epochs' must be >= 1 and 'trainer.early_stopping_patience' >= 0")
     if not t.hidden_units or not t.embedding_dim:
         raise ConfigError(f"{path}: 'tuning.hidden_units' and 'tuning.embedding_dim' need at least one choice")
     _check_vertex(config, path)
@@ -300,10 +331,27 @@ def _check(config: Config, path: str) -> None:
         raise ConfigError(f"{path}: 'evaluation.time_slice' needs 'features.timestamp'")
     if not all(0 < t < 1 for t in e.fairness_thresholds):
         raise ConfigError(f"{path}: 'evaluation.fairness_thresholds' must be in (0, 1)")
+    f = config.framing
+    if f and (f.cost_false_positive <= 0 or f.cost_false_negative <= 0):
+        raise ConfigError(f"{path}: 'framing' costs must be positive")
     if config.evaluation.metric not in GATING_METRICS:
         raise ConfigError(
             f"{path}: 'evaluation.metric' must be one of {list(GATING_METRICS)}, got {config.evaluation.metric!r}"
         )
+
+
+def _derive_from_framing(raw: dict, path: str) -> dict:
+    """The Evaluator's gate comes from `framing:` when there is one, and only from there."""
+    framing = raw.get("framing")
+    if not isinstance(framing, dict):
+        return raw
+    evaluation = dict(raw.get("evaluation") or {})
+    for key, source in (("metric", "success_metric"), ("lower_bound", "success_level")):
+        if key in evaluation:
+            raise ConfigError(f"{path}: 'evaluation.{key}' is derived from 'framing.{source}'; set it there only")
+        if source in framing:
+            evaluation[key] = framing[source]
+    return {**raw, "evaluation": evaluation}
 
 
 def _with_base(raw: dict, path: str, seen: tuple[str, ...] = ()) -> dict:

@@ -32,6 +32,11 @@ METRICS = ("ExampleCount", *GATING_METRICS)
 FAIRNESS_RATES = ("FPR", "FNR", "PredictedPositiveRate")
 
 
+def decision_threshold(config: Config) -> float:
+    """From the costs in `framing:`, else 0.5."""
+    return config.framing.decision_threshold if config.framing else 0.5
+
+
 def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl.Pipeline:
     """ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator (gated) -> Transform
     -> [Tuner] -> Trainer -> latest blessed model -> Evaluator -> infra validation -> Pusher.
@@ -162,6 +167,8 @@ def _tuner(config: Config, transform) -> tfx.components.Tuner:
             "learning_rate": list(t.learning_rate),
             "hidden_units": [list(u) for u in t.hidden_units],
             "embedding_dim": list(t.embedding_dim),
+            "dropout": list(t.dropout),
+            "l2": list(t.l2),
         },
     }
     tuner_cls = tfx.components.Tuner
@@ -275,8 +282,14 @@ def transform_custom_config(config: Config) -> dict:
 def trainer_custom_config(config: Config) -> dict:
     """What `run_fn` receives: the Transform settings plus the trainer's own."""
     t = config.trainer
-    hparams = {"hidden_units": list(t.hidden_units), "learning_rate": t.learning_rate, "embedding_dim": t.embedding_dim}
-    return {**transform_custom_config(config), "hparams": hparams, "batch_size": t.batch_size}
+    hparams = {
+        "hidden_units": list(t.hidden_units), "learning_rate": t.learning_rate, "embedding_dim": t.embedding_dim,
+        "dropout": t.dropout, "l2": t.l2,
+    }  # fmt: skip
+    return {
+        **transform_custom_config(config), "hparams": hparams, "batch_size": t.batch_size, "epochs": t.epochs,
+        "early_stopping_patience": t.early_stopping_patience, "decision_threshold": decision_threshold(config),
+    }  # fmt: skip
 
 
 def code_fingerprint(directory: str = MODEL_CODE_DIR) -> str:
@@ -316,7 +329,20 @@ def eval_config(config: Config) -> tfma.EvalConfig:
                     ),
                 )
             )
-    metrics = [tfma.MetricConfig(class_name=m, per_slice_thresholds=gated if m == e.metric else None) for m in METRICS]
+    t = decision_threshold(config)
+    at_threshold = {  # Keras metric arguments
+        "BinaryAccuracy": json.dumps({"threshold": t}),
+        "Precision": json.dumps({"thresholds": [t]}),
+        "Recall": json.dumps({"thresholds": [t]}),
+    }
+    metrics = [
+        tfma.MetricConfig(
+            class_name=m,
+            config=at_threshold.get(m),
+            per_slice_thresholds=gated if m == e.metric else None,
+        )
+        for m in METRICS
+    ]
     if e.fairness_features:  # the rates Fairness Indicators reports, with TFMA's own metrics
         rates_config = json.dumps({"thresholds": list(e.fairness_thresholds)})
         metrics += [tfma.MetricConfig(class_name=name, config=rates_config) for name in FAIRNESS_RATES]

@@ -68,6 +68,13 @@ class LoadedModel:
     _saved: Any = None  # keeps the SavedModel's variables alive with the signature
     _columns_fn: Any = None  # the `serving_columns` signature, when the model has it
     _column_inputs: dict = None  # name -> (dtype, optional)
+    decision_threshold: float | None = None  # from the problem's costs (framing); None: scores only
+
+    def answer(self, score: float) -> dict:
+        """One prediction as the server returns it: the score, and the decision when there is a threshold."""
+        if self.decision_threshold is None:
+            return {self.output: score}
+        return {self.output: score, "decision": score >= self.decision_threshold}
 
     def predict(self, instances: list[dict[str, Any]]) -> list[float]:
         """Scores validated instances (the validator's output)."""
@@ -114,6 +121,7 @@ def load(path: str, personal_columns: list[str] = (), reject_out_of_domain: bool
     saved = tf.saved_model.load(path)
     fn = saved.signatures["serving_default"]
     model = LoadedModel(os.path.basename(path.rstrip("/")), path, validator, contract["output"], fn, saved)
+    model.decision_threshold = contract.get("decision_threshold")
     columns_signature = contract.get("columns_signature")
     if columns_signature in saved.signatures:
         model._columns_fn = saved.signatures[columns_signature]

@@ -177,7 +177,7 @@ class App:
             scores = self._score(model, rows)
             status = 200
             response = {
-                "predictions": [{model.output: s} for s in scores],
+                "predictions": [model.answer(s) for s in scores],
                 "deployedModelId": model.version,
                 "model": self.model_name,
                 "modelVersionId": model.version,

@@ -30,7 +30,8 @@ def small_overrides(
             "hidden_units": [[64, 32], [32]],
         },
         # slices are computed (months of ~66 eval rows) but, this small, only reported
-        "evaluation": {"lower_bound": 0.65, "max_regression": 0.05, "slice_lower_bound": None},
+        "framing": {"success_level": 0.65},
+        "evaluation": {"max_regression": 0.05, "slice_lower_bound": None},
     }
     small = deep_merge(workdir_overrides(root), small)
     small["data"]["path"] = os.path.join(root, data_dir)

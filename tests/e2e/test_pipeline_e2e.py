@@ -81,6 +81,11 @@ def test_trainer_trains_the_tuners_best_hyperparameters(first_run):
     model = tf.saved_model.load(summary.pushed_model)
     dense = sorted(int(v.shape[-1]) for v in model.variables if "dense" in v.name and v.name.endswith("kernel:0"))
     assert dense == sorted(int(u) for u in best["hidden_units"].split("-"))  # hidden layers as the best trial chose
+    # learning curves: train and eval metrics per epoch
+    run_dir = newest_output(config, "Trainer", "model_run")
+    with open(os.path.join(run_dir, "learning_curves.json")) as f:
+        curves = json.load(f)
+    assert 1 <= curves["epochs"] <= 6 and len(curves["val_auc"]) == curves["epochs"] == len(curves["loss"])
 
 
 def test_pushed_model_predicts_on_raw_rows_with_the_training_transform(first_run):
@@ -137,7 +142,8 @@ def test_model_that_regresses_against_the_last_blessed_is_not_pushed(first_run):
         deep_merge(small_overrides(os.path.dirname(config.pipeline.root)), {
             "trainer": {"train_steps": 2, "learning_rate": 0.0001},
             "tuning": {"max_trials": 0},
-            "evaluation": {"lower_bound": 0.3, "max_regression": 0.0},
+            "framing": {"success_level": 0.3},
+            "evaluation": {"max_regression": 0.0},
         }),
     )  # fmt: skip
     summary = local_runner.run(weak)

@@ -64,6 +64,9 @@ def test_predictions_match_the_pushed_model_in_vertex_format(running, first_run,
     direct = signature(examples=tf.constant(examples))["probability"].numpy().ravel()
     assert scores == pytest.approx(direct.tolist(), abs=1e-6)
     assert len(set(round(s, 6) for s in scores)) > 5  # real, varied scores
+    # the decision uses the threshold the problem's costs set (framing: 1 / (1 + 3))
+    assert all(p["decision"] == (p["probability"] >= 0.25) for p in body["predictions"])
+    assert {p["decision"] for p in body["predictions"]} == {True, False}
 
 
 def test_health_and_metadata_routes(running):

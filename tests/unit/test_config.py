@@ -115,3 +115,13 @@ def test_logs_are_json_lines_with_the_run_context(capsys):
     assert record["message"] == "hello world" and record["level"] == "INFO"
     assert record["run_id"] == "abc" and record["model_version"] == "17" and record["pipeline"] == "taxi-tips"
     logging.getLogger().handlers.clear()
+
+
+def test_framing_sets_the_gate_and_the_decision_threshold(taxi_config_path):
+    config = load_config(taxi_config_path, {"framing": {"cost_false_positive": 2.0, "cost_false_negative": 6.0}})
+    assert config.framing.decision_threshold == pytest.approx(0.25)
+    assert (config.evaluation.metric, config.evaluation.lower_bound) == ("AUC", 0.70)  # from framing
+    with pytest.raises(ConfigError, match="'evaluation.lower_bound' is derived from 'framing.success_level'"):
+        load_config(taxi_config_path, {"evaluation": {"lower_bound": 0.5}})
+    with pytest.raises(ConfigError, match="'framing' costs must be positive"):
+        load_config(taxi_config_path, {"framing": {"cost_false_negative": 0}})

@@ -38,8 +38,8 @@ def test_components_and_wiring(taxi_config_path):
 def test_thresholds_come_from_config(taxi_config_path):
     config = load_config(
         taxi_config_path,
-        {"evaluation": {"metric": "AUCPrecisionRecall", "lower_bound": 0.4, "max_regression": 0.02,
-                        "slice_lower_bound": 0.35}},
+        {"framing": {"success_metric": "AUCPrecisionRecall", "success_level": 0.4},
+         "evaluation": {"max_regression": 0.02, "slice_lower_bound": 0.35}},
     )  # fmt: skip
     ec = eval_config(config)
     gated = [m for m in ec.metrics_specs[0].metrics if m.per_slice_thresholds]
@@ -60,6 +60,12 @@ def test_thresholds_come_from_config(taxi_config_path):
     assert baseline.is_baseline and list(baseline.preprocessing_function_names) == ["serving_default"]
     sliced = {tuple(s.feature_keys) for s in ec.slicing_specs}
     assert sliced == {(), ("payment_type",), ("trip_start_timestamp_month",)}
+    at = {
+        m.class_name: json.loads(m.config)
+        for m in ec.metrics_specs[0].metrics
+        if m.class_name in ("Precision", "Recall")
+    }
+    assert at == {"Precision": {"thresholds": [0.25]}, "Recall": {"thresholds": [0.25]}}  # 1 / (1 + 3) from framing
     rates = {m.class_name: json.loads(m.config) for m in ec.metrics_specs[0].metrics if m.class_name in ("FPR", "FNR")}
     assert rates == {"FPR": {"thresholds": [0.3, 0.5]}, "FNR": {"thresholds": [0.3, 0.5]}}
 
