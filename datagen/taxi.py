@@ -1,8 +1,9 @@
 """Deterministic synthetic taxi trips: a tabular binary-classification dataset.
 
 The label `big_tip` (tip above 20 % of the fare) depends on payment type,
-hour, airport trips, company and fare per mile, with about one positive in
-five. The frame also carries what real tables carry: missing values and
+hour, airport trips, company and fare per mile, plus two effects a linear model
+cannot express (an inverted U in trip length; night airport runs), with about
+one positive in five. The frame also carries what real tables carry: missing values and
 outliers, low- and high-cardinality categoricals, coordinates, personal data
 (rider name, e-mail, phone), an identifier and a column that leaks the label
 (`tip_amount`).
@@ -78,13 +79,17 @@ def generate(n_rows: int, seed: int = 0, label_signal: bool = True, drift: float
 
     night = (hour >= 21) | (hour <= 4)
     logit = (
-        -1.9
+        -1.6
         + PAYMENT_EFFECT[payment_idx]
         + 0.8 * night
         + 1.0 * airport
         + company_effect[company_idx]
         - 0.35 * np.log1p(np.maximum(fare, 0) / np.maximum(miles, 0.1))
         + 0.25 * (weekday >= 5)
+        # non-linear: mid-length trips tip best, and airport runs at night far more so; a linear
+        # model on these features cannot express either, a small network can
+        - 0.6 * (np.log1p(miles) - 1.5) ** 2
+        + 1.8 * (night & airport)
     )
     p = 1.0 / (1.0 + np.exp(-logit))
     label = (rng.random(n) < p).astype(np.int64)
@@ -127,6 +132,7 @@ def generate(n_rows: int, seed: int = 0, label_signal: bool = True, drift: float
         }
     )
     _inject_outliers_and_gaps(frame, rng)
+    frame.attrs["probability"] = p  # the true P(big_tip), for the Bayes-optimal AUC; not a column
     return frame
 
 

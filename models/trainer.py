@@ -27,11 +27,17 @@ def run_fn(fn_args) -> None:
             `fn_args.hyperparameters` holds its best trial, which overrides `hparams`.
     """
     config = fn_args.custom_config
-    spec = FeatureSpec.from_dict(config["features"])
     hparams = HParams.from_dict(config.get("hparams", {}))
     if fn_args.hyperparameters:
         best = keras_tuner.HyperParameters.from_config(fn_args.hyperparameters)
         hparams = hparams_from_values(best.values, hparams)
+    train_and_export(fn_args, hparams)
+
+
+def train_and_export(fn_args, hparams: HParams) -> None:
+    """Trains `build_model(hparams)` on the transformed examples and exports it for serving."""
+    config = fn_args.custom_config
+    spec = FeatureSpec.from_dict(config["features"])
     batch_size = int(config.get("batch_size", 128))
     keras.utils.set_random_seed(int(config.get("seed", 0)))
     transform_output = tft.TFTransformOutput(fn_args.transform_output)

@@ -117,6 +117,16 @@ class FramingConfig:
 
 
 @dataclass(frozen=True)
+class BaselinesConfig:
+    """Baselines trained and evaluated in the same run; the candidate must beat both by `margin`."""
+
+    margin: float = 0.0  # on the gating metric; negative allows the candidate to trail by that much
+    linear_learning_rate: float = 0.05  # a linear model takes larger steps than the deep one
+    heuristic_feature: str | None = None  # the rule: score 1 when this feature is one of...
+    heuristic_values: tuple[str, ...] = ()  # ...these values; no rule: the prior (positive rate)
+
+
+@dataclass(frozen=True)
 class EvaluationConfig:
     metric: str = "AUC"  # the metric that gates blessing
     lower_bound: float = 0.65  # absolute threshold for any model
@@ -126,6 +136,7 @@ class EvaluationConfig:
     slice_lower_bound: float | None = None  # the gating metric's floor in every month; None: reported only
     fairness_features: tuple[str, ...] = ()  # sensitive slices: FPR, FNR and positive rate per value
     fairness_thresholds: tuple[float, ...] = (0.5,)  # decision thresholds at which those rates are computed
+    baselines: BaselinesConfig | None = None  # a heuristic and a linear model to beat; None: none
 
 
 @dataclass(frozen=True)
@@ -327,6 +338,9 @@ def _check(config: Config, path: str) -> None:
     unknown = sorted(set(e.slices + e.fairness_features) - set(inputs))
     if unknown:
         raise ConfigError(f"{path}: 'evaluation' slices by '{unknown[0]}', which is not a feature")
+    b = e.baselines
+    if b and b.heuristic_feature and (b.heuristic_feature not in config.features.categorical or not b.heuristic_values):
+        raise ConfigError(f"{path}: 'evaluation.baselines.heuristic_feature' must be a categorical feature with values")
     if e.time_slice and not config.features.timestamp:
         raise ConfigError(f"{path}: 'evaluation.time_slice' needs 'features.timestamp'")
     if not all(0 < t < 1 for t in e.fairness_thresholds):

@@ -15,6 +15,7 @@ from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 
 from components import csv_without_personal_data, idempotent_pusher
+from components.blessing_gate import BlessingGate
 from components.serving_infra_validator import ServingInfraValidator
 from components.validation_gate import DataValidationGate
 from models.features import FeatureSpec
@@ -26,6 +27,8 @@ MODEL_CODE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.trainer.run_fn"
 TUNER_FN = "models.tuning.tuner_fn"
+LINEAR_RUN_FN = "models.baselines.linear_run_fn"
+HEURISTIC_RUN_FN = "models.baselines.heuristic_run_fn"
 TUNING_ARGS_KEY = tfx.extensions.google_cloud_ai_platform.experimental.TUNING_ARGS_KEY
 SERVING_SIGNATURE = "serving_default"
 METRICS = ("ExampleCount", *GATING_METRICS)
@@ -87,10 +90,14 @@ def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl
         eval_args=tfx.proto.EvalArgs(num_steps=config.trainer.eval_steps),
         custom_config={**trainer_custom_config(config), **cloud_config},
     )
+    # with baselines, only the BlessingGate's blessing (all checks passed) makes a model the next baseline
+    blessing_source = (
+        {"producer_component_id": "BlessingGate", "output_key": "blessing"} if config.evaluation.baselines else {}
+    )
     baseline = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing, **blessing_source),
     ).with_id("latest_blessed_model_resolver")
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
@@ -98,6 +105,11 @@ def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl
         baseline_model=baseline.outputs["model"],
         eval_config=eval_config(config),
     )
+    blessing = evaluator.outputs["blessing"]
+    baseline_nodes = []
+    if config.evaluation.baselines:
+        baseline_nodes = _baselines(config, example_gen, transform, schema, trainer, evaluator)
+        blessing = baseline_nodes[-1].outputs["blessing"]
     infra_validator = ServingInfraValidator(
         model=trainer.outputs["model"],
         examples=example_gen.outputs["examples"],
@@ -106,7 +118,7 @@ def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl
     pusher = tfx.components.Pusher(
         custom_executor_spec=executor_spec.ExecutorClassSpec(idempotent_pusher.Executor),
         model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
+        model_blessing=blessing,
         infra_blessing=infra_validator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.pipeline.serving_dir)
@@ -114,7 +126,7 @@ def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl
     )
     components = [
         example_gen, statistics_gen, schema_gen, example_validator, gate,
-        transform, *([tuner] if tuner else []), trainer, baseline, evaluator, infra_validator, pusher,
+        transform, *([tuner] if tuner else []), trainer, baseline, evaluator, *baseline_nodes, infra_validator, pusher,
     ]  # fmt: skip
     metadata = (
         tfx.orchestration.metadata.sqlite_metadata_connection_config(config.pipeline.metadata_path)
@@ -128,6 +140,59 @@ def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl
         enable_cache=config.pipeline.enable_cache,
         metadata_connection_config=metadata,
         beam_pipeline_args=beam_args(config),
+    )
+
+
+def _baselines(config: Config, example_gen, transform, schema, trainer, evaluator) -> list:
+    """Linear and heuristic baselines, an Evaluator against each, and the gate over all blessings."""
+    b = config.evaluation.baselines
+    common = {
+        "examples": transform.outputs["transformed_examples"],
+        "transform_graph": transform.outputs["transform_graph"],
+        "schema": schema,
+        "train_args": tfx.proto.TrainArgs(num_steps=config.trainer.train_steps),
+        "eval_args": tfx.proto.EvalArgs(num_steps=config.trainer.eval_steps),
+    }
+    heuristic_rule = {"feature": b.heuristic_feature, "positive_values": list(b.heuristic_values)}
+    linear = tfx.components.Trainer(
+        run_fn=LINEAR_RUN_FN,
+        custom_config={**trainer_custom_config(config), "linear_learning_rate": b.linear_learning_rate},
+        **common,
+    ).with_id("LinearBaseline")
+    heuristic = tfx.components.Trainer(
+        run_fn=HEURISTIC_RUN_FN, custom_config={**trainer_custom_config(config), "heuristic": heuristic_rule}, **common
+    ).with_id("HeuristicBaseline")
+    versus = []
+    for name, base in (("Linear", linear), ("Heuristic", heuristic)):
+        versus.append(
+            tfx.components.Evaluator(
+                examples=example_gen.outputs["examples"],
+                model=trainer.outputs["model"],
+                baseline_model=base.outputs["model"],
+                eval_config=baseline_eval_config(config),
+            ).with_id(f"EvaluatorVs{name}")
+        )
+    gate = BlessingGate(
+        model=trainer.outputs["model"],
+        evaluation=evaluator.outputs["blessing"],
+        vs_linear=versus[0].outputs["blessing"],
+        vs_heuristic=versus[1].outputs["blessing"],
+    )
+    return [linear, heuristic, *versus, gate]
+
+
+def baseline_eval_config(config: Config) -> tfma.EvalConfig:
+    """The candidate's gating metric must exceed the baseline's by `baselines.margin` (overall)."""
+    e = config.evaluation
+    beat = tfma.MetricThreshold(
+        change_threshold=tfma.GenericChangeThreshold(
+            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": e.baselines.margin}
+        )
+    )
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name=SERVING_SIGNATURE, label_key=config.label)],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name=e.metric, threshold=beat)])],
     )
 
 

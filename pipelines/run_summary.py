@@ -49,15 +49,19 @@ def latest_run(store: metadata_store.MetadataStore, pipeline_name: str) -> RunSu
     )
     blessed = pushed = None
     failures: tuple[str, ...] = ()
-    for execution in executions:
+    blessings: dict[str, bool] = {}
+    for execution, component in zip(executions, components, strict=True):
         for artifact in _outputs(store, execution.id):
             type_name = store.get_artifact_types_by_id([artifact.type_id])[0].name
             if type_name == "ModelEvaluation":
-                failures = validation_failures(artifact.uri)
+                prefix = "" if component.component == "Evaluator" else f"{component.component}: "
+                failures += tuple(prefix + line for line in validation_failures(artifact.uri))
             if type_name == "ModelBlessing":
-                blessed = artifact.custom_properties["blessed"].int_value == 1
+                blessings[component.component] = artifact.custom_properties["blessed"].int_value == 1
             if type_name == "PushedModel" and artifact.custom_properties["pushed"].int_value == 1:
                 pushed = artifact.custom_properties["pushed_destination"].string_value
+    # with baselines, the gate's blessing is the one that counts (every check passed)
+    blessed = blessings.get("BlessingGate", blessings.get("Evaluator", blessed))
     return RunSummary(run.name, components, blessed, pushed, failures)
 
 
@@ -89,7 +93,7 @@ def _threshold(threshold) -> str:
     if threshold.HasField("value_threshold"):
         return f"lower bound {threshold.value_threshold.lower_bound.value}"
     if threshold.HasField("change_threshold"):
-        return f"change vs the last blessed model (absolute {threshold.change_threshold.absolute.value:+.4f})"
+        return f"change vs the baseline model (absolute {threshold.change_threshold.absolute.value:+.4f})"
     return str(threshold).replace("\n", " ")
 
 

@@ -206,3 +206,25 @@ def test_metrics_per_slice_and_a_failing_month_is_named(first_run, root):
     assert summary.failures and all(f.startswith("[trip_start_timestamp_month=") for f in summary.failures)
     assert all("fails lower bound 0.97" in f for f in summary.failures)
     assert served_versions(config) == [os.path.basename(first.pushed_model)]
+
+
+def test_a_model_that_does_not_beat_the_baselines_is_not_pushed(first_run, root):
+    """Heuristic and linear baselines are trained and evaluated in the same run; the gate
+    blesses only a candidate that beats both by the margin."""
+    config, first = first_run
+    for name in ("EvaluatorVsLinear", "EvaluatorVsHeuristic"):  # the first run has all three, side by side
+        metrics = next(iter(tfma.load_metrics(newest_output(config, name, "evaluation"))))
+        models = {kv.key.model_name for kv in metrics.metric_keys_and_values if kv.key.name == "auc"}
+        assert models == {"candidate", "baseline"}
+
+    strict = load_config(TAXI_CONFIG, deep_merge(small_overrides(root), {"evaluation": {"baselines": {"margin": 0.5}}}))
+    summary = local_runner.run(strict)
+    states = {c.component: c.state for c in summary.components}
+    assert states["Trainer"] == "CACHED" and states["EvaluatorVsLinear"] == "COMPLETE"
+    assert summary.blessed is False and summary.pushed_model is None
+    assert any(f.startswith("EvaluatorVsLinear: [overall] auc") for f in summary.failures), summary.failures
+    assert any(f.startswith("EvaluatorVsHeuristic: [overall] auc") for f in summary.failures)
+    gate = newest_output(config, "BlessingGate", "blessing")
+    with open(os.path.join(gate, "NOT_BLESSED")) as f:
+        assert json.load(f)["failed"] == ["beats the linear baseline", "beats the heuristic baseline"]
+    assert served_versions(config) == [os.path.basename(first.pushed_model)]

@@ -58,3 +58,9 @@ def test_label_signal_is_learnable_and_can_be_removed():
 def test_rejects_empty_size():
     with pytest.raises(ValueError, match="n_rows must be positive"):
         taxi.generate(0)
+
+
+def test_the_true_probability_comes_with_the_frame_and_bounds_any_model():
+    frame = taxi.generate(20000, seed=42)
+    bayes = roc_auc_score(frame[taxi.LABEL], frame.attrs["probability"])
+    assert 0.78 < bayes < 0.86  # the ceiling the pipeline's model is compared with

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.unit
 EXPECTED_ORDER = [
     "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "DataValidationGate",
     "Transform", "Tuner", "Trainer", "latest_blessed_model_resolver", "Evaluator", "ServingInfraValidator", "Pusher",
+    "LinearBaseline", "HeuristicBaseline", "EvaluatorVsLinear", "EvaluatorVsHeuristic", "BlessingGate",
 ]  # fmt: skip
 
 
@@ -27,7 +28,19 @@ def test_components_and_wiring(taxi_config_path):
     assert by_id["Transform"].inputs["schema"].producer_component_id == "DataValidationGate"
     assert by_id["Trainer"].inputs["schema"].producer_component_id == "DataValidationGate"
     assert by_id["Evaluator"].inputs["baseline_model"].producer_component_id == "latest_blessed_model_resolver"
-    assert by_id["Pusher"].inputs["model_blessing"].producer_component_id == "Evaluator"
+    assert by_id["Pusher"].inputs["model_blessing"].producer_component_id == "BlessingGate"
+    assert by_id["EvaluatorVsLinear"].inputs["baseline_model"].producer_component_id == "LinearBaseline"
+    # the next run's baseline is a model the gate blessed, not one the main Evaluator alone blessed
+    from tfx.dsl.compiler import compiler
+
+    ir = compiler.Compiler().compile(p)
+    (resolver,) = [n.pipeline_node for n in ir.nodes if n.pipeline_node.node_info.id == "latest_blessed_model_resolver"]
+    queries = [
+        (q.name.field_value.string_value, c.output_key)
+        for i in resolver.inputs.inputs.values() for c in i.channels
+        if c.artifact_query.type.name == "ModelBlessing" for q in c.context_queries
+    ]  # fmt: skip
+    assert ("taxi-tips.BlessingGate", "blessing") in queries
     assert by_id["Pusher"].inputs["infra_blessing"].producer_component_id == "ServingInfraValidator"
     assert by_id["Trainer"].inputs["hyperparameters"].producer_component_id == "Tuner"
     custom = json.loads(by_id["Trainer"].exec_properties["custom_config"])
