@@ -124,7 +124,7 @@ def test_rerun_with_unchanged_inputs_is_cached(first_run):
     from then on nothing changes and every component is served from the cache."""
     config, first = first_run
     second = {c.component: c.state for c in local_runner.run(config).components}
-    rerun = {"latest_blessed_model_resolver", "Evaluator", "Pusher"}
+    rerun = {"latest_blessed_model_resolver", "Evaluator", "BlessingGate", "Pusher"}
     assert {s for name, s in second.items() if name not in rerun} == {"CACHED"}, second
     assert served_versions(config) == [os.path.basename(first.pushed_model)]
     third = local_runner.run(config)
