@@ -50,8 +50,8 @@ def build_model(dense: tuple[str, ...], cardinalities: dict[str, int], hparams: 
             )
         )
     x = keras.layers.Concatenate()(parts) if len(parts) > 1 else parts[0]
-    for units in hparams.hidden_units:
-        x = keras.layers.Dense(units, activation="relu", kernel_regularizer=regularizer)(x)
+    for i, units in enumerate(hparams.hidden_units):  # stable names: warm start loads weights by name
+        x = keras.layers.Dense(units, activation="relu", kernel_regularizer=regularizer, name=f"hidden_{i}")(x)
         if hparams.dropout:
             x = keras.layers.Dropout(hparams.dropout)(x)
     output = keras.layers.Dense(1, activation="sigmoid", name="probability")(x)

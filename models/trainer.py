@@ -6,6 +6,7 @@ import json
 import os
 
 import keras_tuner
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
@@ -44,6 +45,8 @@ def train_and_export(fn_args, hparams: HParams) -> None:
     train, evaluation = make_datasets(fn_args, transform_output, spec.label, batch_size)
 
     model = build_model(spec.dense_outputs(), cardinalities(spec, transform_output), hparams)
+    if config.get("warm_start") and fn_args.base_model:
+        warm_start(model, fn_args.base_model)
     tensorboard = keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")
     history = fit(
         model, train, evaluation, fn_args.train_steps, fn_args.eval_steps, callbacks=[tensorboard],
@@ -52,6 +55,7 @@ def train_and_export(fn_args, hparams: HParams) -> None:
     write_learning_curves(history, fn_args.model_run_dir)
     export_serving_model(model, transform_output, spec, fn_args.serving_model_dir)
     write_serving_contract(fn_args.serving_model_dir, spec, fn_args.schema_path, config.get("decision_threshold"))
+    model.save_weights(os.path.join(fn_args.serving_model_dir, CONTRACT_DIR, WEIGHTS_FILE))
 
 
 def export_serving_model(model: keras.Model, transform_output, spec: FeatureSpec, path: str) -> None:
@@ -142,6 +146,25 @@ def columns_to_raw(columns: dict, parse_spec: dict) -> dict:
 
 
 LEARNING_CURVES = "learning_curves.json"
+WEIGHTS_FILE = "keras_weights.h5"  # beside the SavedModel: what a warm-started run loads
+
+
+def warm_start(model: keras.Model, base_model_dir: str) -> list[str]:
+    """Loads the previous model's weights into `model` layer by layer, by name; a layer whose
+    shape changed (a new vocabulary size, another width) keeps its fresh initialization.
+    Returns the names of the layers that were loaded."""
+    path = os.path.join(base_model_dir, CONTRACT_DIR, WEIGHTS_FILE)
+    if not tf.io.gfile.exists(path):
+        print(json.dumps({"event": "warm_start_skipped", "reason": f"no weights at {path}"}))
+        return []
+    before = {layer.name: [w.numpy().copy() for w in layer.weights] for layer in model.layers if layer.weights}
+    model.load_weights(path, by_name=True, skip_mismatch=True)
+    loaded = [
+        name for name, old in before.items()
+        if any(not np.array_equal(o, w.numpy()) for o, w in zip(old, model.get_layer(name).weights, strict=True))
+    ]  # fmt: skip
+    print(json.dumps({"event": "warm_start", "from": base_model_dir, "layers_loaded": sorted(loaded)}))
+    return loaded
 
 
 def write_learning_curves(history: keras.callbacks.History, run_dir: str) -> None:

@@ -77,6 +77,7 @@ class TrainerConfig:
     l2: float = 0.0
     epochs: int = 1  # train_steps are spread over this many epochs, each followed by an eval
     early_stopping_patience: int = 0  # epochs without eval-AUC gain before stopping; 0: off
+    warm_start: bool = False  # start from the last blessed model's weights (new data, same model)
 
 
 @dataclass(frozen=True)

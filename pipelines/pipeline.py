@@ -73,6 +73,15 @@ def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl
         disable_statistics=True,  # StatisticsGen already profiles the raw data
         force_tf_compat_v1=True,
     )
+    # with baselines, only the BlessingGate's blessing (all checks passed) makes a model the next baseline
+    blessing_source = (
+        {"producer_component_id": "BlessingGate", "output_key": "blessing"} if config.evaluation.baselines else {}
+    )
+    baseline = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing, **blessing_source),
+    ).with_id("latest_blessed_model_resolver")
     tuner = _tuner(config, transform) if config.tuning.max_trials else None
     trainer_cls, cloud_config = _trainer_class(config)
     train_args = tfx.proto.TrainArgs(num_steps=config.trainer.train_steps)
@@ -86,19 +95,11 @@ def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl
         transform_graph=transform.outputs["transform_graph"],
         schema=schema,
         hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
+        base_model=baseline.outputs["model"] if config.trainer.warm_start else None,
         train_args=train_args,
         eval_args=tfx.proto.EvalArgs(num_steps=config.trainer.eval_steps),
         custom_config={**trainer_custom_config(config), **cloud_config},
     )
-    # with baselines, only the BlessingGate's blessing (all checks passed) makes a model the next baseline
-    blessing_source = (
-        {"producer_component_id": "BlessingGate", "output_key": "blessing"} if config.evaluation.baselines else {}
-    )
-    baseline = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing, **blessing_source),
-    ).with_id("latest_blessed_model_resolver")
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
@@ -354,6 +355,7 @@ def trainer_custom_config(config: Config) -> dict:
     return {
         **transform_custom_config(config), "hparams": hparams, "batch_size": t.batch_size, "epochs": t.epochs,
         "early_stopping_patience": t.early_stopping_patience, "decision_threshold": decision_threshold(config),
+        "warm_start": t.warm_start,
     }  # fmt: skip
 
 

@@ -228,3 +228,29 @@ def test_a_model_that_does_not_beat_the_baselines_is_not_pushed(first_run, root)
     with open(os.path.join(gate, "NOT_BLESSED")) as f:
         assert json.load(f)["failed"] == ["beats the linear baseline", "beats the heuristic baseline"]
     assert served_versions(config) == [os.path.basename(first.pushed_model)]
+
+
+def test_warm_start_begins_from_the_last_blessed_model(first_run, root, capfd):
+    """Two steps at a tiny learning rate: from scratch that model is far worse (the regression
+    test above); warm-started from the blessed model's weights it is nearly as good."""
+    config, first = first_run
+    with open(os.path.join(newest_output(config, "Tuner", "best_hyperparameters"), "best_hyperparameters.txt")) as f:
+        best = keras_tuner.HyperParameters.from_config(json.load(f)).values
+    warm = load_config(TAXI_CONFIG, deep_merge(small_overrides(root), {
+        "trainer": {"warm_start": True, "train_steps": 2, "learning_rate": 0.0001, "epochs": 1,
+                    "hidden_units": [int(u) for u in best["hidden_units"].split("-")],
+                    "embedding_dim": best["embedding_dim"]},
+        "tuning": {"max_trials": 0},
+        "framing": {"success_level": 0.99},  # measured, never pushed: the later tests serve the first model
+    }))  # fmt: skip
+    capfd.readouterr()
+    summary = local_runner.run(warm)
+    out = capfd.readouterr().out
+    event = json.loads(next(line for line in out.splitlines() if '"event": "warm_start"' in line))
+    assert {"hidden_0", "probability"} <= set(event["layers_loaded"])
+    assert summary.pushed_model is None
+    metrics = next(m for m in tfma.load_metrics(newest_output(config, "Evaluator", "evaluation"))
+                   if not m.slice_key.single_slice_keys)  # fmt: skip
+    auc = {(kv.key.model_name, kv.key.is_diff): kv.value.double_value.value
+           for kv in metrics.metric_keys_and_values if kv.key.name == "auc"}  # fmt: skip
+    assert auc[("candidate", True)] > -0.03, auc  # within 0.03 of the blessed model after 2 steps
