@@ -256,6 +256,8 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.profile, {"vertex": {"image": args.image}} if args.image else None)
         _vertex(config)
         template = args.template or template_file(config)
+        if args.command != "compile" and "://" not in template and not os.path.exists(template):
+            raise ConfigError(f"{template} does not exist: run `make compile PROFILE={args.profile}` first")
         if args.command == "compile":
             compiled = compile_pipeline(config, template)
             result: dict = {

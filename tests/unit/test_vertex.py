@@ -200,6 +200,8 @@ def test_cli_dry_run_needs_no_credentials(compiled, capsys, monkeypatch):
         "host": "https://us-central1-kfp.pkg.dev/example-mlops-dev/pipelines", "file": template, "tags": ["abc"],
     }  # fmt: skip
     assert vertex.main(["submit", "--profile", DEV, "--param", "oops", "--dry-run"]) == 2
+    assert vertex.main(["submit", "--profile", DEV, "--template", "/nonexistent/p.json", "--dry-run"]) == 2
+    assert "run `make compile PROFILE=" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
