@@ -79,7 +79,9 @@ def test_trainer_trains_the_tuners_best_hyperparameters(first_run):
         best = keras_tuner.HyperParameters.from_config(json.load(f)).values
     assert best["hidden_units"] in ("64-32", "32")
     model = tf.saved_model.load(summary.pushed_model)
-    dense = sorted(int(v.shape[-1]) for v in model.variables if "dense" in v.name and v.name.endswith("kernel:0"))
+    dense = sorted(
+        int(v.shape[-1]) for v in model.variables if v.name.startswith("hidden_") and v.name.endswith("kernel:0")
+    )
     assert dense == sorted(int(u) for u in best["hidden_units"].split("-"))  # hidden layers as the best trial chose
     # learning curves: train and eval metrics per epoch
     run_dir = newest_output(config, "Trainer", "model_run")
