@@ -236,7 +236,10 @@ def test_warm_start_begins_from_the_last_blessed_model(first_run, root, capfd):
     """Two steps at a tiny learning rate: from scratch that model is far worse (the regression
     test above); warm-started from the blessed model's weights it is nearly as good."""
     config, first = first_run
-    with open(os.path.join(newest_output(config, "Tuner", "best_hyperparameters"), "best_hyperparameters.txt")) as f:
+    # the first run's search (later runs in this module tuned on other data), i.e. the blessed model's shape
+    first_search = min(glob.glob(os.path.join(config.pipeline.root, "Tuner", "best_hyperparameters", "*")),
+                       key=lambda p: int(os.path.basename(p)))  # fmt: skip
+    with open(os.path.join(first_search, "best_hyperparameters.txt")) as f:
         best = keras_tuner.HyperParameters.from_config(json.load(f)).values
     warm = load_config(TAXI_CONFIG, deep_merge(small_overrides(root), {
         "trainer": {"warm_start": True, "train_steps": 2, "learning_rate": 0.0001, "epochs": 1,
