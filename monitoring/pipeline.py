@@ -9,13 +9,11 @@ with the reasons as a label, or does nothing. The steps run in the pipeline imag
 (No `from __future__ import annotations`: KFP reads the step signatures' types.)
 """
 
-import argparse
-import os
 import sys
 
-from kfp import compiler, dsl
+from kfp import dsl
 
-from pipelines.config import ConfigError, load_config
+from pipelines import kfp_compile
 
 
 def _monitor(profile: str, labels: str) -> str:
@@ -59,26 +57,11 @@ def build_pipeline(image: str):
 
 
 def compile_monitoring(image: str, output: str) -> str:
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    compiler.Compiler().compile(build_pipeline(image), output)
-    return output
+    return kfp_compile.compile_for_image(build_pipeline, image, output)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["compile"])
-    parser.add_argument("--profile", required=True)
-    parser.add_argument("--output", default="build/vertex/monitoring.yaml")
-    args = parser.parse_args(argv)
-    try:
-        config = load_config(args.profile)
-        if config.vertex is None:
-            raise ConfigError(f"{args.profile}: no 'vertex' section")
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
-    print(compile_monitoring(config.vertex.image, args.output))
-    return 0
+    return kfp_compile.main(build_pipeline, "build/vertex/monitoring.yaml", __doc__, argv)
 
 
 if __name__ == "__main__":

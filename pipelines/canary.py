@@ -16,13 +16,11 @@ Each step runs in the pipeline image; the Google Cloud calls are in the step bod
 (No `from __future__ import annotations` here: KFP reads the step signatures' types.)
 """
 
-import argparse
-import os
 import sys
 
-from kfp import compiler, dsl
+from kfp import dsl
 
-from pipelines.config import ConfigError, load_config
+from pipelines import kfp_compile
 
 
 def _upload(project: str, region: str, display_name: str, artifact_uri: str, serving_image: str,
@@ -159,27 +157,11 @@ def build_pipeline(image: str):
 
 
 def compile_rollout(image: str, output: str) -> str:
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    compiler.Compiler().compile(build_pipeline(image), output)
-    return output
+    return kfp_compile.compile_for_image(build_pipeline, image, output)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=["compile"])
-    parser.add_argument("--profile", required=True)
-    parser.add_argument("--output", default="build/vertex/canary-rollout.yaml")
-    args = parser.parse_args(argv)
-    try:
-        config = load_config(args.profile)
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
-    if config.vertex is None:
-        print(f"config error: {args.profile} has no 'vertex' section", file=sys.stderr)
-        return 2
-    print(compile_rollout(config.vertex.image, args.output))
-    return 0
+    return kfp_compile.main(build_pipeline, "build/vertex/canary-rollout.yaml", __doc__, argv)
 
 
 if __name__ == "__main__":

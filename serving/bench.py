@@ -86,6 +86,16 @@ def load(url: str, rows: list[dict], concurrency: int, per_request: int, request
     }
 
 
+def rows_per_s(predict, items: list, size: int, rows: int) -> float:
+    """Throughput of `predict` on consecutive batches of `size` items, about `rows` rows in all."""
+    calls = max(20, rows // size)
+    t = time.perf_counter()
+    for i in range(calls):
+        start = (i * size) % (len(items) - size)
+        predict(items[start : start + size])
+    return round(calls * size / (time.perf_counter() - t), 1)
+
+
 def in_process(model_dir: str, rows: list[dict], personal: list[str]) -> dict:
     model = model_store.load(model_dir, personal)
     valid = [model.validator.instance(r, 0) for r in rows]
@@ -100,20 +110,9 @@ def in_process(model_dir: str, rows: list[dict], personal: list[str]) -> dict:
         "single_row_p99_ms": round(percentile(single, 0.99), 3),
     }
     for size in (BATCH_ROWS, 512):
-        calls = max(20, 20000 // size)
-        t = time.perf_counter()
-        for i in range(calls):
-            start = (i * size) % (len(examples) - size)
-            model.predict_serialized(examples[start : start + size])
-        out[f"batch_{size}_rows_per_s"] = round(calls * size / (time.perf_counter() - t), 1)
-    # from raw rows, as any in-process caller of this model must: tf.Example serialization + model
-    for size in (BATCH_ROWS, 512):
-        calls = max(20, 10000 // size)
-        t = time.perf_counter()
-        for i in range(calls):
-            start = (i * size) % (len(valid) - size)
-            model.predict(valid[start : start + size])
-        out[f"raw_rows_batch_{size}_rows_per_s"] = round(calls * size / (time.perf_counter() - t), 1)
+        out[f"batch_{size}_rows_per_s"] = rows_per_s(model.predict_serialized, examples, size, 20000)
+        # from raw rows, as any in-process caller of this model must: columns + model
+        out[f"raw_rows_batch_{size}_rows_per_s"] = rows_per_s(model.predict, valid, size, 10000)
     # the full request path without HTTP: validation + tf.Example + model, single row
     full = []
     for i in range(1000):
