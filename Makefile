@@ -15,7 +15,7 @@ LABELS ?=
 VERTEX = $(ENV) python -m pipelines.vertex --profile $(PROFILE) $(if $(IMAGE),--image $(IMAGE)) $(if $(DRY_RUN),--dry-run)
 
 .DEFAULT_GOAL := help
-.PHONY: help env run smoke serve test test-unit test-e2e bench bench-serve run-batch compile-canary monitor compile-monitoring schema lint lock clean clean-env \
+.PHONY: help env run smoke serve test test-unit test-e2e bench bench-serve bench-input lineage report run-batch compile-canary monitor compile-monitoring schema lint lock clean clean-env \
 	compile upload submit schedule trigger-bundle
 
 help: ## List the targets
@@ -47,6 +47,15 @@ test-e2e: env ## Run the end-to-end pipeline tests only
 
 bench: env ## Time each component on ROWS rows (default 15000); writes build/bench/pipeline.json
 	$(ENV) python -m pipelines.benchmark --config $(CONFIG) --rows $(ROWS) --out build/bench/pipeline.json
+
+bench-input: env ## Training steps/s: naive vs tuned input pipeline on the same data; build/bench/input.json
+	$(ENV) python -m pipelines.input_benchmark --config $(CONFIG) --out build/bench/input.json
+
+lineage: env ## What produced the newest pushed model (Q=model|runs|"span N"), from ML Metadata
+	$(ENV) python -m pipelines.lineage $(or $(Q),model) --config $(CONFIG)
+
+report: env ## Rewrite the HTML report of the newest run (make run writes it too)
+	$(ENV) python -m pipelines.run_report --config $(CONFIG)
 
 run-batch: env ## Batch prediction with Beam RunInference (INPUT='dir/*.csv' OUTPUT=prefix)
 	$(ENV) python -m serving.batch --config $(CONFIG) --input '$(INPUT)' --output $(OUTPUT)

@@ -9,6 +9,7 @@ model is already served, marks the existing version as the push instead.
 
 from __future__ import annotations
 
+import json
 import os
 
 from tfx.components.pusher import executor as pusher_executor
@@ -16,6 +17,8 @@ from tfx.dsl.io import fileio
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
+
+from models.trainer import CONTRACT_DIR, METADATA_FILE
 
 SOURCE_FILE = "source_model_uri.txt"  # in assets.extra, which model servers ignore
 
@@ -44,7 +47,21 @@ class Executor(pusher_executor.Executor):
             if model_push.get_int_custom_property("pushed") == 1:
                 pushed = model_push.get_string_custom_property("pushed_destination")
                 io_utils.write_string_file(os.path.join(pushed, "assets.extra", SOURCE_FILE), model_uri)
+                record_model_metadata(model_push, pushed)
             return
         model_push = artifact_utils.get_single_instance(output_dict[standard_component_specs.PUSHED_MODEL_KEY])
         io_utils.copy_dir(self.GetModelPath(input_dict), model_push.uri)
         self._MarkPushed(model_push, pushed_destination=os.path.join(base, version), pushed_version=version)
+        record_model_metadata(model_push, os.path.join(base, version))
+
+
+def record_model_metadata(model_push, model_dir: str) -> None:
+    """Copies the model's code commit and data span(s) onto the PushedModel artifact in ML
+    Metadata, beside the version the Pusher already records."""
+    path = os.path.join(model_dir, CONTRACT_DIR, METADATA_FILE)
+    if not fileio.exists(path):
+        return  # a model from before the metadata file existed
+    metadata = json.loads(io_utils.read_string_file(path))
+    model_push.set_string_custom_property("code_commit", str(metadata.get("code_commit", "unknown")))
+    model_push.set_string_custom_property("data_span", ",".join(str(s) for s in metadata.get("data_span", [])))
+    model_push.set_string_custom_property("data_version", ",".join(str(s) for s in metadata.get("data_version", [])))

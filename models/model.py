@@ -1,4 +1,5 @@
-"""The Keras model over Transform's outputs: embeddings for ids, dense layers, a sigmoid head."""
+"""The Keras model over Transform's outputs: embeddings for ids, dense layers, and a head for the
+problem type: binary (sigmoid), multiclass (softmax) or regression (linear)."""
 
 from __future__ import annotations
 
@@ -26,42 +27,75 @@ class HParams:
         )
 
 
-def build_model(dense: tuple[str, ...], cardinalities: dict[str, int], hparams: HParams) -> keras.Model:
-    """Returns a compiled binary classifier.
+HEADS = ("binary", "multiclass", "regression")
+
+
+def build_model(dense: tuple[str, ...], cardinalities: dict[str, int], hparams: HParams, head: str = "binary",
+                num_classes: int = 2) -> keras.Model:  # fmt: skip
+    """Returns a compiled model.
 
     Args:
         dense: names of float inputs of shape `[batch]`.
         cardinalities: integer-id input name -> number of distinct ids.
         hparams: layer sizes, learning rate and embedding width.
+        head: `binary` (label 0/1, one probability), `multiclass` (label 0..num_classes-1,
+            a probability per class) or `regression` (a real label, one value).
+        num_classes: the number of classes of a multiclass head.
     """
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {HEADS}, got {head!r}")
     regularizer = keras.regularizers.l2(hparams.l2) if hparams.l2 else None
     inputs = {}
     parts = []
+    columns = []  # (input, width) in the order of the feature vector, for attributions
     if dense:
         for name in dense:
             inputs[name] = keras.Input(shape=(), name=name, dtype="float32")
+            columns.append((name, 1))
         parts.append(_stack([inputs[n] for n in dense]))
     for name, size in cardinalities.items():
         inputs[name] = keras.Input(shape=(), name=name, dtype="int64")
         width = min(hparams.embedding_dim, size)
+        columns.append((name, width))
         parts.append(
             keras.layers.Embedding(size, width, name=f"{name}_embedding", embeddings_regularizer=regularizer)(
                 inputs[name]
             )
         )
-    x = keras.layers.Concatenate()(parts) if len(parts) > 1 else parts[0]
+    # the feature vector, named so that models/explain.py can split the model there
+    if len(parts) > 1:
+        x = keras.layers.Concatenate(name="features")(parts)
+    else:
+        x = keras.layers.Activation("linear", name="features")(parts[0])
     for i, units in enumerate(hparams.hidden_units):  # stable names: warm start loads weights by name
         x = keras.layers.Dense(units, activation="relu", kernel_regularizer=regularizer, name=f"hidden_{i}")(x)
         if hparams.dropout:
             x = keras.layers.Dropout(hparams.dropout)(x)
-    output = keras.layers.Dense(1, activation="sigmoid", name="probability")(x)
+    units, activation, loss, metrics = _head(head, num_classes)
+    output = keras.layers.Dense(units, activation=activation, name=OUTPUT_LAYER[head])(x)
     model = keras.Model(inputs=inputs, outputs=output)
-    model.compile(
-        optimizer=keras.optimizers.Adam(hparams.learning_rate),
-        loss=keras.losses.BinaryCrossentropy(),
-        metrics=[keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")],
-    )
+    model.feature_columns = columns
+    model.head = head
+    model.compile(optimizer=keras.optimizers.Adam(hparams.learning_rate), loss=loss, metrics=metrics)
     return model
+
+
+OUTPUT_LAYER = {"binary": "probability", "multiclass": "probabilities", "regression": "prediction"}
+# what early stopping and the Tuner watch on the eval split, per head
+OBJECTIVE = {"binary": ("val_auc", "max"), "multiclass": ("val_accuracy", "max"), "regression": ("val_loss", "min")}
+
+
+def _head(head: str, num_classes: int) -> tuple:
+    if head == "binary":
+        return 1, "sigmoid", keras.losses.BinaryCrossentropy(), [
+            keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="accuracy")]  # fmt: skip
+    if head == "multiclass":
+        if num_classes < 3:
+            raise ValueError(f"a multiclass head needs at least 3 classes, got {num_classes}")
+        return num_classes, "softmax", keras.losses.SparseCategoricalCrossentropy(), [
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy")]  # fmt: skip
+    return 1, None, keras.losses.MeanSquaredError(), [
+        keras.metrics.RootMeanSquaredError(name="rmse"), keras.metrics.MeanAbsoluteError(name="mae")]  # fmt: skip
 
 
 def _stack(tensors: list) -> keras.KerasTensor:

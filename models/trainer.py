@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -11,9 +12,10 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from models.features import FeatureSpec
+from models import explain
+from models.features import FeatureSpec, hour_name, missing_name, weekday_name
 from models.model import HParams, build_model
-from models.training import cardinalities, fit, make_datasets
+from models.training import cardinalities, fit, make_datasets, strategy_for
 from models.tuning import hparams_from_values
 
 SERVING_OUTPUT = "probability"
@@ -44,18 +46,24 @@ def train_and_export(fn_args, hparams: HParams) -> None:
     transform_output = tft.TFTransformOutput(fn_args.transform_output)
     train, evaluation = make_datasets(fn_args, transform_output, spec.label, batch_size)
 
-    model = build_model(spec.dense_outputs(), cardinalities(spec, transform_output), hparams)
-    if config.get("warm_start") and fn_args.base_model:
-        warm_start(model, fn_args.base_model)
+    strategy = strategy_for(config.get("distribution", "default"))
+    print(json.dumps({"event": "distribution", "strategy": type(strategy).__name__,
+                      "replicas": strategy.num_replicas_in_sync}))  # fmt: skip
+    with strategy.scope():  # variables are created (mirrored) under the strategy; fit then distributes
+        model = build_model(spec.dense_outputs(), cardinalities(spec, transform_output), hparams)
+        if config.get("warm_start") and fn_args.base_model:
+            warm_start(model, fn_args.base_model)
     tensorboard = keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")
     history = fit(
         model, train, evaluation, fn_args.train_steps, fn_args.eval_steps, callbacks=[tensorboard],
         epochs=int(config.get("epochs", 1)), patience=int(config.get("early_stopping_patience", 0)),
     )  # fmt: skip
     write_learning_curves(history, fn_args.model_run_dir)
+    write_feature_importance(model, spec, evaluation, fn_args.model_run_dir)
     export_serving_model(model, transform_output, spec, fn_args.serving_model_dir)
     write_serving_contract(fn_args.serving_model_dir, spec, fn_args.schema_path, config.get("decision_threshold"))
     model.save_weights(os.path.join(fn_args.serving_model_dir, CONTRACT_DIR, WEIGHTS_FILE))
+    write_model_metadata(fn_args.serving_model_dir, config, hparams, history)
 
 
 def export_serving_model(model: keras.Model, transform_output, spec: FeatureSpec, path: str) -> None:
@@ -71,10 +79,12 @@ def export_serving_model(model: keras.Model, transform_output, spec: FeatureSpec
     raw_spec = transform_output.raw_feature_spec()
     parse_spec = {name: raw_spec[name] for name in spec.raw_inputs()}
 
-    def predict_raw(raw):
+    def model_inputs(raw):
         transformed = model.tft_layer(raw)
-        inputs = {name: transformed[name] for name in model.input_names}
-        return {SERVING_OUTPUT: model(inputs)}
+        return {name: transformed[name] for name in model.input_names}
+
+    def predict_raw(raw):
+        return {SERVING_OUTPUT: model(model_inputs(raw))}
 
     @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
     def serve_examples(serialized):
@@ -90,7 +100,20 @@ def export_serving_model(model: keras.Model, transform_output, spec: FeatureSpec
     def serve_columns(columns):
         return predict_raw(columns_to_raw(columns, parse_spec))
 
-    signatures = {"serving_default": serve_examples, "serving_columns": serve_columns}
+    encoder, head = explain.split_model(model)
+    groups = explain.column_groups(model.feature_columns, raw_inputs_of(spec))
+
+    @tf.function(input_signature=[column_spec])
+    def explain_columns(columns):
+        vector = encoder(model_inputs(columns_to_raw(columns, parse_spec)), training=False)
+        found = explain.grouped(explain.integrated_gradients(head, vector), groups)
+        output = head(vector)
+        baseline = tf.broadcast_to(head(tf.zeros_like(vector[:1])), tf.shape(output))
+        return {SERVING_OUTPUT: output, f"baseline_{SERVING_OUTPUT}": baseline,
+                **{explain.ATTRIBUTION_PREFIX + raw: values for raw, values in found.items()}}  # fmt: skip
+
+    signatures = {"serving_default": serve_examples, "serving_columns": serve_columns,
+                  explain.EXPLAIN_SIGNATURE: explain_columns}  # fmt: skip
     if spec.timestamp:
         timestamp_spec = {spec.timestamp: parse_spec[spec.timestamp]}
 
@@ -167,6 +190,24 @@ def warm_start(model: keras.Model, base_model_dir: str) -> list[str]:
     return loaded
 
 
+def raw_inputs_of(spec: FeatureSpec) -> dict[str, str]:
+    """Transformed input -> the raw column it is made from (where the names differ)."""
+    found = {missing_name(n): n for n in spec.numeric}
+    if spec.timestamp:
+        found.update({hour_name(spec.timestamp): spec.timestamp, weekday_name(spec.timestamp): spec.timestamp})
+    return found
+
+
+def write_feature_importance(model: keras.Model, spec: FeatureSpec, evaluation: tf.data.Dataset, run_dir: str) -> dict:
+    """Global importance (mean |integrated gradients| per raw input) on eval rows, in the run's output."""
+    groups = explain.column_groups(model.feature_columns, raw_inputs_of(spec))
+    importance = explain.global_importance(model, groups, evaluation)
+    tf.io.gfile.makedirs(run_dir)
+    with tf.io.gfile.GFile(os.path.join(run_dir, explain.IMPORTANCE_FILE), "w") as f:
+        json.dump(importance, f, indent=2)
+    return importance
+
+
 def write_learning_curves(history: keras.callbacks.History, run_dir: str) -> None:
     """Loss and metrics per epoch on train and eval (also in TensorBoard under `run_dir`)."""
     tf.io.gfile.makedirs(run_dir)
@@ -175,9 +216,32 @@ def write_learning_curves(history: keras.callbacks.History, run_dir: str) -> Non
         json.dump({"epochs": len(next(iter(curves.values()), [])), **curves}, f, indent=2)
 
 
+METADATA_FILE = "model_metadata.json"
+
+
+def write_model_metadata(model_dir: str, config: dict, hparams: HParams, history) -> dict:
+    """Where the model came from, versioned with it: the code commit, the data span(s) and
+    version(s) it was trained on, its hyperparameters and its best eval AUC in training."""
+    val_auc = history.history.get("val_auc") or [float("nan")]
+    metadata = {
+        "code_commit": config.get("code_commit", "unknown"),
+        "data_span": config.get("data_span", []),
+        "data_version": config.get("data_version", []),
+        "hparams": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(hparams).items()},
+        "epochs_run": len(val_auc),
+        "best_val_auc": float(max(val_auc)),
+    }
+    extra = os.path.join(model_dir, CONTRACT_DIR)
+    tf.io.gfile.makedirs(extra)
+    with tf.io.gfile.GFile(os.path.join(extra, METADATA_FILE), "w") as f:
+        json.dump(metadata, f, indent=2)
+    return metadata
+
+
 CONTRACT_DIR = "assets.extra"  # files beside the SavedModel that TF Serving and Vertex ignore
 CONTRACT_FILE = "serving_contract.json"
 SCHEMA_FILE = "schema.pbtxt"
+EXPLANATION_FILE = "explanation_spec.json"
 
 
 def write_serving_contract(model_dir: str, spec: FeatureSpec, schema_path: str | None,
@@ -188,8 +252,11 @@ def write_serving_contract(model_dir: str, spec: FeatureSpec, schema_path: str |
     extra = os.path.join(model_dir, CONTRACT_DIR)
     tf.io.gfile.makedirs(extra)
     contract = {"inputs": list(spec.raw_inputs()), "label": spec.label, "output": SERVING_OUTPUT,
-                "columns_signature": "serving_columns", "decision_threshold": decision_threshold}  # fmt: skip
+                "columns_signature": "serving_columns", "explain_signature": explain.EXPLAIN_SIGNATURE,
+                "decision_threshold": decision_threshold}  # fmt: skip
     with tf.io.gfile.GFile(os.path.join(extra, CONTRACT_FILE), "w") as f:
         json.dump(contract, f, indent=2)
+    with tf.io.gfile.GFile(os.path.join(extra, EXPLANATION_FILE), "w") as f:  # read when uploaded to Vertex AI
+        json.dump(explain.vertex_explanation_spec(list(spec.raw_inputs()), SERVING_OUTPUT), f, indent=2)
     if schema_path:
         tf.io.gfile.copy(schema_path, os.path.join(extra, SCHEMA_FILE), overwrite=True)

@@ -11,13 +11,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ml_metadata.proto import metadata_store_pb2
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from components.idempotent_pusher import SOURCE_FILE
-
-INPUT = metadata_store_pb2.Event.INPUT
-OUTPUT = metadata_store_pb2.Event.OUTPUT
+from pipelines.mlmd import consumers, inputs, outputs, producer
+from pipelines.mlmd import type_name as _type
 
 
 @dataclass(frozen=True)
@@ -34,29 +32,6 @@ def source_model_uri(served_version_dir: str) -> str:
         return f.read().strip()
 
 
-def _producer(store, artifact_id: int) -> int | None:
-    events = [e for e in store.get_events_by_artifact_ids([artifact_id]) if e.type == OUTPUT]
-    return events[0].execution_id if events else None
-
-
-def _inputs(store, execution_id: int) -> list:
-    ids = [e.artifact_id for e in store.get_events_by_execution_ids([execution_id]) if e.type == INPUT]
-    return store.get_artifacts_by_id(ids)
-
-
-def _consumers(store, artifact_id: int) -> list[int]:
-    return [e.execution_id for e in store.get_events_by_artifact_ids([artifact_id]) if e.type == INPUT]
-
-
-def _outputs(store, execution_id: int) -> list:
-    ids = [e.artifact_id for e in store.get_events_by_execution_ids([execution_id]) if e.type == OUTPUT]
-    return store.get_artifacts_by_id(ids)
-
-
-def _type(store, artifact) -> str:
-    return store.get_artifact_types_by_id([artifact.type_id])[0].name
-
-
 def find(store, served_version_dir: str) -> Baseline:
     """The served model's training statistics and evaluation, by lineage."""
     import tensorflow_data_validation as tfdv
@@ -66,24 +41,24 @@ def find(store, served_version_dir: str) -> Baseline:
     if not models:
         raise LookupError(f"model {uri} is not in the metadata store")
     model = models[0]
-    trainer = _producer(store, model.id)
+    trainer = producer(store, model.id)
     examples = None
-    for artifact in _inputs(store, trainer):
+    for artifact in inputs(store, trainer):
         if _type(store, artifact) == "Examples":  # the transformed examples
-            transform = _producer(store, artifact.id)
-            examples = next((a for a in _inputs(store, transform) if _type(store, a) == "Examples"), None)
+            transform = producer(store, artifact.id)
+            examples = next((a for a in inputs(store, transform) if _type(store, a) == "Examples"), None)
     if examples is None:
         raise LookupError(f"no raw examples upstream of {uri}")
     statistics = None
-    for execution_id in _consumers(store, examples.id):
-        found = [a for a in _outputs(store, execution_id) if _type(store, a) == "ExampleStatistics"]
+    for execution_id in consumers(store, examples.id):
+        found = [a for a in outputs(store, execution_id) if _type(store, a) == "ExampleStatistics"]
         if found:
             statistics = found[0]
     if statistics is None:
         raise LookupError(f"no statistics of the examples {examples.uri}")
     evaluation = None
-    for execution_id in _consumers(store, model.id):
-        found = [a for a in _outputs(store, execution_id) if _type(store, a) == "ModelEvaluation"]
+    for execution_id in consumers(store, model.id):
+        found = [a for a in outputs(store, execution_id) if _type(store, a) == "ModelEvaluation"]
         if found:
             evaluation = found[0].uri
     stats_path = os.path.join(statistics.uri, "Split-train", "FeatureStats.pb")

@@ -132,7 +132,7 @@ def live_evaluation(parts: list[pd.DataFrame], labels: pd.DataFrame | None, metr
 
 def monitor(config: Config, labels_path: str | None = None, now: float | None = None) -> dict:
     """One monitoring pass; writes result.json and report.html and returns the result."""
-    from pipelines.run_summary import open_store
+    from pipelines.mlmd import open_store
     from serving import model_store
 
     m = config.monitoring

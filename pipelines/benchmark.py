@@ -43,6 +43,13 @@ def bench(config_path: str, rows: int, workdir: str) -> dict:
     }
 
 
+def write_result(path: str, result: dict) -> None:
+    """Writes a benchmark's result as JSON, making its directory."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configs/taxi.yaml")
@@ -51,9 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-") as workdir:
         result = bench(args.config, args.rows, workdir)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
+    write_result(args.out, result)
     print(f"\n{args.rows} rows, cache off")
     for name, seconds in result["components_seconds"].items():
         print(f"  {name:32s} {seconds:7.2f} s")

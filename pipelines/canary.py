@@ -29,9 +29,12 @@ def _upload(project: str, region: str, display_name: str, artifact_uri: str, ser
 
     from google.cloud import aiplatform
 
+    from pipelines.canary import model_upload_settings
+
     aiplatform.init(project=project, location=region)
     existing = aiplatform.Model.list(filter=f'display_name="{display_name}"')
     model = aiplatform.Model.upload(
+        **model_upload_settings(artifact_uri, json.loads(labels_json)),
         display_name=display_name,
         parent_model=existing[0].resource_name if existing else None,
         is_default_version=False,  # becomes the default only when promoted
@@ -41,9 +44,45 @@ def _upload(project: str, region: str, display_name: str, artifact_uri: str, ser
         serving_container_predict_route="/predict",
         serving_container_health_route="/health",
         serving_container_ports=[8080],
-        labels=json.loads(labels_json),
     )
     return model.versioned_resource_name
+
+
+def model_upload_settings(model_dir: str, labels: dict[str, str]) -> dict:
+    """`Model.upload` arguments read from the model's own files: labels with the code commit and
+    data span it came from, a version description, and the Explainable AI metadata and
+    parameters the Trainer wrote (so Vertex AI can explain its predictions)."""
+    import json
+    import os
+
+    import tensorflow as tf
+    from google.cloud.aiplatform import explain
+
+    from models.trainer import CONTRACT_DIR, EXPLANATION_FILE, METADATA_FILE
+
+    def read(name: str) -> dict:
+        path = os.path.join(model_dir, CONTRACT_DIR, name)
+        if not tf.io.gfile.exists(path):
+            return {}
+        with tf.io.gfile.GFile(path) as f:
+            return json.load(f)
+
+    metadata, spec = read(METADATA_FILE), read(EXPLANATION_FILE)
+    commit = str(metadata.get("code_commit", "unknown"))
+    spans = "-".join(str(s) for s in metadata.get("data_span", [])) or "none"
+    settings: dict = {
+        "labels": {**labels, "code_commit": _label(commit), "data_span": _label(spans)},
+        "version_description": f"commit {commit}, data span {spans}",
+    }
+    if spec:
+        settings["explanation_metadata"] = explain.ExplanationMetadata(spec["metadata"])
+        settings["explanation_parameters"] = explain.ExplanationParameters(spec["parameters"])
+    return settings
+
+
+def _label(value: str) -> str:
+    """A valid Vertex label value: lowercase letters, digits, - and _, at most 63 characters."""
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in value.lower())[:63]
 
 
 def _deploy_canary(project: str, region: str, endpoint_name: str, model_name: str, canary_percent: int,

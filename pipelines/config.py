@@ -78,6 +78,9 @@ class TrainerConfig:
     epochs: int = 1  # train_steps are spread over this many epochs, each followed by an eval
     early_stopping_patience: int = 0  # epochs without eval-AUC gain before stopping; 0: off
     warm_start: bool = False  # start from the last blessed model's weights (new data, same model)
+    # tf.distribute strategy: default (one device), mirrored (local GPUs), multi_worker (a Vertex job's replicas)
+    distribution: Literal["default", "mirrored", "multi_worker"] = "default"
+    cache_input: bool = False  # keep parsed batches in memory after the first pass (data that fits)
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,16 @@ class TuningConfig:
     embedding_dim: tuple[int, ...] = (4, 8)
     dropout: tuple[float, ...] = ()  # choices; empty: trainer.dropout
     l2: tuple[float, ...] = ()  # choices; empty: trainer.l2
+
+
+@dataclass(frozen=True)
+class SimplificationConfig:
+    """A smaller model distilled from the candidate and compared with it (quality, size, latency)."""
+
+    hidden_units: tuple[int, ...] = (16,)
+    embedding_dim: int = 2
+    learning_rate: float = 0.005
+    alpha: float = 0.7  # weight of the candidate's probabilities in the student's targets (the rest: labels)
 
 
 @dataclass(frozen=True)
@@ -237,6 +250,7 @@ class VertexConfig:
     network: str | None = None  # projects/NUMBER/global/networks/NAME (VPC peering)
     labels: dict[str, str] = field(default_factory=dict)
     template_repository: str | None = None  # https://REGION-kfp.pkg.dev/PROJECT/REPO
+    experiment: str | None = None  # Vertex AI Experiments: each submitted run is logged as a run of it
     training: MachineConfig | None = None  # Trainer as a Vertex AI CustomJob; None runs it in the pipeline step
     tuning: MachineConfig | None = None  # Tuner as a Vertex AI CustomJob; replica_count = parallel trials
     dataflow: DataflowConfig | None = None  # None runs Beam in-process in each step
@@ -256,6 +270,7 @@ class Config:
     tuning: TuningConfig = TuningConfig()
     framing: FramingConfig | None = None
     evaluation: EvaluationConfig = EvaluationConfig()
+    simplification: SimplificationConfig | None = None  # None: no distilled model
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     vertex: VertexConfig | None = None  # a deployment profile (configs/vertex-*.yaml)
@@ -399,6 +414,14 @@ _LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
 def _check_vertex(config: Config, path: str) -> None:
     """Profile rules, checked before anything is compiled or sent."""
     v = config.vertex
+    replicas = v.training.replica_count if v is not None and v.training is not None else 1
+    if config.trainer.distribution == "multi_worker" and replicas < 2:
+        raise ConfigError(f"{path}: 'trainer.distribution: multi_worker' needs 'vertex.training.replica_count' >= 2")
+    if replicas > 1 and config.trainer.distribution != "multi_worker":
+        raise ConfigError(
+            f"{path}: 'vertex.training.replica_count' is {replicas}, but only 'trainer.distribution: multi_worker' "
+            "uses more than one machine"
+        )
     if v is None:
         if config.data.format == "bigquery":
             raise ConfigError(f"{path}: 'data.format: bigquery' needs a 'vertex' section (project, region)")
@@ -427,6 +450,8 @@ def _check_vertex(config: Config, path: str) -> None:
     for key, value in v.labels.items():
         if not _LABEL.match(key) or not _LABEL_VALUE.match(value):
             raise ConfigError(f"{path}: 'vertex.labels' {key}={value!r} is not a valid label (lowercase, digits, _-)")
+    if v.experiment is not None and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,127}", v.experiment):
+        raise ConfigError(f"{path}: 'vertex.experiment' {v.experiment!r} must be lowercase letters, digits and -")
     gcs = {"pipeline.root": config.pipeline.root, "pipeline.serving_dir": config.pipeline.serving_dir}
     if config.data.format != "bigquery":
         gcs["data.path"] = config.data.path

@@ -52,8 +52,9 @@ def run(config: Config):
     """Runs the pipeline once; returns the run's summary read from ML Metadata."""
     from tfx import v1 as tfx
 
+    from pipelines.mlmd import open_store
     from pipelines.pipeline import create_pipeline
-    from pipelines.run_summary import latest_run, open_store
+    from pipelines.run_summary import latest_run
 
     prepare_data(config)
     config = stage_schema(config)
@@ -75,12 +76,23 @@ def workdir_overrides(workdir: str) -> dict:
 
 
 def _summary_after_failure(config: Config):
-    from pipelines.run_summary import RunSummary, latest_run, open_store
+    from pipelines.mlmd import open_store
+    from pipelines.run_summary import RunSummary, latest_run
 
     try:
         return latest_run(open_store(config.pipeline.metadata_path), config.pipeline.name)
     except Exception:  # the store may not exist yet; the failure itself is reported
         return RunSummary(run_id="(none)", components=(), blessed=None, pushed_model=None)
+
+
+def _report(config: Config) -> str:
+    """Writes the run's HTML report; a report that cannot be written does not fail the run."""
+    try:
+        from pipelines.run_report import write_latest
+
+        return write_latest(config)
+    except Exception as e:
+        return f"not written ({type(e).__name__}: {e})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"metadata store: {config.pipeline.metadata_path}")
     print(f"outputs:        {config.pipeline.root}")
+    print(f"report:         {_report(config)}")
     if failed:
         print(f"run failed: {failed}", file=sys.stderr)
         return 1

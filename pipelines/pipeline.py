@@ -14,13 +14,14 @@ from tfx import v1 as tfx
 from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 
-from components import csv_without_personal_data, idempotent_pusher
+from components import csv_without_personal_data, idempotent_pusher, provenance
 from components.blessing_gate import BlessingGate
 from components.serving_infra_validator import ServingInfraValidator
 from components.validation_gate import DataValidationGate
 from models.features import FeatureSpec
 from models.trainer import SLICE_SIGNATURE, month_name
 from monitoring.checks import HISTOGRAM_BUCKETS
+from pipelines.code_version import code_commit
 from pipelines.config import GATING_METRICS, Config, MachineConfig
 
 MODEL_CODE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
@@ -28,6 +29,7 @@ PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.trainer.run_fn"
 TUNER_FN = "models.tuning.tuner_fn"
 LINEAR_RUN_FN = "models.baselines.linear_run_fn"
+DISTILL_RUN_FN = "models.distill.run_fn"
 HEURISTIC_RUN_FN = "models.baselines.heuristic_run_fn"
 TUNING_ARGS_KEY = tfx.extensions.google_cloud_ai_platform.experimental.TUNING_ARGS_KEY
 SERVING_SIGNATURE = "serving_default"
@@ -65,7 +67,7 @@ def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl
     gate = DataValidationGate(anomalies=example_validator.outputs["anomalies"], schema=schema_gen.outputs["schema"])
     schema = gate.outputs["validated_schema"]
 
-    transform = tfx.components.Transform(
+    transform = provenance.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema,
         preprocessing_fn=PREPROCESSING_FN,
@@ -98,8 +100,8 @@ def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl
         base_model=baseline.outputs["model"] if config.trainer.warm_start else None,
         train_args=train_args,
         eval_args=tfx.proto.EvalArgs(num_steps=config.trainer.eval_steps),
-        custom_config={**trainer_custom_config(config), **cloud_config},
-    )
+        custom_config={**trainer_custom_config(config), "code_commit": code_commit(), **cloud_config},
+    ).with_id("Trainer")
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
@@ -125,9 +127,10 @@ def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.pipeline.serving_dir)
         ),
     )
+    distilled = [_distilled(config, transform, schema, trainer)] if config.simplification else []
     components = [
-        example_gen, statistics_gen, schema_gen, example_validator, gate,
-        transform, *([tuner] if tuner else []), trainer, baseline, evaluator, *baseline_nodes, infra_validator, pusher,
+        example_gen, statistics_gen, schema_gen, example_validator, gate, transform, *([tuner] if tuner else []),
+        trainer, *distilled, baseline, evaluator, *baseline_nodes, infra_validator, pusher,
     ]  # fmt: skip
     metadata = (
         tfx.orchestration.metadata.sqlite_metadata_connection_config(config.pipeline.metadata_path)
@@ -142,6 +145,23 @@ def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl
         metadata_connection_config=metadata,
         beam_pipeline_args=beam_args(config),
     )
+
+
+def _distilled(config: Config, transform, schema, trainer) -> tfx.components.Trainer:
+    """A narrower student trained on the candidate's probabilities, compared with it in the run's output."""
+    s = config.simplification
+    student = {"hidden_units": list(s.hidden_units), "embedding_dim": s.embedding_dim,
+               "learning_rate": s.learning_rate, "alpha": s.alpha}  # fmt: skip
+    return tfx.components.Trainer(
+        run_fn=DISTILL_RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema,
+        base_model=trainer.outputs["model"],
+        train_args=tfx.proto.TrainArgs(num_steps=config.trainer.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=config.trainer.eval_steps),
+        custom_config={**trainer_custom_config(config), "student": student},
+    ).with_id("DistilledModel")
 
 
 def _baselines(config: Config, example_gen, transform, schema, trainer, evaluator) -> list:
@@ -259,8 +279,8 @@ def _trainer_class(config: Config) -> tuple[type, dict]:
     """The stock Trainer, or the Vertex AI one with its CustomJob settings."""
     v = config.vertex
     if v is None or v.training is None:
-        return tfx.components.Trainer, {}
-    return tfx.extensions.google_cloud_ai_platform.Trainer, vertex_job_config(
+        return provenance.Trainer, {}
+    return provenance.VertexTrainer, vertex_job_config(
         config, v.training, tfx.extensions.google_cloud_ai_platform.TRAINING_ARGS_KEY
     )
 
@@ -355,7 +375,7 @@ def trainer_custom_config(config: Config) -> dict:
     return {
         **transform_custom_config(config), "hparams": hparams, "batch_size": t.batch_size, "epochs": t.epochs,
         "early_stopping_patience": t.early_stopping_patience, "decision_threshold": decision_threshold(config),
-        "warm_start": t.warm_start,
+        "warm_start": t.warm_start, "distribution": t.distribution, "cache_input": t.cache_input,
     }  # fmt: skip
 
 

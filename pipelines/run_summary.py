@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
-from tfx import v1 as tfx
+
+from pipelines import mlmd
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,20 +28,20 @@ class RunSummary:
         return next((c for c in self.components if c.component == name), None)
 
 
-def open_store(metadata_path: str) -> metadata_store.MetadataStore:
-    return metadata_store.MetadataStore(tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path))
-
-
-def latest_run(store: metadata_store.MetadataStore, pipeline_name: str) -> RunSummary:
+def latest_run(store, pipeline_name: str) -> RunSummary:
     """The components, blessing and push of the newest run of `pipeline_name`."""
-    newest_first = sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: -c.create_time_since_epoch)
-    run = next((c for c in newest_first if _belongs(store, c, pipeline_name)), None)
-    if run is None:
+    runs = mlmd.runs(store, pipeline_name)
+    if not runs:
         raise LookupError(f"no run of pipeline '{pipeline_name}' in the metadata store")
+    return summarize(store, runs[0], pipeline_name)
+
+
+def summarize(store, run, pipeline_name: str) -> RunSummary:
+    """The components, blessing and push of one `pipeline_run` context."""
     executions = sorted(store.get_executions_by_context(run.id), key=lambda e: e.create_time_since_epoch)
     components = tuple(
         ComponentRun(
-            component=_node_id(store, e.id, pipeline_name) or e.type,
+            component=mlmd.node_id(store, e.id, pipeline_name) or e.type,
             state=metadata_store_pb2.Execution.State.Name(e.last_known_state),
             seconds=(e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000.0,
         )
@@ -51,8 +51,8 @@ def latest_run(store: metadata_store.MetadataStore, pipeline_name: str) -> RunSu
     failures: tuple[str, ...] = ()
     blessings: dict[str, bool] = {}
     for execution, component in zip(executions, components, strict=True):
-        for artifact in _outputs(store, execution.id):
-            type_name = store.get_artifact_types_by_id([artifact.type_id])[0].name
+        for artifact in mlmd.outputs(store, execution.id):
+            type_name = mlmd.type_name(store, artifact)
             if type_name == "ModelEvaluation":
                 prefix = "" if component.component == "Evaluator" else f"{component.component}: "
                 failures += tuple(prefix + line for line in validation_failures(artifact.uri))
@@ -95,23 +95,3 @@ def _threshold(threshold) -> str:
     if threshold.HasField("change_threshold"):
         return f"change vs the baseline model (absolute {threshold.change_threshold.absolute.value:+.4f})"
     return str(threshold).replace("\n", " ")
-
-
-def _belongs(store, run_context, pipeline_name: str) -> bool:
-    executions = store.get_executions_by_context(run_context.id)
-    return bool(executions) and any(c.name == pipeline_name for c in store.get_contexts_by_execution(executions[0].id))
-
-
-def _node_id(store, execution_id: int, pipeline_name: str) -> str | None:
-    """The component id, from the execution's `node` context (`<pipeline>.<id>`)."""
-    prefix = pipeline_name + "."
-    for context in store.get_contexts_by_execution(execution_id):
-        if context.name.startswith(prefix):
-            return context.name[len(prefix) :]
-    return None
-
-
-def _outputs(store, execution_id: int) -> list:
-    events = store.get_events_by_execution_ids([execution_id])
-    ids = [e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
-    return store.get_artifacts_by_id(ids) if ids else []

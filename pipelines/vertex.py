@@ -117,10 +117,27 @@ def submit(config: Config, template: str, parameters: dict[str, Any] | None = No
         credentials = credentials or _anonymous()
     job = pipeline_job(config, template, parameters, job_id=job_id, credentials=credentials, labels=labels)
     request = submit_request(config, job)
+    v = _vertex(config)
     if not dry_run:
-        v = _vertex(config)
-        job.submit(service_account=v.service_account, network=v.network)
-    return _to_dict(request)
+        job.submit(service_account=v.service_account, network=v.network, experiment=v.experiment)
+    result = _to_dict(request)
+    if v.experiment:
+        result["experiment"] = _to_dict(experiment_request(config))
+    return result
+
+
+def experiment_request(config: Config) -> Any:
+    """The Vertex ML Metadata context of the profile's experiment, which `submit(experiment=...)`
+    creates if missing and adds each pipeline run to: its parameters and metrics then appear
+    side by side in the Experiments table."""
+    from google.cloud.aiplatform_v1.types import Context, CreateContextRequest
+
+    v = _vertex(config)
+    return CreateContextRequest(
+        parent=f"projects/{v.project}/locations/{v.region}/metadataStores/default",
+        context=Context(display_name=v.experiment, schema_title="system.Experiment"),
+        context_id=v.experiment,
+    )
 
 
 def schedule(config: Config, template: str, dry_run: bool = False, credentials=None) -> dict:

@@ -228,9 +228,9 @@ def main(argv: list[str] | None = None) -> int:
             result["batch_prediction"]["rows_per_s"] / ip["raw_rows_batch_512_rows_per_s"], 3
         ),
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(result, f, indent=2)
+    from pipelines.benchmark import write_result
+
+    write_result(args.out, result)
     print(json.dumps(result["summary"], indent=2))
     print(f"written to {args.out}")
     return 0

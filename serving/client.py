@@ -23,6 +23,12 @@ class PredictionClient:
     def predict(self, instances: list[dict]) -> tuple[int, dict]:
         return self.post_raw(json.dumps({"instances": instances}).encode())
 
+    def explain(self, instances: list[dict]) -> tuple[int, dict]:
+        """The server's explain route: predictions plus per-input attributions."""
+        body = json.dumps({"instances": instances}).encode()
+        headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
+        return self._request("POST", "/explain", body, headers)
+
     def post_raw(self, body: bytes, headers: dict | None = None) -> tuple[int, dict]:
         """POSTs `body` as is (for tests of malformed requests)."""
         hdrs = {"Content-Type": "application/json", "Content-Length": str(len(body)), **(headers or {})}

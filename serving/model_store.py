@@ -68,6 +68,7 @@ class LoadedModel:
     _saved: Any = None  # keeps the SavedModel's variables alive with the signature
     _columns_fn: Any = None  # the `serving_columns` signature, when the model has it
     _column_inputs: dict = None  # name -> (dtype, optional)
+    _explain_fn: Any = None  # the `explain_columns` signature (same inputs), when the model has it
     decision_threshold: float | None = None  # from the problem's costs (framing); None: scores only
 
     def answer(self, score: float) -> dict:
@@ -80,6 +81,28 @@ class LoadedModel:
         """Scores validated instances (the validator's output)."""
         if self._columns_fn is None:
             return self.predict_serialized([to_example(i) for i in instances])
+        result = self._columns_fn(**self._columns(instances))[self.output]
+        return [float(v) for v in tf.reshape(result, [-1]).numpy()]
+
+    def explain(self, instances: list[dict[str, Any]]) -> list[dict]:
+        """Integrated-gradients attributions per raw input of validated instances, in Vertex AI's
+        explanation form; they add up to instanceOutputValue - baselineOutputValue."""
+        if self._explain_fn is None:
+            raise LookupError(f"model version {self.version} has no explain signature")
+        out = {k: tf.reshape(v, [-1]).numpy() for k, v in self._explain_fn(**self._columns(instances)).items()}
+        prefix = "attribution__"
+        names = sorted(k for k in out if k.startswith(prefix))
+        explanations = []
+        for i in range(len(instances)):
+            attributions = {k[len(prefix) :]: float(out[k][i]) for k in names}
+            value, base = float(out[self.output][i]), float(out[f"baseline_{self.output}"][i])
+            explanations.append({"attributions": [{
+                "featureAttributions": attributions, "instanceOutputValue": value, "baselineOutputValue": base,
+                "approximationError": abs(value - base - sum(attributions.values())), "outputName": self.output,
+            }]})  # fmt: skip
+        return explanations
+
+    def _columns(self, instances: list[dict[str, Any]]) -> dict:
         columns = {}
         for name, (dtype, optional) in self._column_inputs.items():
             values = [row.get(name) for row in instances]
@@ -88,8 +111,7 @@ class LoadedModel:
                 fill = "" if dtype == tf.string else 0
                 values = [fill if v is None else v for v in values]
             columns[name] = tf.constant(values, dtype)
-        result = self._columns_fn(**columns)[self.output]
-        return [float(v) for v in tf.reshape(result, [-1]).numpy()]
+        return columns
 
     def predict_serialized(self, examples: list[bytes]) -> list[float]:
         result = self._fn(examples=tf.constant(examples, dtype=tf.string))[self.output]
@@ -131,6 +153,7 @@ def load(path: str, personal_columns: list[str] = (), reject_out_of_domain: bool
             for name, spec in specs.items()
             if not name.endswith("__present")
         }
+        model._explain_fn = saved.signatures.get(contract.get("explain_signature", ""))
     model.predict([validator.example_instance()])  # the first call is slow; make it before traffic arrives
     return model
 

@@ -4,6 +4,8 @@
 
   POST /v1/models/<name>:predict   {"instances": [{raw feature values}, ...]}
                                    -> {"predictions": [{"probability": p}, ...], "deployedModelId": ...}
+  POST /v1/models/<name>:explain   the same, plus "explanations": integrated-gradients attributions
+                                   per raw input (Vertex AI's explanation form)
   GET  /health                     200 once a model is loaded, else 503
   GET  /v1/models/<name>           served versions, traffic split, input contract
 
@@ -163,8 +165,8 @@ class App:
         self.log = PredictionLog(log_path)
         self.counts: collections.Counter = collections.Counter()
 
-    def predict(self, body: bytes) -> tuple[int, dict]:
-        """(status, response) for one predict request body; never raises."""
+    def predict(self, body: bytes, explain: bool = False) -> tuple[int, dict]:
+        """(status, response) for one predict (or, with `explain`, explain) request body; never raises."""
         start = time.perf_counter()
         request_id = uuid.uuid4().hex
         record: dict[str, Any] = {"time": time.time(), "request_id": request_id, "model": self.model_name}
@@ -182,6 +184,11 @@ class App:
                 "model": self.model_name,
                 "modelVersionId": model.version,
             }
+            if explain:
+                try:
+                    response["explanations"] = model.explain(rows)
+                except LookupError as e:
+                    raise InvalidRequestError(str(e), 404) from None
             record.update(model_version=model.version, instances=rows, predictions=scores)
         except InvalidRequestError as e:
             status, response = e.status, {"error": str(e)}
@@ -289,7 +296,8 @@ def make_handler(app: App, predict_route: str, health_route: str):
                 self._send(404, {"error": f"no route {self.path[:100]}"})
 
         def do_POST(self):  # noqa: N802
-            if self.path not in (predict_route, f"{metadata_route}:predict"):
+            explain = self.path in ("/explain", f"{metadata_route}:explain")
+            if self.path not in (predict_route, f"{metadata_route}:predict") and not explain:
                 self._drain()
                 self._send(404, {"error": f"no route {self.path[:100]}"})
                 return
@@ -304,7 +312,7 @@ def make_handler(app: App, predict_route: str, health_route: str):
                 self._send(413, {"error": f"request body over {app.max_body_bytes} bytes"})
                 return
             body = self.rfile.read(int(length))
-            status, response = app.predict(body)
+            status, response = app.predict(body, explain=explain)
             self._send(status, response)
 
         def _discard(self, length: int) -> None:

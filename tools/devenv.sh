@@ -20,7 +20,9 @@ LOCK="$TOP/requirements.lock"
 SUITE=trixie
 MIRROR=${DEVENV_MIRROR:-http://deb.debian.org/debian}
 APT_PACKAGES="python3 python3-venv python3-dev g++ make git ca-certificates"
-RECIPE="v1 $SUITE $APT_PACKAGES"
+# Only the tests need these (the run report is opened in headless Chromium); the image does not.
+TEST_APT_PACKAGES="chromium fonts-dejavu-core"
+RECIPE="v2 $SUITE $APT_PACKAGES $TEST_APT_PACKAGES"
 CACHE_ROOT=${DEVENV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tfx-mlops-env}
 KEY=$( (cat "$LOCK"; echo "$RECIPE") | sha256sum | cut -c1-16)
 ENV_DIR="$CACHE_ROOT/$KEY"
@@ -57,7 +59,12 @@ pip_install_lock() {  # $1: python executable (inside the target environment)
 }
 
 build_native() {
-  local tmp=$1
+  local tmp=$1 missing=""
+  for p in $TEST_APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+  if [ -n "$missing" ]; then
+    log "installing$missing on the host"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  fi
   python3 -m venv "$tmp/venv"
   pip_install_lock "$tmp/venv/bin/python" "$LOCK"
 }
@@ -72,6 +79,9 @@ build_chroot() {
   debootstrap --variant=minbase --include="${APT_PACKAGES// /,}" "$SUITE" "$root" "$MIRROR" \
     >"$tmp/debootstrap.log" 2>&1 || { tail -20 "$tmp/debootstrap.log" >&2; return 1; }
   sync_host_files "$root"
+  log "installing $TEST_APT_PACKAGES (about 1 minute)"
+  in_root "$root" / bash -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends $TEST_APT_PACKAGES >/dev/null && apt-get clean"
   cp "$LOCK" "$root/requirements.lock"
   log "installing requirements.lock (about 3 minutes)"
   in_root "$root" / python3 -m venv /opt/venv

@@ -19,7 +19,7 @@ ORDER = ["build-image", "lint-and-unit-tests", "e2e-smoke-run", "push-image", "c
          "upload-template", "submit-run"]  # fmt: skip
 # Steps that call Google Cloud or need a Docker engine; everything else runs in the test.
 NEEDS_CLOUD = {"build-image", "push-image", "upload-template", "submit-run"}
-SUBSTITUTIONS = {"PROJECT_ID": "example-mlops-dev", "SHORT_SHA": "abc1234"}
+SUBSTITUTIONS = {"PROJECT_ID": "example-mlops-dev", "SHORT_SHA": "abc1234", "COMMIT_SHA": "abc1234" + "0" * 33}
 
 
 def load() -> dict:
@@ -73,7 +73,8 @@ def test_runnable_steps_run_as_written(tmp_path):
         if step["id"] in NEEDS_CLOUD:
             continue
         command = [substitute(step["entrypoint"], values(build))] + [substitute(a, values(build)) for a in step["args"]]
-        result = subprocess.run(command, cwd=workspace, capture_output=True, text=True, timeout=900)
+        env = {**os.environ, **dict(substitute(e, values(build)).split("=", 1) for e in step.get("env", []))}
+        result = subprocess.run(command, cwd=workspace, env=env, capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, (
             f"{step['id']}: {' '.join(command)}\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
         )
@@ -85,6 +86,8 @@ def test_runnable_steps_run_as_written(tmp_path):
     images = {e["container"]["image"] for e in compiled["pipelineSpec"]["deploymentSpec"]["executors"].values()
               if "container" in e}  # fmt: skip
     assert images == {"us-central1-docker.pkg.dev/example-mlops-dev/mlops/tfx-pipeline:abc1234"}
+    # the Trainer's custom_config carries the commit Cloud Build built (the image has no .git)
+    assert re.search(r"code_commit\W+" + SUBSTITUTIONS["COMMIT_SHA"], json.dumps(compiled))
     assert os.listdir(workspace / "build" / "smoke" / "serving")  # the smoke run pushed a model
     # its logs are JSON lines with the run's context, and hold no personal value of the data it read
     import pandas as pd

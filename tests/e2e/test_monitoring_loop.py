@@ -73,7 +73,8 @@ def test_drifted_span_is_detected_and_retraining_runs_through_the_gates(loop):
     assert record["runner"] == "local" and record["reasons"] == decision["reasons"]
     with open(tmp_path / "monitoring" / "retraining.jsonl") as f:
         assert json.loads(f.readlines()[-1])["data"] == str(span)
-    from pipelines.run_summary import latest_run, open_store
+    from pipelines.mlmd import open_store
+    from pipelines.run_summary import latest_run
 
     summary = latest_run(open_store(config.pipeline.metadata_path), config.pipeline.name)
     states = {c.component: c.state for c in summary.components}

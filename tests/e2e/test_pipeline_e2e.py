@@ -183,7 +183,8 @@ def test_schema_anomaly_stops_at_the_validation_gate(first_run, root):
     unmanaged = bad.replace(data=dataclasses.replace(bad.data, generate=None))  # use the file as written
     with pytest.raises(RuntimeError, match=r"feature 'payment_type'.*Bitcoin"):
         local_runner.run(unmanaged)
-    from pipelines.run_summary import latest_run, open_store
+    from pipelines.mlmd import open_store
+    from pipelines.run_summary import latest_run
 
     summary = latest_run(open_store(config.pipeline.metadata_path), config.pipeline.name)
     states = {c.component: c.state for c in summary.components}

@@ -69,6 +69,23 @@ def test_predictions_match_the_pushed_model_in_vertex_format(running, first_run,
     assert {p["decision"] for p in body["predictions"]} == {True, False}
 
 
+def test_explain_route_attributes_each_prediction_to_the_raw_inputs(running, rows):
+    """Integrated gradients from the model's own `explain_columns` signature: one attribution per
+    raw input, adding up to the score's distance from the baseline, and the same scores as predict."""
+    srv, client, _ = running
+    status, predicted = client.predict(rows[:8])
+    status, body = client.explain(rows[:8])
+    assert status == 200, body
+    assert [p["probability"] for p in body["predictions"]] == [p["probability"] for p in predicted["predictions"]]
+    inputs = set(srv.app.store.pick().validator.rules)
+    for prediction, explanation in zip(body["predictions"], body["explanations"], strict=True):
+        a = explanation["attributions"][0]
+        assert set(a["featureAttributions"]) == inputs
+        assert a["instanceOutputValue"] == pytest.approx(prediction["probability"], abs=1e-5)
+        assert a["approximationError"] < 0.05 * max(0.05, abs(a["instanceOutputValue"] - a["baselineOutputValue"]))
+        assert any(abs(v) > 1e-4 for v in a["featureAttributions"].values())
+
+
 def test_health_and_metadata_routes(running):
     _, client, _ = running
     assert client.get("/health") == (200, {"status": "ok"})

@@ -53,3 +53,95 @@ def test_early_stopping_stops_when_eval_auc_stalls_and_keeps_the_best_epoch():
     assert epochs < 20
     best = max(history.history["val_auc"])
     assert model.evaluate(data.take(2), steps=2, return_dict=True, verbose=0)["auc"] == pytest.approx(best, abs=1e-6)
+
+
+def test_multiclass_and_regression_heads_from_the_same_model_code():
+    from models import explain
+
+    rng = np.random.default_rng(1)
+    n = 3000
+    x = rng.normal(size=n).astype("float32")
+    c = rng.integers(0, 4, n)
+    inputs = {"x": x, "c": c}
+    # three classes: by the sign of x, and class 2 whenever c == 3
+    classes = np.where(c == 3, 2, (x > 0).astype(int))
+    multi = build_model(("x",), {"c": 4}, HParams(hidden_units=(16,), learning_rate=0.03), "multiclass", 3)
+    multi.fit(inputs, classes, epochs=6, batch_size=64, verbose=0)
+    p = multi.predict(inputs, verbose=0)
+    assert p.shape == (n, 3) and np.allclose(p.sum(axis=1), 1, atol=1e-5)
+    assert (p.argmax(axis=1) == classes).mean() > 0.9
+
+    target = (2.0 * x + np.where(c == 1, 3.0, 0.0) + rng.normal(scale=0.1, size=n)).astype("float32")
+    reg = build_model(("x",), {"c": 4}, HParams(hidden_units=(16,), learning_rate=0.03), "regression")
+    reg.fit(inputs, target, epochs=8, batch_size=64, verbose=0)
+    result = reg.evaluate(inputs, target, return_dict=True, verbose=0)
+    assert result["rmse"] < 0.3 * target.std(), result  # far below predicting the mean
+
+    # attributions work on every head (for multiclass: of the predicted class)
+    for model in (multi, reg):
+        encoder, head = explain.split_model(model)
+        vector = encoder({k: v[:32] for k, v in inputs.items()})
+        attributions = explain.integrated_gradients(head, vector, steps=64)
+        assert attributions.shape == vector.shape and float(np.abs(attributions).sum()) > 0
+
+    with pytest.raises(ValueError, match="at least 3 classes"):
+        build_model(("x",), {}, HParams(), "multiclass", 2)
+    with pytest.raises(ValueError, match="head must be one of"):
+        build_model(("x",), {}, HParams(), "ranking")
+
+
+MIRRORED = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from models.model import HParams, build_model
+from models.training import fit, strategy_for
+
+strategy = strategy_for("mirrored", ["/cpu:0", "/cpu:1"])
+rng = np.random.default_rng(0)
+n = 4096
+x = {"a": rng.normal(size=n).astype("float32"), "c": rng.integers(0, 5, n)}
+y = ((x["a"] > 0) | (x["c"] == 3)).astype("float32")
+data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(n, seed=0).batch(128).repeat()
+with strategy.scope():
+    model = build_model(("a",), {"c": 5}, HParams(hidden_units=(16,), learning_rate=0.02))
+history = fit(model, data, data, train_steps=120, eval_steps=8, callbacks=[], epochs=3)
+kernel = model.get_layer("hidden_0").kernel
+print(json.dumps({
+    "replicas": strategy.num_replicas_in_sync,
+    "mirrored": type(kernel).__name__,
+    "values_per_replica": len(strategy.experimental_local_results(kernel)),
+    "val_auc": history.history["val_auc"][-1],
+}))
+"""
+
+
+def test_mirrored_strategy_trains_with_two_replicas_on_this_cpu(tmp_path):
+    """The Trainer's strategy from config: synchronous data parallelism over two CPU replicas
+    (a fresh process, as the devices must be split before TensorFlow starts)."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    script = tmp_path / "mirrored.py"
+    script.write_text(MIRRORED)
+    result = subprocess.run([sys.executable, str(script)], cwd=REPO, capture_output=True, text=True, timeout=300,
+                            env={**__import__("os").environ, "PYTHONPATH": REPO})  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["replicas"] == 2 and found["values_per_replica"] == 2, found
+    assert "Mirrored" in found["mirrored"], found
+    assert found["val_auc"] > 0.95, found
+
+
+def test_strategy_names_from_config():
+    from models.training import strategy_for
+
+    assert strategy_for("default").num_replicas_in_sync == 1
+    with pytest.raises(ValueError, match="distribution must be one of"):
+        strategy_for("parameter_server")

@@ -74,3 +74,21 @@ def test_rollout_pipeline_compiles_with_the_image(tmp_path):
     assert images == {image}
     params = spec["root"]["inputDefinitions"]["parameters"]
     assert params["canary_percent"]["defaultValue"] == 10 and params["observe_minutes"]["defaultValue"] == 60
+
+
+def test_upload_carries_the_models_commit_span_and_explanation_spec(tmp_path):
+    """The Model Registry version is labelled with the commit and data span the Trainer recorded,
+    and gets the Explainable AI spec the Trainer wrote, as the SDK's own types."""
+    from models import explain, trainer
+
+    extra = tmp_path / trainer.CONTRACT_DIR
+    extra.mkdir()
+    (extra / trainer.METADATA_FILE).write_text(json.dumps({"code_commit": "AbC123-dirty", "data_span": [3, 4]}))
+    (extra / trainer.EXPLANATION_FILE).write_text(json.dumps(explain.vertex_explanation_spec(["fare"], "probability")))
+    settings = canary.model_upload_settings(str(tmp_path), {"team": "ml"})
+    assert settings["labels"] == {"team": "ml", "code_commit": "abc123-dirty", "data_span": "3-4"}
+    assert settings["version_description"] == "commit AbC123-dirty, data span 3-4"
+    assert settings["explanation_metadata"].inputs["fare"].input_tensor_name == "fare"
+    assert settings["explanation_parameters"].sampled_shapley_attribution.path_count == 10
+    bare = canary.model_upload_settings(str(tmp_path / "missing"), {})  # a model from before these files
+    assert bare["labels"] == {"code_commit": "unknown", "data_span": "none"} and "explanation_metadata" not in bare

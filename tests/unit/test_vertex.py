@@ -8,7 +8,9 @@ import os
 import pytest
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
+from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_trainer_executor
 
+from components import provenance
 from pipelines import schema_staging, vertex
 from pipelines.config import ConfigError, load_config
 from pipelines.pipeline import create_pipeline
@@ -75,9 +77,10 @@ def test_cloud_settings_land_where_vertex_reads_them(compiled):
     config, _, job = compiled["prod"]
     spec = job["pipelineSpec"]
     v = config.vertex
-    assert (
-        executor_args(spec, "Trainer")[1] == "tfx.extensions.google_cloud_ai_platform.trainer.executor.GenericExecutor"
-    )
+    # Vertex's Trainer executor, running the provenance-recording Trainer executor in the CustomJob
+    assert executor_args(spec, "Trainer")[1] == "components.provenance.VertexTrainerExecutor"
+    assert issubclass(provenance.VertexTrainerExecutor, vertex_trainer_executor.GenericExecutor)
+    assert provenance.VertexTrainerExecutor()._GetExecutorClass() is provenance.TrainerExecutor
     trainer = constant(spec, "Trainer", "custom_config")
     assert trainer["ai_platform_enable_vertex"] is True and trainer["ai_platform_vertex_region"] == "europe-west4"
     job_args = trainer["ai_platform_training_args"]
@@ -156,6 +159,7 @@ def test_pipeline_job_request_body_field_by_field(compiled):
     assert pj["network"] == v.network
     assert pj["encryptionSpec"] == {"kmsKeyName": v.encryption_key}
     assert pj["labels"] == {"env": "prod", "app": "taxi-tips"}
+    assert "experiment" not in body  # the prod profile names no experiment
     assert pj["runtimeConfig"]["gcsOutputDirectory"] == config.pipeline.root
     assert pj["runtimeConfig"]["parameterValues"] == {"train_args": '{"num_steps": 5}'}
     assert set(pj["pipelineSpec"]["root"]["dag"]["tasks"]) == set(job_json["pipelineSpec"]["root"]["dag"]["tasks"])
@@ -195,6 +199,12 @@ def test_cli_dry_run_needs_no_credentials(compiled, capsys, monkeypatch):
     assert code == 0
     body = json.loads(capsys.readouterr().out)
     assert body["pipelineJob"]["runtimeConfig"]["parameterValues"]["data_root"] == "gs://b/span-7"
+    # the dev profile logs each run in Vertex AI Experiments: the experiment's metadata context
+    experiment = body["experiment"]
+    assert experiment["parent"] == "projects/example-mlops-dev/locations/us-central1/metadataStores/default"
+    assert experiment["contextId"] == "taxi-tips-dev"
+    assert experiment["context"]["displayName"] == "taxi-tips-dev"
+    assert experiment["context"]["schemaTitle"] == "system.Experiment"
     assert vertex.main(["upload", "--profile", DEV, "--template", template, "--tag", "abc", "--dry-run"]) == 0
     assert json.loads(capsys.readouterr().out) == {
         "host": "https://us-central1-kfp.pkg.dev/example-mlops-dev/pipelines", "file": template, "tags": ["abc"],
@@ -216,6 +226,7 @@ def test_cli_dry_run_needs_no_credentials(compiled, capsys, monkeypatch):
         ({"vertex": {"encryption_key": "my-key"}}, "'vertex.encryption_key' must be"),
         ({"vertex": {"network": "default"}}, "'vertex.network' must be"),
         ({"vertex": {"labels": {"Env": "dev"}}}, "not a valid label"),
+        ({"vertex": {"experiment": "Taxi Tips"}}, "'vertex.experiment' 'Taxi Tips' must be"),
         ({"pipeline": {"root": "/tmp/root"}}, "'pipeline.root' must be a gs:// path"),
         ({"vertex": {"dataflow": {"temp_location": "/tmp"}}}, "'vertex.dataflow.temp_location' must be a gs://"),
         ({"vertex": {"schedule": {"cron": "every monday"}}}, "must have 5 fields"),
@@ -227,6 +238,22 @@ def test_bad_profile_fails_before_any_call(overrides, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")) as e:
         load_config(DEV, overrides)
     assert "vertex-dev.yaml" in str(e.value)
+
+
+def test_lineage_on_vertex_ml_metadata_is_two_requests(capsys):
+    """`lineage model --profile`: the newest PushedModel in the project's metadata store, then
+    the lineage subgraph upstream of it; --dry-run prints them and sends nothing."""
+    from pipelines import lineage
+
+    requests = lineage.vertex_model_requests(load_config(DEV), "42")
+    store = "projects/example-mlops-dev/locations/us-central1/metadataStores/default"
+    assert requests["list"].parent == store and requests["list"].filter == 'schema_title="tfx.PushedModel"'
+    assert requests["list"].order_by == "create_time desc"
+    assert requests["lineage"].artifact == f"{store}/artifacts/42" and requests["lineage"].max_hops == 20
+    assert lineage.main(["model", "--profile", DEV, "--dry-run"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["list"]["parent"] == store and printed["lineage"]["artifact"].endswith("/artifacts/ARTIFACT_ID")
+    assert lineage.main(["runs", "--profile", DEV, "--dry-run"]) == 2
 
 
 def test_profile_extends_the_problem_config():

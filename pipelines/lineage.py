@@ -1,0 +1,287 @@
+"""Answers lineage questions from ML Metadata.
+
+  python -m pipelines.lineage model [--version V]   what produced a pushed model (default: the newest)
+  python -m pipelines.lineage span N                 which models were trained on data span N
+  python -m pipelines.lineage runs                   every run: status, push, parameters, metrics
+
+Reads the local SQLite store of `--config`. With `--profile configs/vertex-*.yaml` the
+`model` question goes to Vertex ML Metadata instead (`--dry-run` prints the requests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+
+from pipelines import mlmd
+from pipelines.config import ConfigError, load_config
+from pipelines.local_runner import workdir_overrides
+
+
+@dataclass
+class ModelLineage:
+    pushed_version: str
+    pushed_destination: str
+    code_commit: str
+    model: str  # the Trainer's model artifact
+    run: str | None
+    data: list[dict] = field(default_factory=list)  # raw examples: uri, span, version
+    statistics: list[str] = field(default_factory=list)
+    schema: list[str] = field(default_factory=list)
+    transform_graph: list[str] = field(default_factory=list)
+    hyperparameters: dict = field(default_factory=dict)
+    evaluations: list[dict] = field(default_factory=list)  # component, uri, metric values
+
+
+def pushed_models(store) -> list:
+    """PushedModel artifacts that hold a push, newest first."""
+    pushed = [
+        a for a in store.get_artifacts_by_type("PushedModel") if mlmd.property_value(a, "pushed") == 1
+    ]  # fmt: skip
+    return sorted(pushed, key=lambda a: -a.id)
+
+
+def model_lineage(store, pipeline_name: str, version: str | None = None) -> ModelLineage:
+    """What produced the pushed model `version` (default: the newest push)."""
+    candidates = pushed_models(store)
+    if version is not None:
+        candidates = [a for a in candidates if str(mlmd.property_value(a, "pushed_version")) == str(version)]
+    if not candidates:
+        raise LookupError(f"no pushed model{'' if version is None else ' with version ' + str(version)} in the store")
+    push = candidates[0]
+    pusher = mlmd.producer(store, push.id)
+    model = mlmd.of_type(store, mlmd.inputs(store, pusher), "Model")[0]
+    trainer = mlmd.producer(store, model.id)
+    lineage = ModelLineage(
+        pushed_version=str(mlmd.property_value(push, "pushed_version")),
+        pushed_destination=str(mlmd.property_value(push, "pushed_destination")),
+        code_commit=str(mlmd.property_value(push, "code_commit") or "unknown"),
+        model=model.uri,
+        run=_run_of(store, trainer),
+    )
+    for artifact in mlmd.inputs(store, trainer):
+        kind = mlmd.type_name(store, artifact)
+        if kind == "TransformGraph":
+            lineage.transform_graph.append(artifact.uri)
+        elif kind == "Schema":
+            lineage.schema.append(artifact.uri)
+        elif kind == "HyperParameters":
+            lineage.hyperparameters = _best_hyperparameters(artifact.uri)
+        elif kind == "Examples":  # transformed; Transform read the raw examples
+            transform = mlmd.producer(store, artifact.id)
+            for raw in mlmd.of_type(store, mlmd.inputs(store, transform), "Examples"):
+                lineage.data.append(_examples(raw))
+                for reader in mlmd.consumers(store, raw.id):
+                    stats = mlmd.of_type(store, mlmd.outputs(store, reader), "ExampleStatistics")
+                    lineage.statistics += [s.uri for s in stats if s.uri not in lineage.statistics]
+    for reader in mlmd.consumers(store, model.id):
+        for evaluation in mlmd.of_type(store, mlmd.outputs(store, reader), "ModelEvaluation"):
+            lineage.evaluations.append({
+                "component": mlmd.node_id(store, reader, pipeline_name), "uri": evaluation.uri,
+                "metrics": overall_metrics(evaluation.uri),
+            })  # fmt: skip
+    return lineage
+
+
+def models_of_span(store, pipeline_name: str, span: int) -> list[dict]:
+    """Every model trained on examples of `span` (through Transform), and whether it was pushed."""
+    found = []
+    for raw in store.get_artifacts_by_type("Examples"):
+        if raw.properties["span"].int_value != span or mlmd.producer(store, raw.id) is None:
+            continue
+        producer = mlmd.node_id(store, mlmd.producer(store, raw.id), pipeline_name) or ""
+        if "ExampleGen" not in producer:
+            continue
+        for transform in mlmd.consumers(store, raw.id):
+            for transformed in mlmd.of_type(store, mlmd.outputs(store, transform), "Examples"):
+                for trainer in mlmd.consumers(store, transformed.id):
+                    for model in mlmd.of_type(store, mlmd.outputs(store, trainer), "Model"):
+                        found.append({
+                            "model": model.uri, "component": mlmd.node_id(store, trainer, pipeline_name),
+                            "examples": raw.uri, "pushed_versions": _pushed_versions(store, model.id),
+                        })  # fmt: skip
+    return found
+
+
+def _pushed_versions(store, model_id: int) -> list[str]:
+    versions = []
+    for pusher in mlmd.consumers(store, model_id):
+        for push in mlmd.of_type(store, mlmd.outputs(store, pusher), "PushedModel"):
+            if mlmd.property_value(push, "pushed") == 1:
+                versions.append(str(mlmd.property_value(push, "pushed_version")))
+    return versions
+
+
+def run_table(store, pipeline_name: str) -> list[dict]:
+    """One row per run, newest first: status, push decision, parameters and key metrics
+    (the experiment table: runs side by side)."""
+    from pipelines.run_summary import summarize
+
+    rows = []
+    for run in mlmd.runs(store, pipeline_name):
+        summary = summarize(store, run, pipeline_name)
+        states = {c.state for c in summary.components}
+        status = "failed" if "FAILED" in states else "running" if states & {"NEW", "RUNNING"} else "complete"
+        rows.append({
+            "run": run.name, "started": run.create_time_since_epoch / 1000.0, "status": status,
+            "blessed": summary.blessed, "pushed": summary.pushed_model, "failures": list(summary.failures),
+            **run_parameters_and_metrics(store, run, pipeline_name),
+        })  # fmt: skip
+    return rows
+
+
+def run_parameters_and_metrics(store, run, pipeline_name: str) -> dict:
+    """The hyperparameters the run's Trainer used and each evaluator's overall metrics."""
+    params: dict = {}
+    metrics: dict = {}
+    for execution in store.get_executions_by_context(run.id):
+        component = mlmd.node_id(store, execution.id, pipeline_name)
+        for artifact in mlmd.outputs(store, execution.id):
+            kind = mlmd.type_name(store, artifact)
+            if kind == "Model" and component == "Trainer":
+                params = _model_metadata(artifact.uri).get("hparams", params)
+                params.update(
+                    {k: v for k, v in _model_metadata(artifact.uri).items() if k.startswith(("code", "data"))}
+                )
+            if kind == "ModelEvaluation":
+                metrics[component] = overall_metrics(artifact.uri)
+    return {"parameters": params, "metrics": metrics}
+
+
+def overall_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
+    """model name -> metric -> value, on the whole eval split."""
+    import tensorflow_model_analysis as tfma
+
+    found: dict[str, dict[str, float]] = {}
+    if not os.path.isdir(evaluation_uri):
+        return found
+    for metrics in tfma.load_metrics(evaluation_uri):
+        if metrics.slice_key.single_slice_keys:
+            continue
+        for kv in metrics.metric_keys_and_values:
+            if kv.key.is_diff or not kv.value.HasField("double_value"):
+                continue
+            found.setdefault(kv.key.model_name or "candidate", {})[kv.key.name] = kv.value.double_value.value
+    return found
+
+
+def _model_metadata(model_uri: str) -> dict:
+    from models.trainer import CONTRACT_DIR, METADATA_FILE
+
+    path = os.path.join(model_uri, "Format-Serving", CONTRACT_DIR, METADATA_FILE)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def _best_hyperparameters(uri: str) -> dict:
+    path = os.path.join(uri, "best_hyperparameters.txt")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f).get("values", {})
+
+
+def _examples(artifact) -> dict:
+    return {"uri": artifact.uri, "span": artifact.properties["span"].int_value,
+            "version": mlmd.property_value(artifact, "version")}  # fmt: skip
+
+
+def _run_of(store, execution_id: int) -> str | None:
+    runs = [c for c in store.get_contexts_by_execution(execution_id) if c.type_id == _run_type(store)]
+    return runs[0].name if runs else None
+
+
+def _run_type(store) -> int:
+    return store.get_context_type("pipeline_run").id
+
+
+def vertex_model_requests(config, artifact_id: str | None = None) -> dict:
+    """The Vertex ML Metadata requests that answer `model`: the newest PushedModel, then its
+    lineage subgraph (everything upstream of it)."""
+    from google.cloud.aiplatform_v1.types import ListArtifactsRequest, QueryArtifactLineageSubgraphRequest
+
+    v = config.vertex
+    store = f"projects/{v.project}/locations/{v.region}/metadataStores/default"
+    listing = ListArtifactsRequest(parent=store, filter='schema_title="tfx.PushedModel"', order_by="create_time desc")
+    lineage = QueryArtifactLineageSubgraphRequest(artifact=f"{store}/artifacts/{artifact_id or 'ARTIFACT_ID'}",
+                                                  max_hops=20)  # fmt: skip
+    return {"list": listing, "lineage": lineage}
+
+
+def vertex_model_lineage(config, credentials=None) -> dict:
+    """Sends `vertex_model_requests` and returns the subgraph's artifacts and executions."""
+    from google.cloud import aiplatform_v1
+
+    client = aiplatform_v1.MetadataServiceClient(
+        credentials=credentials,
+        client_options={"api_endpoint": f"{config.vertex.region}-aiplatform.googleapis.com"},
+    )
+    newest = next(iter(client.list_artifacts(request=vertex_model_requests(config)["list"])), None)
+    if newest is None:
+        raise LookupError("no PushedModel in Vertex ML Metadata")
+    request = vertex_model_requests(config, newest.name.rsplit("/", 1)[-1])["lineage"]
+    graph = client.query_artifact_lineage_subgraph(request=request)
+    return {
+        "artifacts": [{"schema": a.schema_title, "uri": a.uri, "name": a.display_name} for a in graph.artifacts],
+        "executions": [
+            {"schema": e.schema_title, "name": e.display_name, "state": e.state.name} for e in graph.executions
+        ],  # fmt: skip
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("question", choices=["model", "span", "runs"])
+    parser.add_argument("span", nargs="?", type=int, help="the data span (for `span`)")
+    parser.add_argument("--config", default="configs/taxi.yaml")
+    parser.add_argument("--workdir", help="the --workdir the pipeline ran with")
+    parser.add_argument("--profile", help="a Vertex profile: ask Vertex ML Metadata instead")
+    parser.add_argument("--version", help="the pushed version (for `model`; default: the newest)")
+    parser.add_argument("--dry-run", action="store_true", help="with --profile: print the requests, send nothing")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(
+            args.profile or args.config, workdir_overrides(os.path.abspath(args.workdir)) if args.workdir else None
+        )
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+    if args.profile:
+        if args.question != "model":
+            print("with --profile only `model` is answered (Vertex ML Metadata)", file=sys.stderr)
+            return 2
+        if args.dry_run:
+            from google.protobuf import json_format
+
+            requests = vertex_model_requests(config)
+            print(json.dumps({k: json_format.MessageToDict(type(r).pb(r)) for k, r in requests.items()}, indent=2))
+            return 0
+        print(json.dumps(vertex_model_lineage(config), indent=2))
+        return 0
+    if not os.path.exists(config.pipeline.metadata_path):
+        print(f"no metadata store at {config.pipeline.metadata_path}: run the pipeline first", file=sys.stderr)
+        return 1
+    store = mlmd.open_store(config.pipeline.metadata_path)
+    try:
+        if args.question == "model":
+            answer = asdict(model_lineage(store, config.pipeline.name, args.version))
+        elif args.question == "span":
+            if args.span is None:
+                parser.error("span needs a span number")
+            answer = models_of_span(store, config.pipeline.name, args.span)
+        else:
+            answer = run_table(store, config.pipeline.name)
+    except LookupError as e:
+        print(str(e), file=sys.stderr)
+        return 1
+    print(json.dumps(answer, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Walking ML Metadata's graph: artifacts, the executions that made or read them, and runs."""
+
+from __future__ import annotations
+
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+INPUT = metadata_store_pb2.Event.INPUT
+OUTPUT = metadata_store_pb2.Event.OUTPUT
+
+
+def open_store(metadata_path: str) -> metadata_store.MetadataStore:
+    """The local SQLite store; opening an absent file creates it, so callers check first."""
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+    return metadata_store.MetadataStore(config)
+
+
+def type_name(store, artifact) -> str:
+    return store.get_artifact_types_by_id([artifact.type_id])[0].name
+
+
+def producer(store, artifact_id: int) -> int | None:
+    """The execution that output the artifact."""
+    events = [e for e in store.get_events_by_artifact_ids([artifact_id]) if e.type == OUTPUT]
+    return events[0].execution_id if events else None
+
+
+def consumers(store, artifact_id: int) -> list[int]:
+    """The executions that read the artifact."""
+    return [e.execution_id for e in store.get_events_by_artifact_ids([artifact_id]) if e.type == INPUT]
+
+
+def inputs(store, execution_id: int) -> list:
+    ids = [e.artifact_id for e in store.get_events_by_execution_ids([execution_id]) if e.type == INPUT]
+    return store.get_artifacts_by_id(ids) if ids else []
+
+
+def outputs(store, execution_id: int) -> list:
+    ids = [e.artifact_id for e in store.get_events_by_execution_ids([execution_id]) if e.type == OUTPUT]
+    return store.get_artifacts_by_id(ids) if ids else []
+
+
+def of_type(store, artifacts, name: str) -> list:
+    return [a for a in artifacts if type_name(store, a) == name]
+
+
+def node_id(store, execution_id: int, pipeline_name: str) -> str | None:
+    """The component id, from the execution's `node` context (`<pipeline>.<id>`)."""
+    prefix = pipeline_name + "."
+    for context in store.get_contexts_by_execution(execution_id):
+        if context.name.startswith(prefix):
+            return context.name[len(prefix) :]
+    return None
+
+
+def runs(store, pipeline_name: str) -> list:
+    """The `pipeline_run` contexts of `pipeline_name`, newest first."""
+    newest_first = sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: -c.create_time_since_epoch)
+    return [c for c in newest_first if _belongs(store, c, pipeline_name)]
+
+
+def _belongs(store, run_context, pipeline_name: str) -> bool:
+    executions = store.get_executions_by_context(run_context.id)
+    return bool(executions) and any(c.name == pipeline_name for c in store.get_contexts_by_execution(executions[0].id))
+
+
+def property_value(artifact, name: str):
+    """A property or custom property of an artifact or execution, as a plain value (None if unset)."""
+    for props in (artifact.properties, artifact.custom_properties):
+        if name in props:
+            value = props[name]
+            kind = value.WhichOneof("value")
+            if kind == "proto_value" or kind is None:
+                return None
+            return getattr(value, kind)
+    return None

@@ -1,0 +1,493 @@
+"""One static HTML page per run, with PNG charts, read back from ML Metadata and the run's artifacts.
+
+python -m pipelines.run_report --config configs/taxi.yaml   (the newest run; `make run` writes it too)
+
+Sections: the push decision and why; data statistics and anomalies; feature screening;
+tuning trials; learning curves; evaluation against the baselines and the last blessed
+model; slices and fairness; feature importance; the simplified model against the full one. No server, no external script: it opens
+from disk. A small inline script marks the page as rendered, which the e2e test checks
+in headless Chromium.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+
+from pipelines import mlmd
+
+SECTIONS = ("decision", "data", "screening", "tuning", "training", "evaluation", "slices", "importance",
+            "simplification")  # fmt: skip
+
+
+@dataclass
+class RunArtifacts:
+    """The outputs of one run that the report reads, by component id and artifact type."""
+
+    run: str
+    components: list = field(default_factory=list)  # RunSummary components
+    by_component: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+
+    def uris(self, component: str, kind: str) -> list[str]:
+        return self.by_component.get(component, {}).get(kind, [])
+
+    def first(self, component: str, kind: str) -> str | None:
+        found = self.uris(component, kind)
+        return found[0] if found else None
+
+
+def collect(store, run, pipeline_name: str) -> RunArtifacts:
+    artifacts = RunArtifacts(run=run.name)
+    for execution in store.get_executions_by_context(run.id):
+        component = mlmd.node_id(store, execution.id, pipeline_name) or "?"
+        for artifact in mlmd.outputs(store, execution.id):
+            kinds = artifacts.by_component.setdefault(component, {})
+            kinds.setdefault(mlmd.type_name(store, artifact), []).append(artifact.uri)
+    return artifacts
+
+
+# ---------------------------------------------------------------- charts
+
+
+def _figure(width: float = 6.0, height: float = 3.2):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    return plt.subplots(figsize=(width, height), dpi=90)
+
+
+def _save(fig, out_dir: str, name: str) -> str:
+    from matplotlib import pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, name), format="png")
+    plt.close(fig)
+    return name
+
+
+def bar_chart(values: dict[str, float], title: str, out_dir: str, name: str, xlabel: str = "") -> str:
+    fig, ax = _figure(6.0, max(1.6, 0.28 * len(values) + 0.8))
+    labels = list(values)
+    ax.barh(labels, [values[k] for k in labels], color="#4a7bb7")
+    ax.invert_yaxis()
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.tick_params(labelsize=8)
+    return _save(fig, out_dir, name)
+
+
+def grouped_bars(groups: dict[str, dict[str, float]], title: str, out_dir: str, name: str) -> str:
+    """groups: metric -> model -> value."""
+    import numpy as np
+
+    fig, ax = _figure(6.5, 3.0)
+    metrics = list(groups)
+    models = sorted({m for values in groups.values() for m in values})
+    width = 0.8 / max(1, len(models))
+    for i, model in enumerate(models):
+        ax.bar(np.arange(len(metrics)) + i * width, [groups[m].get(model, 0.0) for m in metrics], width, label=model)
+    ax.set_xticks(np.arange(len(metrics)) + 0.4 - width / 2, metrics, fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return _save(fig, out_dir, name)
+
+
+def line_chart(series: dict[str, list[float]], title: str, out_dir: str, name: str, xlabel: str) -> str:
+    fig, ax = _figure()
+    for label, values in series.items():
+        ax.plot(range(1, len(values) + 1), values, marker="o", label=label)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.legend(fontsize=8)
+    return _save(fig, out_dir, name)
+
+
+def histogram_chart(buckets: list[tuple[float, float, float]], title: str, out_dir: str, name: str) -> str:
+    fig, ax = _figure(3.2, 2.0)
+    ax.bar([lo for lo, _, _ in buckets], [c for _, _, c in buckets], width=[hi - lo for lo, hi, _ in buckets],
+           align="edge", color="#6a9f58")  # fmt: skip
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(labelsize=7)
+    return _save(fig, out_dir, name)
+
+
+# ---------------------------------------------------------------- sections
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "—" if math.isnan(value) else f"{value:.4f}"
+    return html.escape(str(value))
+
+
+def _img(name: str, alt: str) -> str:
+    return f'<img src="{html.escape(name)}" alt="{html.escape(alt)}">'
+
+
+def decision_section(summary, config) -> str:
+    pushed = summary.pushed_model
+    if pushed:
+        verdict = f"<p class=ok>Blessed and pushed to <code>{html.escape(pushed)}</code>.</p>"
+    elif summary.blessed:
+        verdict = "<p class=ok>Blessed; this model was already being served, so nothing new was pushed.</p>"
+    elif summary.blessed is False:
+        verdict = "<p class=bad>Not blessed: not pushed. The last blessed model stays in service.</p>"
+    else:
+        verdict = "<p class=bad>The run stopped before evaluation: nothing was pushed.</p>"
+    why = ""
+    if summary.failures:
+        why = "<p>Checks that failed:</p><ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in summary.failures)
+        why += "</ul>"
+    failed = [c.component for c in summary.components if c.state == "FAILED"]
+    if failed:
+        why += f"<p class=bad>Failed components: {html.escape(', '.join(failed))}</p>"
+    gate = config.evaluation
+    rule = (
+        f"<p>The gate: {html.escape(gate.metric)} ≥ {gate.lower_bound} overall"
+        + (f", ≥ {gate.slice_lower_bound} in each slice" if gate.slice_lower_bound is not None else "")
+        + (f", beating the linear and heuristic baselines by {gate.baselines.margin:+}" if gate.baselines else "")
+        + f", and no drop of more than {gate.max_regression} against the last blessed model.</p>"
+    )
+    rows = [[c.component, c.state, f"{c.seconds:.1f} s"] for c in summary.components]
+    return verdict + why + rule + _table(["component", "state", "time"], rows)
+
+
+def data_section(artifacts: RunArtifacts, out_dir: str) -> str:
+    import tensorflow_data_validation as tfdv
+
+    stats_uri = artifacts.first("StatisticsGen", "ExampleStatistics")
+    if not stats_uri:
+        return "<p>No statistics in this run.</p>"
+    parts = []
+    for split in ("train", "eval"):
+        path = os.path.join(stats_uri, f"Split-{split}", "FeatureStats.pb")
+        if not os.path.exists(path):
+            continue
+        dataset = tfdv.load_stats_binary(path).datasets[0]
+        rows, charts = [], []
+        for feature in dataset.features:
+            name = ".".join(feature.path.step)
+            if feature.HasField("num_stats"):
+                s = feature.num_stats
+                common = s.common_stats
+                rows.append([name, "numeric", _missing(common), s.mean, s.std_dev, s.min, s.max, ""])
+                if split == "train" and s.histograms:
+                    buckets = [(b.low_value, b.high_value, b.sample_count) for b in s.histograms[0].buckets]
+                    if buckets and all(math.isfinite(lo) and math.isfinite(hi) for lo, hi, _ in buckets):
+                        charts.append(histogram_chart(buckets, name, out_dir, f"hist_{_safe(name)}.png"))
+            elif feature.HasField("string_stats"):
+                s = feature.string_stats
+                top = ", ".join(f"{v.value} ({v.frequency:.0f})" for v in s.top_values[:3])
+                rows.append([name, f"categorical ({s.unique} values)", _missing(s.common_stats), "", "", "", "", top])
+        parts.append(f"<h3>{split} split: {dataset.num_examples} examples</h3>")
+        parts.append(_table(["feature", "type", "missing", "mean", "std", "min", "max", "top values"], rows))
+        if charts:
+            parts.append("<div class=grid>" + "".join(_img(c, c) for c in charts) + "</div>")
+    parts.append("<h3>Anomalies (ExampleValidator against the curated schema)</h3>")
+    parts.append(anomalies_html(artifacts.first("ExampleValidator", "ExampleAnomalies")))
+    return "".join(parts)
+
+
+def _missing(common) -> str:
+    total = common.num_missing + common.num_non_missing
+    return f"{100.0 * common.num_missing / total:.1f} %" if total else "—"
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
+def anomalies_html(uri: str | None) -> str:
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    if not uri:
+        return "<p>ExampleValidator did not run.</p>"
+    rows = []
+    for split in sorted(os.listdir(uri)):
+        path = os.path.join(uri, split, "SchemaDiff.pb")
+        if not os.path.exists(path):
+            continue
+        with open(path, "rb") as f:
+            anomalies = anomalies_pb2.Anomalies.FromString(f.read())
+        for feature, info in anomalies.anomaly_info.items():
+            rows.append([split.removeprefix("Split-"), feature, info.short_description, info.description])
+        if anomalies.HasField("dataset_anomaly_info"):
+            info = anomalies.dataset_anomaly_info
+            rows.append([split.removeprefix("Split-"), "(dataset)", info.short_description, info.description])
+    if not rows:
+        return "<p class=ok>No anomalies: every split matches the schema.</p>"
+    return "<p class=bad>Anomalies found:</p>" + _table(["split", "feature", "problem", "detail"], rows)
+
+
+def screening_section(artifacts: RunArtifacts) -> str:
+    """Leakage and feature-selection findings, when the pipeline has a screening step."""
+    for component, kinds in artifacts.by_component.items():
+        for uri in kinds.get("FeatureScreening", []):
+            with open(os.path.join(uri, "screening.json")) as f:
+                findings = json.load(f)
+            rows = [[r["feature"], r["finding"], r.get("reason", "")] for r in findings.get("features", [])]
+            return f"<p>From {html.escape(component)}.</p>" + _table(["feature", "finding", "reason"], rows)
+    return ("<p>This pipeline has no feature-screening step, so no leakage or feature-selection "
+            "findings were produced. The model's inputs are the configured features.</p>")  # fmt: skip
+
+
+def tuning_section(artifacts: RunArtifacts, out_dir: str) -> str:
+    uri = artifacts.first("Tuner", "TunerResults")
+    path = os.path.join(uri, "tuner_results.json") if uri else None
+    if not path or not os.path.exists(path):
+        return "<p>Tuning did not run (tuning.max_trials is 0): the Trainer used the configured hyperparameters.</p>"
+    with open(path) as f:
+        trials = json.load(f)
+    keys = [k for k in trials[0] if k not in ("trial_id", "score")] if trials else []
+    rows = [[t["trial_id"], t["score"], *[t.get(k) for k in keys]] for t in trials]
+    chart = bar_chart({f"trial {t['trial_id']}": t["score"] for t in trials}, "Tuner: eval AUC per trial", out_dir,
+                      "tuning.png", "eval AUC")  # fmt: skip
+    best = json.dumps(trials[0]) if trials else ""
+    return (f"<p>{len(trials)} trials, best first; the Trainer trained the best: <code>{html.escape(best)}</code></p>"
+            + _table(["trial", "score", *keys], rows) + _img(chart, "tuning trials"))  # fmt: skip
+
+
+def training_section(artifacts: RunArtifacts, out_dir: str) -> str:
+    from models.trainer import LEARNING_CURVES
+
+    parts = []
+    for component in ("Trainer", "LinearBaseline"):
+        uri = artifacts.first(component, "ModelRun")
+        path = os.path.join(uri, LEARNING_CURVES) if uri else None
+        if not path or not os.path.exists(path):
+            continue
+        with open(path) as f:
+            curves = json.load(f)
+        loss = line_chart({k: curves[k] for k in ("loss", "val_loss") if k in curves}, f"{component}: loss",
+                          out_dir, f"loss_{component}.png", "epoch")  # fmt: skip
+        auc = line_chart({k: curves[k] for k in ("auc", "val_auc") if k in curves}, f"{component}: AUC",
+                         out_dir, f"auc_{component}.png", "epoch")  # fmt: skip
+        parts.append(f"<h3>{component}: {curves.get('epochs')} epochs</h3><div class=grid>"
+                     + _img(loss, "loss") + _img(auc, "auc") + "</div>")  # fmt: skip
+    if not parts:
+        return "<p>No training happened in this run.</p>"
+    return ("<p>Train vs eval per epoch; a widening gap is overfitting, two flat high losses underfitting. "
+            "Early stopping keeps the best eval epoch. TensorBoard logs are beside each curve file.</p>"
+            + "".join(parts))  # fmt: skip
+
+
+def evaluation_section(artifacts: RunArtifacts, out_dir: str) -> str:
+    from pipelines.lineage import overall_metrics
+
+    names = {"Evaluator": ("candidate", "last blessed"), "EvaluatorVsLinear": (None, "linear"),
+             "EvaluatorVsHeuristic": (None, "heuristic")}  # fmt: skip
+    table: dict[str, dict[str, float]] = {}
+    for component, (candidate_name, baseline_name) in names.items():
+        uri = artifacts.first(component, "ModelEvaluation")
+        if not uri:
+            continue
+        for model, metrics in overall_metrics(uri).items():
+            label = candidate_name if model == "candidate" else baseline_name
+            if label:
+                for metric, value in metrics.items():
+                    table.setdefault(metric, {})[label] = value
+    if not table:
+        return "<p>No evaluation in this run.</p>"
+    models = [m for m in ("candidate", "linear", "heuristic", "last blessed") if any(m in v for v in table.values())]
+    rows = [[metric, *[values.get(m, float("nan")) for m in models]] for metric, values in sorted(table.items())]
+    shown = {m: table[m] for m in ("auc", "auc_precision_recall", "precision", "recall") if m in table}
+    chart = grouped_bars(shown, "Eval split: candidate vs baselines", out_dir, "evaluation.png") if shown else None
+    note = "" if "last blessed" in models else "<p>No earlier blessed model: this is the first candidate.</p>"
+    return note + _table(["metric", *models], rows) + (_img(chart, "evaluation") if chart else "")
+
+
+def slices_section(artifacts: RunArtifacts, config, out_dir: str) -> str:
+    import tensorflow_model_analysis as tfma
+
+    uri = artifacts.first("Evaluator", "ModelEvaluation")
+    if not uri:
+        return "<p>No evaluation in this run.</p>"
+    wanted = ("auc", "false_positive_rate", "false_negative_rate", "predicted_positive_rate", "example_count")
+    rows, auc_by_slice = [], {}
+    for metrics in tfma.load_metrics(uri):
+        keys = metrics.slice_key.single_slice_keys
+        if not keys:
+            continue
+        where = ", ".join(f"{k.column}={_slice_value(k)}" for k in keys)
+        values = {}
+        for kv in metrics.metric_keys_and_values:
+            if kv.key.is_diff or kv.key.model_name not in ("", "candidate") or kv.key.name not in wanted:
+                continue
+            values[kv.key.name] = kv.value.double_value.value
+        rows.append([where, *[values.get(m, float("nan")) for m in wanted]])
+        if "auc" in values:
+            auc_by_slice[where] = values["auc"]
+    rows.sort()
+    chart = bar_chart(dict(sorted(auc_by_slice.items())), "AUC by slice", out_dir, "slices.png", "AUC")
+    fairness = ", ".join(config.evaluation.fairness_features) or "none configured"
+    return (f"<p>Fairness features: {html.escape(fairness)} (false positive / negative rates and predicted "
+            "positive rate at the decision threshold, per group). Failed slice checks are listed under the "
+            "decision.</p>" + _table(["slice", *wanted], rows) + _img(chart, "AUC by slice"))  # fmt: skip
+
+
+def _slice_value(key) -> str:
+    kind = key.WhichOneof("kind")
+    value = getattr(key, kind) if kind else ""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def importance_section(artifacts: RunArtifacts, out_dir: str) -> str:
+    from models.explain import IMPORTANCE_FILE
+
+    uri = artifacts.first("Trainer", "ModelRun")
+    path = os.path.join(uri, IMPORTANCE_FILE) if uri else None
+    if not path or not os.path.exists(path):
+        return "<p>No feature importance was computed for this run's model.</p>"
+    with open(path) as f:
+        importance = json.load(f)
+    ranked = dict(sorted(importance["mean_abs_attribution"].items(), key=lambda kv: -kv[1]))
+    chart = bar_chart(ranked, "Mean |integrated gradients| per raw feature", out_dir, "importance.png")
+    return (f"<p>Integrated gradients ({importance['steps']} steps) on {importance['rows']} eval rows, summed "
+            "per raw feature, averaged in absolute value.</p>" + _img(chart, "feature importance"))  # fmt: skip
+
+
+def simplification_section(artifacts: RunArtifacts) -> str:
+    from models.distill import RESULT_FILE
+
+    uri = artifacts.first("DistilledModel", "ModelRun")
+    path = os.path.join(uri, RESULT_FILE) if uri else None
+    if not path or not os.path.exists(path):
+        return "<p>No simplified model in this run (config: <code>simplification</code>).</p>"
+    with open(path) as f:
+        r = json.load(f)
+    keys = ["eval_auc", "parameters", "saved_model_bytes", "latency_ms_1_row", "latency_ms_batch", "hidden_units"]
+    rows = [[k, r["full"][k], r["distilled"][k]] for k in keys]
+    return (f"<p>A narrower network distilled from the candidate (targets: {r['alpha']} × its probability + "
+            f"{1 - r['alpha']:.1f} × the label). AUC change {r['auc_change']:+.4f} with "
+            f"{100 * r['parameter_ratio']:.0f} % of the parameters; latency is one forward pass of the network "
+            f"on 1 and {r['batch_rows']} rows.</p>" + _table(["", "full", "distilled"], rows))  # fmt: skip
+
+
+# ---------------------------------------------------------------- page
+
+STYLE = """
+body{font-family:DejaVu Sans,Arial,sans-serif;margin:2em;max-width:1100px;color:#222}
+h1{font-size:1.5em} h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;font-size:.82em;margin:.6em 0} td,th{border:1px solid #ddd;padding:.25em .5em}
+th{background:#f3f3f3} .ok{color:#1a7f37;font-weight:bold} .bad{color:#b42318;font-weight:bold}
+.grid{display:flex;flex-wrap:wrap;gap:.5em} img{max-width:100%} nav a{margin-right:1em}
+"""
+
+# Marks the page once loaded: which sections have content, which images failed, any script error.
+CHECK_SCRIPT = """
+window.reportErrors = [];
+window.addEventListener('error', function (e) { window.reportErrors.push(String(e.message || e)); });
+window.addEventListener('load', function () {
+  var rendered = [], broken = [];
+  document.querySelectorAll('section[data-section]').forEach(function (s) {
+    var body = s.querySelector('.content');
+    if (body && body.textContent.trim().length + body.querySelectorAll('img').length > 0) {
+      rendered.push(s.dataset.section);
+    }
+  });
+  document.querySelectorAll('img').forEach(function (img) {
+    if (!img.complete || img.naturalWidth === 0) { broken.push(img.getAttribute('src')); }
+  });
+  document.body.dataset.rendered = rendered.join(',');
+  document.body.dataset.brokenImages = broken.join(',');
+  document.body.dataset.errors = window.reportErrors.join(' | ');
+});
+"""
+
+TITLES = {"decision": "Push decision", "data": "Data statistics and anomalies",
+          "screening": "Leakage and feature selection", "tuning": "Tuning trials", "training": "Learning curves",
+          "evaluation": "Evaluation vs baselines and the last blessed model", "slices": "Slices and fairness",
+          "importance": "Feature importance", "simplification": "Simplified model vs the full one"}  # fmt: skip
+
+
+def render(summary, artifacts: RunArtifacts, config, out_dir: str) -> str:
+    """Writes `out_dir/index.html` and its charts; returns the page's path.
+
+    A section whose inputs are unreadable says so in place rather than failing the report."""
+    os.makedirs(out_dir, exist_ok=True)
+    builders = {
+        "decision": lambda: decision_section(summary, config),
+        "data": lambda: data_section(artifacts, out_dir),
+        "screening": lambda: screening_section(artifacts),
+        "tuning": lambda: tuning_section(artifacts, out_dir),
+        "training": lambda: training_section(artifacts, out_dir),
+        "evaluation": lambda: evaluation_section(artifacts, out_dir),
+        "slices": lambda: slices_section(artifacts, config, out_dir),
+        "importance": lambda: importance_section(artifacts, out_dir),
+        "simplification": lambda: simplification_section(artifacts),
+    }
+    sections = []
+    for key in SECTIONS:
+        try:
+            content = builders[key]()
+        except Exception as e:  # one unreadable artifact must not cost the whole report
+            content = f"<p class=bad>This section could not be built: {html.escape(type(e).__name__)}: " \
+                      f"{html.escape(str(e))}</p>"  # fmt: skip
+        sections.append(f'<section id="{key}" data-section="{key}"><h2>{TITLES[key]}</h2>'
+                        f'<div class="content">{content}</div></section>')  # fmt: skip
+    nav = "".join(f'<a href="#{k}">{TITLES[k]}</a>' for k in SECTIONS)
+    page = (
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>Run {html.escape(summary.run_id)}</title>"
+        f"<style>{STYLE}</style><script>{CHECK_SCRIPT}</script></head><body>"
+        f"<h1>{html.escape(config.pipeline.name)}: run {html.escape(summary.run_id)}</h1><nav>{nav}</nav>"
+        + "".join(sections)
+        + "</body></html>"
+    )
+    path = os.path.join(out_dir, "index.html")
+    with open(path, "w") as f:
+        f.write(page)
+    return path
+
+
+def report_dir(config, run_id: str) -> str:
+    return os.path.join(config.pipeline.root, "reports", _safe(run_id))
+
+
+def write_latest(config) -> str:
+    """The report of the newest run of the configured pipeline; returns its path."""
+    from pipelines.run_summary import summarize
+
+    store = mlmd.open_store(config.pipeline.metadata_path)
+    runs = mlmd.runs(store, config.pipeline.name)
+    if not runs:
+        raise LookupError(f"no run of pipeline '{config.pipeline.name}' in {config.pipeline.metadata_path}")
+    summary = summarize(store, runs[0], config.pipeline.name)
+    artifacts = collect(store, runs[0], config.pipeline.name)
+    return render(summary, artifacts, config, report_dir(config, summary.run_id))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from pipelines.config import ConfigError, load_config
+    from pipelines.local_runner import workdir_overrides
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="configs/taxi.yaml")
+    parser.add_argument("--workdir", help="the --workdir the pipeline ran with")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config, workdir_overrides(os.path.abspath(args.workdir)) if args.workdir else None)
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
+    if not os.path.exists(config.pipeline.metadata_path):
+        print(f"no metadata store at {config.pipeline.metadata_path}: run the pipeline first", file=sys.stderr)
+        return 1
+    print(write_latest(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
