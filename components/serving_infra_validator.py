@@ -41,6 +41,16 @@ def eval_instances(examples_uri: str, split: str, limit: int) -> list[dict]:
     return out
 
 
+def valid_prediction(output: str, value) -> bool:
+    """A probability in [0, 1]; class probabilities that sum to 1; or (regression) any finite number."""
+    if output == "probabilities":
+        return (isinstance(value, list) and len(value) > 1 and all(valid_prediction("probability", v) for v in value)
+                and abs(sum(value) - 1.0) < 1e-3)  # fmt: skip
+    if not isinstance(value, float) or not math.isfinite(value):
+        return False
+    return output != "probability" or 0.0 <= value <= 1.0
+
+
 def canary_check(model_dir: str, instances: list[dict], personal_columns: list[str]) -> list[str]:
     """Serves `model_dir` on loopback and sends the canary requests; returns the problems found."""
     from pipelines.config import ServingConfig
@@ -74,12 +84,13 @@ def canary_check(model_dir: str, instances: list[dict], personal_columns: list[s
                 if status != 200:
                     problems.append(f"canary request {start // size}: HTTP {status}: {body.get('error')}")
                     continue
-                scores = [p.get("probability") for p in body.get("predictions", [])]
+                output = store.pick().output
+                scores = [p.get(output) for p in body.get("predictions", [])]
                 if len(scores) != len(batch):
                     problems.append(f"canary request {start // size}: {len(scores)} predictions for {len(batch)} rows")
-                bad = [s for s in scores if not isinstance(s, float) or not math.isfinite(s) or not 0 <= s <= 1]
+                bad = [v for v in scores if not valid_prediction(output, v)]
                 if bad:
-                    problems.append(f"canary request {start // size}: scores outside [0, 1]: {bad[:3]}")
+                    problems.append(f"canary request {start // size}: invalid '{output}' values: {bad[:3]}")
         finally:
             server.stop()
     return problems

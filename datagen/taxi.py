@@ -14,9 +14,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+VERSION = 2  # bump when the generated data changes: cached sample data is then rewritten
 LABEL = "big_tip"
 PERSONAL_COLUMNS = ("rider_name", "rider_email", "rider_phone")
 LEAKY_COLUMN = "tip_amount"
+TIP_CLASS = "tip_class"  # 0: under 10 % of the fare, 1: 10-20 %, 2: over 20 % (= big_tip); a multiclass label
+TIP_CLASSES = 3
 
 START = np.datetime64("2026-01-01T00:00:00")
 DAYS = 181  # January to June
@@ -113,7 +116,7 @@ def generate(n_rows: int, seed: int = 0, label_signal: bool = True, drift: float
             "trip_seconds": np.round(np.maximum(trip_seconds, 30)).astype(np.float64),
             "trip_miles": np.round(miles, 2),
             "fare": np.round(np.maximum(fare, 3.25), 2),
-            LEAKY_COLUMN: np.round(np.maximum(fare, 3.25) * tip_ratio, 2),
+            LEAKY_COLUMN: 0.0,  # set below, with the multiclass label
             "payment_type": PAYMENT_TYPES[payment_idx],
             "company": np.char.add("Company ", company_idx.astype(str)),
             "taxi_id": np.char.add("taxi-", taxi_idx.astype(str)),
@@ -131,8 +134,19 @@ def generate(n_rows: int, seed: int = 0, label_signal: bool = True, drift: float
             LABEL: label,
         }
     )
+    # among trips without a big tip, cash riders, short trips and daytime trips tip least; drawn
+    # last so that every other column is the same as without it
+    low_p = 1.0 / (1.0 + np.exp(-(-0.6 + 2.8 * (payment_idx == list(PAYMENT_TYPES).index("Cash")) - 1.6 * night
+                                  - 0.5 * (miles - 3.0))))  # fmt: skip
+    low = rng.random(n) < low_p
+    small_ratio = np.where(low, tip_ratio * 0.5, 0.10 + tip_ratio * 0.5)  # [0, 0.095] or [0.10, 0.195]
+    tip_ratio = np.where(label == 1, tip_ratio, small_ratio)
+    frame[LEAKY_COLUMN] = np.round(frame["fare"] * tip_ratio, 2)
+    frame[TIP_CLASS] = np.where(label == 1, 2, np.where(low, 0, 1)).astype(np.int64)
     _inject_outliers_and_gaps(frame, rng)
     frame.attrs["probability"] = p  # the true P(big_tip), for the Bayes-optimal AUC; not a column
+    # the true P(tip_class = 0, 1, 2), for the Bayes-optimal accuracy
+    frame.attrs["class_probability"] = np.stack([(1 - p) * low_p, (1 - p) * (1 - low_p), p], axis=1)
     return frame
 
 

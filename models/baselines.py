@@ -4,18 +4,19 @@
   and a width-1 embedding per categorical, which is one weight per category (one-hot).
 - `heuristic_run_fn`: no learning: a configured rule (score 1 when a feature takes one of
   the listed values, else 0), or without a rule the training split's positive rate for
-  every row (the majority/prior baseline, AUC 0.5).
+  every row (the prior baseline, AUC 0.5); for multiclass the class frequencies, for
+  regression the mean label, for every row.
 
 Both export the same `serving_default` signature as the candidate (serialized raw
-tf.Examples -> {"probability"}), so the Evaluator scores all three the same way.
+tf.Examples -> the same output), so the Evaluator scores all three the same way.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-from models.model import HParams
-from models.trainer import SERVING_OUTPUT, train_and_export
+from models.model import HParams, head_of, output_name
+from models.trainer import train_and_export
 
 
 def linear_run_fn(fn_args) -> None:
@@ -24,33 +25,53 @@ def linear_run_fn(fn_args) -> None:
 
 
 class _Rule(tf.Module):
-    def __init__(self, feature: str | None, positives: list[str], prior: float):
+    """Binary: 1 when `feature` takes one of `positives`, else 0; without a feature, `prior` for every row."""
+
+    def __init__(self, feature: str | None, positives: list[str], prior: float, output: str):
         super().__init__()
         self._feature = feature
         self._positives = tf.constant(positives or [""], tf.string)
         self._prior = tf.constant(prior, tf.float32)
+        self._output = output
 
     @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
     def serve(self, serialized):
         n = tf.shape(serialized)[0]
         if self._feature is None:
-            return {SERVING_OUTPUT: tf.fill([n, 1], self._prior)}
+            return {self._output: tf.fill([n, 1], self._prior)}
         values = tf.io.parse_example(serialized, {self._feature: tf.io.FixedLenFeature([], tf.string, "")})
         hit = tf.reduce_any(tf.equal(tf.expand_dims(values[self._feature], 1), self._positives), axis=1)
-        return {SERVING_OUTPUT: tf.reshape(tf.cast(hit, tf.float32), [-1, 1])}
+        return {self._output: tf.reshape(tf.cast(hit, tf.float32), [-1, 1])}
+
+
+class _Constant(tf.Module):
+    """The same answer for every row: the class frequencies (multiclass) or the mean label (regression)."""
+
+    def __init__(self, values: list[float], output: str):
+        super().__init__()
+        self._values = tf.constant([values], tf.float32)
+        self._output = output
+
+    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
+    def serve(self, serialized):
+        return {self._output: tf.tile(self._values, [tf.shape(serialized)[0], 1])}
 
 
 def heuristic_run_fn(fn_args) -> None:
-    rule = fn_args.custom_config.get("heuristic") or {}
-    prior = 0.5
-    if not rule.get("feature"):
-        prior = positive_rate(fn_args)
-    module = _Rule(rule.get("feature"), list(rule.get("positive_values", [])), prior)
+    config = fn_args.custom_config
+    head, output = head_of(config), output_name(config)
+    rule = config.get("heuristic") or {}
+    if head == "binary":
+        prior = 0.5 if rule.get("feature") else label_prior(fn_args, head)[0]
+        module = _Rule(rule.get("feature"), list(rule.get("positive_values", [])), prior, output)
+    else:
+        module = _Constant(label_prior(fn_args, head, int(config.get("num_classes") or 2)), output)
     tf.saved_model.save(module, fn_args.serving_model_dir, signatures={"serving_default": module.serve})
 
 
-def positive_rate(fn_args, batches: int = 50) -> float:
-    """The label's mean over (up to) `batches` batches of the transformed train split."""
+def label_prior(fn_args, head: str, num_classes: int = 2, batches: int = 50) -> list[float]:
+    """From (up to) `batches` batches of the transformed train split: the label's mean (binary:
+    the positive rate; regression: the mean), or each class's frequency (multiclass)."""
     import tensorflow_transform as tft
 
     from models.features import FeatureSpec
@@ -58,8 +79,8 @@ def positive_rate(fn_args, batches: int = 50) -> float:
 
     spec = FeatureSpec.from_dict(fn_args.custom_config["features"])
     train, _ = make_datasets(fn_args, tft.TFTransformOutput(fn_args.transform_output), spec.label, 256)
-    total = count = 0.0
-    for _, labels in train.take(batches):
-        total += float(tf.reduce_sum(tf.cast(labels, tf.float32)))
-        count += float(tf.size(labels))
-    return total / max(count, 1.0)
+    labels = tf.concat([tf.reshape(y, [-1]) for _, y in train.take(batches)], axis=0)
+    if head == "multiclass":
+        counts = tf.math.bincount(tf.cast(labels, tf.int32), minlength=num_classes, maxlength=num_classes)
+        return [float(c) for c in (tf.cast(counts, tf.float32) / tf.cast(tf.size(labels), tf.float32)).numpy()]
+    return [float(tf.reduce_mean(tf.cast(labels, tf.float32)))]

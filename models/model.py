@@ -80,6 +80,7 @@ def build_model(dense: tuple[str, ...], cardinalities: dict[str, int], hparams: 
     return model
 
 
+HEAD_OF = {"binary_classification": "binary", "multiclass_classification": "multiclass", "regression": "regression"}
 OUTPUT_LAYER = {"binary": "probability", "multiclass": "probabilities", "regression": "prediction"}
 # what early stopping and the Tuner watch on the eval split, per head
 OBJECTIVE = {"binary": ("val_auc", "max"), "multiclass": ("val_accuracy", "max"), "regression": ("val_loss", "min")}
@@ -101,3 +102,13 @@ def _head(head: str, num_classes: int) -> tuple:
 def _stack(tensors: list) -> keras.KerasTensor:
     reshaped = [keras.layers.Reshape((1,))(t) for t in tensors]
     return keras.layers.Concatenate()(reshaped) if len(reshaped) > 1 else reshaped[0]
+
+
+def head_of(config: dict) -> str:
+    """The head for the `problem_type` in a Trainer's custom_config."""
+    return HEAD_OF[config.get("problem_type", "binary_classification")]
+
+
+def output_name(config: dict) -> str:
+    """The serving signatures' output: `probability`, `probabilities` (one per class) or `prediction`."""
+    return OUTPUT_LAYER[head_of(config)]

@@ -51,9 +51,10 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
         outputs[hour_name(spec.timestamp)] = tf.math.floormod(seconds // 3600, HOURS)
         # 1970-01-01 was a Thursday; Monday is 0
         outputs[weekday_name(spec.timestamp)] = tf.math.floormod(seconds // 86400 + 3, WEEKDAYS)
-    if spec.label in inputs:
-        label, _ = _dense(inputs[spec.label], tf.constant(0, tf.int64))
-        outputs[spec.label] = tf.cast(label, tf.int64)
+    if spec.label in inputs:  # class ids for classification, real values for regression
+        regression = custom_config.get("problem_type") == "regression"
+        label, _ = _dense(inputs[spec.label], tf.constant(0, inputs[spec.label].dtype))
+        outputs[spec.label] = tf.cast(label, tf.float32 if regression else tf.int64)
     return outputs
 
 

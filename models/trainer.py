@@ -14,11 +14,11 @@ import tf_keras as keras
 
 from models import explain
 from models.features import FeatureSpec, hour_name, missing_name, weekday_name
-from models.model import HParams, build_model
+from models.model import OBJECTIVE, HParams, build_model, head_of, output_name
 from models.training import cardinalities, fit, make_datasets, strategy_for
 from models.tuning import hparams_from_values
 
-SERVING_OUTPUT = "probability"
+SERVING_OUTPUT = "probability"  # the binary head's output; see `output_name`
 
 
 def run_fn(fn_args) -> None:
@@ -50,7 +50,8 @@ def train_and_export(fn_args, hparams: HParams) -> None:
     print(json.dumps({"event": "distribution", "strategy": type(strategy).__name__,
                       "replicas": strategy.num_replicas_in_sync}))  # fmt: skip
     with strategy.scope():  # variables are created (mirrored) under the strategy; fit then distributes
-        model = build_model(spec.dense_outputs(), cardinalities(spec, transform_output), hparams)
+        model = build_model(spec.dense_outputs(), cardinalities(spec, transform_output), hparams, head_of(config),
+                            int(config.get("num_classes") or 2))  # fmt: skip
         if config.get("warm_start") and fn_args.base_model:
             warm_start(model, fn_args.base_model)
     tensorboard = keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")
@@ -60,16 +61,18 @@ def train_and_export(fn_args, hparams: HParams) -> None:
     )  # fmt: skip
     write_learning_curves(history, fn_args.model_run_dir)
     write_feature_importance(model, spec, evaluation, fn_args.model_run_dir)
-    export_serving_model(model, transform_output, spec, fn_args.serving_model_dir)
-    write_serving_contract(fn_args.serving_model_dir, spec, fn_args.schema_path, config.get("decision_threshold"))
+    export_serving_model(model, transform_output, spec, fn_args.serving_model_dir, output_name(config))
+    write_serving_contract(fn_args.serving_model_dir, spec, fn_args.schema_path, config.get("decision_threshold"),
+                           output_name(config))  # fmt: skip
     model.save_weights(os.path.join(fn_args.serving_model_dir, CONTRACT_DIR, WEIGHTS_FILE))
     write_model_metadata(fn_args.serving_model_dir, config, hparams, history)
 
 
-def export_serving_model(model: keras.Model, transform_output, spec: FeatureSpec, path: str) -> None:
+def export_serving_model(model: keras.Model, transform_output, spec: FeatureSpec, path: str,
+                         output: str = SERVING_OUTPUT) -> None:  # fmt: skip
     """Saves `model` with the Transform graph inside it, with two signatures over raw values:
 
-    - `serving_default`: serialized tf.Examples (no label) -> `{"probability": [batch, 1]}`;
+    - `serving_default`: serialized tf.Examples (no label) -> `{output: [batch, 1 or classes]}`;
       what TF Serving, TFMA and batch prediction call.
     - `serving_columns`: one 1-D tensor per raw input, plus `<name>__present` (bool) for an
       optional input -> the same output; what the prediction server calls, which saves
@@ -84,7 +87,7 @@ def export_serving_model(model: keras.Model, transform_output, spec: FeatureSpec
         return {name: transformed[name] for name in model.input_names}
 
     def predict_raw(raw):
-        return {SERVING_OUTPUT: model(model_inputs(raw))}
+        return {output: model(model_inputs(raw))}
 
     @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
     def serve_examples(serialized):
@@ -107,9 +110,9 @@ def export_serving_model(model: keras.Model, transform_output, spec: FeatureSpec
     def explain_columns(columns):
         vector = encoder(model_inputs(columns_to_raw(columns, parse_spec)), training=False)
         found = explain.grouped(explain.integrated_gradients(head, vector), groups)
-        output = head(vector)
-        baseline = tf.broadcast_to(head(tf.zeros_like(vector[:1])), tf.shape(output))
-        return {SERVING_OUTPUT: output, f"baseline_{SERVING_OUTPUT}": baseline,
+        predicted = head(vector)
+        baseline = tf.broadcast_to(head(tf.zeros_like(vector[:1])), tf.shape(predicted))
+        return {output: predicted, f"baseline_{output}": baseline,
                 **{explain.ATTRIBUTION_PREFIX + raw: values for raw, values in found.items()}}  # fmt: skip
 
     signatures = {"serving_default": serve_examples, "serving_columns": serve_columns,
@@ -222,14 +225,16 @@ METADATA_FILE = "model_metadata.json"
 def write_model_metadata(model_dir: str, config: dict, hparams: HParams, history) -> dict:
     """Where the model came from, versioned with it: the code commit, the data span(s) and
     version(s) it was trained on, its hyperparameters and its best eval AUC in training."""
-    val_auc = history.history.get("val_auc") or [float("nan")]
+    monitor, mode = OBJECTIVE[head_of(config)]
+    values = history.history.get(monitor) or [float("nan")]
     metadata = {
         "code_commit": config.get("code_commit", "unknown"),
         "data_span": config.get("data_span", []),
         "data_version": config.get("data_version", []),
         "hparams": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(hparams).items()},
-        "epochs_run": len(val_auc),
-        "best_val_auc": float(max(val_auc)),
+        "problem_type": config.get("problem_type", "binary_classification"),
+        "epochs_run": len(values),
+        f"best_{monitor}": float(max(values) if mode == "max" else min(values)),
     }
     extra = os.path.join(model_dir, CONTRACT_DIR)
     tf.io.gfile.makedirs(extra)
@@ -245,18 +250,18 @@ EXPLANATION_FILE = "explanation_spec.json"
 
 
 def write_serving_contract(model_dir: str, spec: FeatureSpec, schema_path: str | None,
-                           decision_threshold: float | None = None) -> None:  # fmt: skip
+                           decision_threshold: float | None = None, output: str = SERVING_OUTPUT) -> None:  # fmt: skip
     """Writes what a server needs to validate requests, versioned with the model:
     the raw inputs it reads, the output name, and the validated schema (domains, presence,
     environments) the model was trained against."""
     extra = os.path.join(model_dir, CONTRACT_DIR)
     tf.io.gfile.makedirs(extra)
-    contract = {"inputs": list(spec.raw_inputs()), "label": spec.label, "output": SERVING_OUTPUT,
+    contract = {"inputs": list(spec.raw_inputs()), "label": spec.label, "output": output,
                 "columns_signature": "serving_columns", "explain_signature": explain.EXPLAIN_SIGNATURE,
                 "decision_threshold": decision_threshold}  # fmt: skip
     with tf.io.gfile.GFile(os.path.join(extra, CONTRACT_FILE), "w") as f:
         json.dump(contract, f, indent=2)
     with tf.io.gfile.GFile(os.path.join(extra, EXPLANATION_FILE), "w") as f:  # read when uploaded to Vertex AI
-        json.dump(explain.vertex_explanation_spec(list(spec.raw_inputs()), SERVING_OUTPUT), f, indent=2)
+        json.dump(explain.vertex_explanation_spec(list(spec.raw_inputs()), output), f, indent=2)
     if schema_path:
         tf.io.gfile.copy(schema_path, os.path.join(extra, SCHEMA_FILE), overwrite=True)

@@ -83,8 +83,12 @@ def fit(model: keras.Model, train: tf.data.Dataset, evaluation: tf.data.Dataset,
     )
 
 
-def eval_auc(model: keras.Model, evaluation: tf.data.Dataset, eval_steps: int) -> float:
-    return float(model.evaluate(evaluation, steps=eval_steps, return_dict=True, verbose=0)["auc"])
+def eval_objective(model: keras.Model, evaluation: tf.data.Dataset, eval_steps: int) -> float:
+    """The eval value of what early stopping and the Tuner watch for the model's head."""
+    monitor, _ = OBJECTIVE[getattr(model, "head", "binary")]
+    return float(
+        model.evaluate(evaluation, steps=eval_steps, return_dict=True, verbose=0)[monitor.removeprefix("val_")]
+    )
 
 
 STRATEGIES = ("default", "mirrored", "multi_worker")

@@ -2,7 +2,7 @@
 
 KerasTuner 1.4 builds Keras 3 models, and the model here is tf_keras, so the
 search drives a `BaseTuner` whose trials train the same model `run_fn` trains
-and report the eval AUC. The oracle, trial bookkeeping, distributed tuning
+and report the eval objective of the problem's head (AUC, accuracy or loss). The oracle, trial bookkeeping, distributed tuning
 and the best-hyperparameters artifact are KerasTuner's and TFX's own.
 """
 
@@ -15,10 +15,8 @@ import tensorflow_transform as tft
 import tf_keras as keras
 
 from models.features import FeatureSpec
-from models.model import HParams, build_model
-from models.training import cardinalities, eval_auc, fit, make_datasets
-
-OBJECTIVE = "val_auc"
+from models.model import OBJECTIVE, HParams, build_model, head_of
+from models.training import cardinalities, eval_objective, fit, make_datasets
 
 
 def search_space(space: dict[str, Any]) -> kt.HyperParameters:
@@ -52,7 +50,7 @@ def hparams_from_values(values: dict[str, Any], defaults: HParams) -> HParams:
 
 
 class ModelTuner(kt.engine.base_tuner.BaseTuner):
-    """Each trial trains `build_model` with the trial's values and reports eval AUC."""
+    """Each trial trains `build_model` with the trial's values and reports the eval objective."""
 
     def __init__(self, oracle, fn_args, **kwargs):
         super().__init__(oracle, **kwargs)
@@ -66,9 +64,11 @@ class ModelTuner(kt.engine.base_tuner.BaseTuner):
         train, evaluation = make_datasets(a, transform_output, spec.label, int(config.get("batch_size", 128)))
         hparams = hparams_from_values(trial.hyperparameters.values, HParams.from_dict(config.get("hparams", {})))
         keras.utils.set_random_seed(int(config.get("seed", 0)))  # trials differ by their values only
-        model = build_model(spec.dense_outputs(), cardinalities(spec, transform_output), hparams)
+        head = head_of(config)
+        model = build_model(spec.dense_outputs(), cardinalities(spec, transform_output), hparams, head,
+                            int(config.get("num_classes") or 2))  # fmt: skip
         fit(model, train, evaluation, a.train_steps, a.eval_steps, callbacks=[])  # a short, single-epoch trial
-        return {OBJECTIVE: eval_auc(model, evaluation, a.eval_steps)}
+        return {OBJECTIVE[head][0]: eval_objective(model, evaluation, a.eval_steps)}
 
     def save_model(self, trial_id, model, step=0):  # trials keep no model; the Trainer trains the final one
         pass
@@ -86,7 +86,7 @@ def tuner_fn(fn_args):
 
     tuning = fn_args.custom_config["tuning"]
     oracle = kt.oracles.RandomSearchOracle(
-        objective=kt.Objective(OBJECTIVE, "max"),
+        objective=kt.Objective(*OBJECTIVE[head_of(fn_args.custom_config)]),
         max_trials=int(tuning["max_trials"]),
         seed=int(fn_args.custom_config.get("seed", 0)),
         hyperparameters=search_space(tuning),

@@ -73,7 +73,10 @@ def find(store, served_version_dir: str) -> Baseline:
 
 # TFMA stores a Keras metric under its instance name
 METRIC_NAMES = {"AUC": "auc", "AUCPrecisionRecall": "auc_precision_recall", "BinaryAccuracy": "binary_accuracy",
-                "Precision": "precision", "Recall": "recall"}  # fmt: skip
+                "Precision": "precision", "Recall": "recall",
+                "SparseCategoricalAccuracy": "sparse_categorical_accuracy",
+                "RootMeanSquaredError": "root_mean_squared_error", "MeanAbsoluteError": "mean_absolute_error",
+                "MeanSquaredError": "mean_squared_error"}  # fmt: skip
 
 
 def evaluated_metric(evaluation_uri: str | None, metric: str) -> float | None:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
-ProblemType = Literal["binary_classification"]
+ProblemType = Literal["binary_classification", "multiclass_classification", "regression"]
 
 
 class ConfigError(ValueError):
@@ -121,7 +121,7 @@ class FramingConfig:
     cost_false_positive: float = 1.0  # cost of acting on a wrong positive, any unit
     cost_false_negative: float = 1.0  # cost of missing a real positive, same unit
     success_metric: str = "AUC"  # the metric the business accepts as its measure of success
-    success_level: float = 0.65  # below this the model is deemed unsuccessful and is not pushed
+    success_level: float = 0.65  # worse than this (below; above for an error metric) the model is not pushed
 
     @property
     def decision_threshold(self) -> float:
@@ -143,7 +143,8 @@ class BaselinesConfig:
 @dataclass(frozen=True)
 class EvaluationConfig:
     metric: str = "AUC"  # the metric that gates blessing
-    lower_bound: float = 0.65  # absolute threshold for any model
+    lower_bound: float = 0.65  # absolute floor of a higher-is-better metric, for any model
+    upper_bound: float | None = None  # absolute ceiling of a lower-is-better metric (an error)
     max_regression: float = 0.0  # allowed drop against the last blessed model
     slices: tuple[str, ...] = ()  # categorical features: metrics per value, reported
     time_slice: bool = False  # metrics per calendar month of features.timestamp, held to slice_lower_bound
@@ -266,6 +267,7 @@ class Config:
     features: FeaturesConfig
     pipeline: PipelineConfig
     split: SplitConfig = SplitConfig()
+    num_classes: int | None = None  # multiclass: labels are the integers 0 .. num_classes - 1
     trainer: TrainerConfig = TrainerConfig()
     tuning: TuningConfig = TuningConfig()
     framing: FramingConfig | None = None
@@ -309,7 +311,17 @@ def load_config(path: str, overrides: dict[str, Any] | None = None) -> Config:
     return _resolve_paths(config, _repo_root(path))
 
 
-GATING_METRICS = ("AUC", "AUCPrecisionRecall", "BinaryAccuracy", "Precision", "Recall")
+# The metrics that may gate blessing, per problem type, and whether higher is better.
+GATING_METRICS: dict[str, dict[str, bool]] = {
+    "binary_classification": {"AUC": True, "AUCPrecisionRecall": True, "BinaryAccuracy": True, "Precision": True,
+                              "Recall": True},
+    "multiclass_classification": {"SparseCategoricalAccuracy": True},
+    "regression": {"RootMeanSquaredError": False, "MeanAbsoluteError": False, "MeanSquaredError": False},
+}  # fmt: skip
+
+
+def higher_is_better(metric: str) -> bool:
+    return next(m[metric] for m in GATING_METRICS.values() if metric in m)
 
 
 def _check(config: Config, path: str) -> None:
@@ -364,10 +376,33 @@ def _check(config: Config, path: str) -> None:
     f = config.framing
     if f and (f.cost_false_positive <= 0 or f.cost_false_negative <= 0):
         raise ConfigError(f"{path}: 'framing' costs must be positive")
-    if config.evaluation.metric not in GATING_METRICS:
-        raise ConfigError(
-            f"{path}: 'evaluation.metric' must be one of {list(GATING_METRICS)}, got {config.evaluation.metric!r}"
-        )
+    _check_problem_type(config, path)
+
+
+def _check_problem_type(config: Config, path: str) -> None:
+    """What each problem type supports: its metrics, and the parts that only make sense for a
+    binary decision (a cost-derived threshold, fairness rates, a rule baseline, distillation)."""
+    kind, e = config.problem_type, config.evaluation
+    allowed = GATING_METRICS[kind]
+    if e.metric not in allowed:
+        raise ConfigError(f"{path}: 'evaluation.metric' for {kind} must be one of {list(allowed)}, got {e.metric!r}")
+    if not allowed[e.metric] and e.upper_bound is None:
+        raise ConfigError(f"{path}: {e.metric} is lower-is-better: set its ceiling ('framing.success_level')")
+    if not allowed[e.metric] and e.slice_lower_bound is not None:
+        raise ConfigError(f"{path}: 'evaluation.slice_lower_bound' needs a higher-is-better metric, not {e.metric}")
+    if kind == "multiclass_classification" and (config.num_classes is None or config.num_classes < 3):
+        raise ConfigError(f"{path}: multiclass_classification needs 'num_classes' of at least 3")
+    if kind != "multiclass_classification" and config.num_classes is not None:
+        raise ConfigError(f"{path}: 'num_classes' is only for multiclass_classification")
+    if kind != "binary_classification":
+        binary_only = {
+            "evaluation.fairness_features": bool(e.fairness_features),
+            "evaluation.baselines.heuristic_feature": bool(e.baselines and e.baselines.heuristic_feature),
+            "simplification": config.simplification is not None,
+        }
+        for key, used in binary_only.items():
+            if used:
+                raise ConfigError(f"{path}: '{key}' is only supported for binary_classification, not {kind}")
 
 
 def _derive_from_framing(raw: dict, path: str) -> dict:
@@ -376,7 +411,10 @@ def _derive_from_framing(raw: dict, path: str) -> dict:
     if not isinstance(framing, dict):
         return raw
     evaluation = dict(raw.get("evaluation") or {})
-    for key, source in (("metric", "success_metric"), ("lower_bound", "success_level")):
+    metric = framing.get("success_metric", FramingConfig.success_metric)
+    known = {m for metrics in GATING_METRICS.values() for m in metrics}
+    bound = "lower_bound" if metric not in known or higher_is_better(metric) else "upper_bound"
+    for key, source in (("metric", "success_metric"), (bound, "success_level")):
         if key in evaluation:
             raise ConfigError(f"{path}: 'evaluation.{key}' is derived from 'framing.{source}'; set it there only")
         if source in framing:

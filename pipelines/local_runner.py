@@ -30,7 +30,7 @@ def prepare_data(config: Config) -> None:
     from datagen import taxi
 
     stamp_path = config.data.path.rstrip("/") + ".generated.json"  # outside the input glob
-    stamp = {"rows": gen.rows, "seed": gen.seed, "label_signal": gen.label_signal}
+    stamp = {"rows": gen.rows, "seed": gen.seed, "label_signal": gen.label_signal, "version": taxi.VERSION}
     if os.path.exists(stamp_path):
         with open(stamp_path) as f:
             if json.load(f) == stamp:

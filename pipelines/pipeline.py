@@ -22,7 +22,7 @@ from models.features import FeatureSpec
 from models.trainer import SLICE_SIGNATURE, month_name
 from monitoring.checks import HISTOGRAM_BUCKETS
 from pipelines.code_version import code_commit
-from pipelines.config import GATING_METRICS, Config, MachineConfig
+from pipelines.config import GATING_METRICS, Config, MachineConfig, higher_is_better
 
 MODEL_CODE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
@@ -33,13 +33,25 @@ DISTILL_RUN_FN = "models.distill.run_fn"
 HEURISTIC_RUN_FN = "models.baselines.heuristic_run_fn"
 TUNING_ARGS_KEY = tfx.extensions.google_cloud_ai_platform.experimental.TUNING_ARGS_KEY
 SERVING_SIGNATURE = "serving_default"
-METRICS = ("ExampleCount", *GATING_METRICS)
+# what the Evaluator computes, per problem type (TFMA metrics or tf_keras metric class names)
+METRICS = {
+    "binary_classification": ("ExampleCount", *GATING_METRICS["binary_classification"]),
+    "multiclass_classification": ("ExampleCount", "SparseCategoricalAccuracy", "SparseCategoricalCrossentropy",
+                                  "MultiClassConfusionMatrixPlot"),
+    "regression": ("ExampleCount", "RootMeanSquaredError", "MeanAbsoluteError", "MeanSquaredError"),
+}  # fmt: skip
 FAIRNESS_RATES = ("FPR", "FNR", "PredictedPositiveRate")
 
 
-def decision_threshold(config: Config) -> float:
-    """From the costs in `framing:`, else 0.5."""
+def decision_threshold(config: Config) -> float | None:
+    """From the costs in `framing:`, else 0.5; None where there is no yes/no decision."""
+    if config.problem_type != "binary_classification":
+        return None
     return config.framing.decision_threshold if config.framing else 0.5
+
+
+def direction(metric: str):
+    return tfma.MetricDirection.HIGHER_IS_BETTER if higher_is_better(metric) else tfma.MetricDirection.LOWER_IS_BETTER
 
 
 def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl.Pipeline:
@@ -205,10 +217,9 @@ def _baselines(config: Config, example_gen, transform, schema, trainer, evaluato
 def baseline_eval_config(config: Config) -> tfma.EvalConfig:
     """The candidate's gating metric must exceed the baseline's by `baselines.margin` (overall)."""
     e = config.evaluation
+    margin = e.baselines.margin if higher_is_better(e.metric) else -e.baselines.margin  # a lower error beats
     beat = tfma.MetricThreshold(
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": e.baselines.margin}
-        )
+        change_threshold=tfma.GenericChangeThreshold(direction=direction(e.metric), absolute={"value": margin})
     )
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name=SERVING_SIGNATURE, label_key=config.label)],
@@ -362,7 +373,7 @@ def transform_custom_config(config: Config) -> dict:
         label=config.label, numeric=f.numeric, categorical=f.categorical, hashed=f.hashed,
         timestamp=f.timestamp, top_k=f.top_k, oov_buckets=f.oov_buckets,
     )  # fmt: skip
-    return {"features": spec.to_dict(), "code_fingerprint": code_fingerprint()}
+    return {"features": spec.to_dict(), "problem_type": config.problem_type, "code_fingerprint": code_fingerprint()}
 
 
 def trainer_custom_config(config: Config) -> dict:
@@ -376,6 +387,7 @@ def trainer_custom_config(config: Config) -> dict:
         **transform_custom_config(config), "hparams": hparams, "batch_size": t.batch_size, "epochs": t.epochs,
         "early_stopping_patience": t.early_stopping_patience, "decision_threshold": decision_threshold(config),
         "warm_start": t.warm_start, "distribution": t.distribution, "cache_input": t.cache_input,
+        "num_classes": config.num_classes,
     }  # fmt: skip
 
 
@@ -396,11 +408,12 @@ def eval_config(config: Config) -> tfma.EvalConfig:
     calendar month it must clear `slice_lower_bound`. Categorical and fairness slices are reported.
     (A MetricConfig's plain `threshold` would hold every slice to the overall bound.)"""
     e = config.evaluation
+    higher = higher_is_better(e.metric)
+    bound = {"lower_bound": {"value": e.lower_bound}} if higher else {"upper_bound": {"value": e.upper_bound}}
+    allowed_change = -e.max_regression - 1e-10 if higher else e.max_regression + 1e-10
     threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": e.lower_bound}),
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=tfma.MetricDirection.HIGHER_IS_BETTER, absolute={"value": -e.max_regression - 1e-10}
-        ),
+        value_threshold=tfma.GenericValueThreshold(**bound),
+        change_threshold=tfma.GenericChangeThreshold(direction=direction(e.metric), absolute={"value": allowed_change}),
     )
     slices = [tfma.SlicingSpec(feature_keys=[f]) for f in dict.fromkeys(e.slices + e.fairness_features)]
     gated = [tfma_config.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
@@ -421,14 +434,14 @@ def eval_config(config: Config) -> tfma.EvalConfig:
         "BinaryAccuracy": json.dumps({"threshold": t}),
         "Precision": json.dumps({"thresholds": [t]}),
         "Recall": json.dumps({"thresholds": [t]}),
-    }
+    } if t is not None else {}  # fmt: skip
     metrics = [
         tfma.MetricConfig(
             class_name=m,
             config=at_threshold.get(m),
             per_slice_thresholds=gated if m == e.metric else None,
         )
-        for m in METRICS
+        for m in METRICS[config.problem_type]
     ]
     if e.fairness_features:  # the rates Fairness Indicators reports, with TFMA's own metrics
         rates_config = json.dumps({"thresholds": list(e.fairness_thresholds)})

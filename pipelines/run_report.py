@@ -273,8 +273,9 @@ def training_section(artifacts: RunArtifacts, out_dir: str) -> str:
             curves = json.load(f)
         loss = line_chart({k: curves[k] for k in ("loss", "val_loss") if k in curves}, f"{component}: loss",
                           out_dir, f"loss_{component}.png", "epoch")  # fmt: skip
-        auc = line_chart({k: curves[k] for k in ("auc", "val_auc") if k in curves}, f"{component}: AUC",
-                         out_dir, f"auc_{component}.png", "epoch")  # fmt: skip
+        metric = next((m for m in ("auc", "accuracy", "rmse") if f"val_{m}" in curves), "loss")
+        auc = line_chart({k: curves[k] for k in (metric, f"val_{metric}") if k in curves},
+                         f"{component}: {metric}", out_dir, f"metric_{component}.png", "epoch")  # fmt: skip
         parts.append(f"<h3>{component}: {curves.get('epochs')} epochs</h3><div class=grid>"
                      + _img(loss, "loss") + _img(auc, "auc") + "</div>")  # fmt: skip
     if not parts:
@@ -303,7 +304,8 @@ def evaluation_section(artifacts: RunArtifacts, out_dir: str) -> str:
         return "<p>No evaluation in this run.</p>"
     models = [m for m in ("candidate", "linear", "heuristic", "last blessed") if any(m in v for v in table.values())]
     rows = [[metric, *[values.get(m, float("nan")) for m in models]] for metric, values in sorted(table.items())]
-    shown = {m: table[m] for m in ("auc", "auc_precision_recall", "precision", "recall") if m in table}
+    shown = {m: table[m] for m in ("auc", "auc_precision_recall", "precision", "recall", "sparse_categorical_accuracy",
+                                   "root_mean_squared_error", "mean_absolute_error") if m in table}  # fmt: skip
     chart = grouped_bars(shown, "Eval split: candidate vs baselines", out_dir, "evaluation.png") if shown else None
     note = "" if "last blessed" in models else "<p>No earlier blessed model: this is the first candidate.</p>"
     return note + _table(["metric", *models], rows) + (_img(chart, "evaluation") if chart else "")
@@ -315,7 +317,10 @@ def slices_section(artifacts: RunArtifacts, config, out_dir: str) -> str:
     uri = artifacts.first("Evaluator", "ModelEvaluation")
     if not uri:
         return "<p>No evaluation in this run.</p>"
-    wanted = ("auc", "false_positive_rate", "false_negative_rate", "predicted_positive_rate", "example_count")
+    gating = {"AUC": "auc", "SparseCategoricalAccuracy": "sparse_categorical_accuracy",
+              "RootMeanSquaredError": "root_mean_squared_error", "MeanAbsoluteError": "mean_absolute_error",
+              "MeanSquaredError": "mean_squared_error"}.get(config.evaluation.metric, "auc")  # fmt: skip
+    wanted = (gating, "false_positive_rate", "false_negative_rate", "predicted_positive_rate", "example_count")
     rows, auc_by_slice = [], {}
     for metrics in tfma.load_metrics(uri):
         keys = metrics.slice_key.single_slice_keys
@@ -328,14 +333,16 @@ def slices_section(artifacts: RunArtifacts, config, out_dir: str) -> str:
                 continue
             values[kv.key.name] = kv.value.double_value.value
         rows.append([where, *[values.get(m, float("nan")) for m in wanted]])
-        if "auc" in values:
-            auc_by_slice[where] = values["auc"]
+        if gating in values:
+            auc_by_slice[where] = values[gating]
     rows.sort()
-    chart = bar_chart(dict(sorted(auc_by_slice.items())), "AUC by slice", out_dir, "slices.png", "AUC")
+    chart = bar_chart(dict(sorted(auc_by_slice.items())), f"{gating} by slice", out_dir, "slices.png", gating)
     fairness = ", ".join(config.evaluation.fairness_features) or "none configured"
+    shown = [w for w in wanted if any(not math.isnan(r[1 + wanted.index(w)]) for r in rows)]
+    rows = [[r[0], *[r[1 + wanted.index(w)] for w in shown]] for r in rows]
     return (f"<p>Fairness features: {html.escape(fairness)} (false positive / negative rates and predicted "
             "positive rate at the decision threshold, per group). Failed slice checks are listed under the "
-            "decision.</p>" + _table(["slice", *wanted], rows) + _img(chart, "AUC by slice"))  # fmt: skip
+            "decision.</p>" + _table(["slice", *shown], rows) + _img(chart, f"{gating} by slice"))  # fmt: skip
 
 
 def _slice_value(key) -> str:

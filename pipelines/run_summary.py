@@ -91,7 +91,10 @@ def _value(key) -> str:
 
 def _threshold(threshold) -> str:
     if threshold.HasField("value_threshold"):
-        return f"lower bound {threshold.value_threshold.lower_bound.value}"
+        bound = threshold.value_threshold
+        if bound.HasField("upper_bound"):
+            return f"upper bound {bound.upper_bound.value}"
+        return f"lower bound {bound.lower_bound.value}"
     if threshold.HasField("change_threshold"):
         return f"change vs the baseline model (absolute {threshold.change_threshold.absolute.value:+.4f})"
     return str(threshold).replace("\n", " ")

@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
@@ -71,8 +72,11 @@ class LoadedModel:
     _explain_fn: Any = None  # the `explain_columns` signature (same inputs), when the model has it
     decision_threshold: float | None = None  # from the problem's costs (framing); None: scores only
 
-    def answer(self, score: float) -> dict:
-        """One prediction as the server returns it: the score, and the decision when there is a threshold."""
+    def answer(self, score) -> dict:
+        """One prediction as the server returns it: the score (a list of class probabilities for a
+        multiclass model), and the decision when there is a threshold."""
+        if isinstance(score, list):
+            return {self.output: score, "class": max(range(len(score)), key=score.__getitem__)}
         if self.decision_threshold is None:
             return {self.output: score}
         return {self.output: score, "decision": score >= self.decision_threshold}
@@ -81,21 +85,23 @@ class LoadedModel:
         """Scores validated instances (the validator's output)."""
         if self._columns_fn is None:
             return self.predict_serialized([to_example(i) for i in instances])
-        result = self._columns_fn(**self._columns(instances))[self.output]
-        return [float(v) for v in tf.reshape(result, [-1]).numpy()]
+        return per_row(self._columns_fn(**self._columns(instances))[self.output])
 
     def explain(self, instances: list[dict[str, Any]]) -> list[dict]:
         """Integrated-gradients attributions per raw input of validated instances, in Vertex AI's
         explanation form; they add up to instanceOutputValue - baselineOutputValue."""
         if self._explain_fn is None:
             raise LookupError(f"model version {self.version} has no explain signature")
-        out = {k: tf.reshape(v, [-1]).numpy() for k, v in self._explain_fn(**self._columns(instances)).items()}
+        out = {k: v.numpy() for k, v in self._explain_fn(**self._columns(instances)).items()}
         prefix = "attribution__"
         names = sorted(k for k in out if k.startswith(prefix))
+        predicted, baseline = out[self.output], out[f"baseline_{self.output}"]
+        # one output per class: the attributions are of the predicted class's probability
+        column = predicted.argmax(axis=1) if predicted.shape[-1] > 1 else np.zeros(len(instances), int)
         explanations = []
         for i in range(len(instances)):
-            attributions = {k[len(prefix) :]: float(out[k][i]) for k in names}
-            value, base = float(out[self.output][i]), float(out[f"baseline_{self.output}"][i])
+            attributions = {k[len(prefix) :]: float(out[k].reshape(-1)[i]) for k in names}
+            value, base = float(predicted[i, column[i]]), float(baseline[i, column[i]])
             explanations.append({"attributions": [{
                 "featureAttributions": attributions, "instanceOutputValue": value, "baselineOutputValue": base,
                 "approximationError": abs(value - base - sum(attributions.values())), "outputName": self.output,
@@ -114,8 +120,15 @@ class LoadedModel:
         return columns
 
     def predict_serialized(self, examples: list[bytes]) -> list[float]:
-        result = self._fn(examples=tf.constant(examples, dtype=tf.string))[self.output]
-        return [float(v) for v in tf.reshape(result, [-1]).numpy()]
+        return per_row(self._fn(examples=tf.constant(examples, dtype=tf.string))[self.output])
+
+
+def per_row(result: tf.Tensor) -> list:
+    """One float per row for a one-output model; a list per row for one output per class."""
+    values = result.numpy()
+    if values.ndim == 2 and values.shape[1] > 1:
+        return [[float(v) for v in row] for row in values]
+    return [float(v) for v in values.reshape(-1)]
 
 
 def read_contract(path: str) -> dict:

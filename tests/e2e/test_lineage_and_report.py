@@ -77,9 +77,14 @@ def test_run_report_renders_every_section_in_headless_chromium(first_run, tmp_pa
     page = run_report.write_latest(config)
     out_dir = os.path.dirname(page)
     charts = glob.glob(os.path.join(out_dir, "*.png"))
-    assert {"evaluation.png", "slices.png", "tuning.png", "importance.png", "loss_Trainer.png"} <= {
-        os.path.basename(c) for c in charts
-    }
+    assert {
+        "evaluation.png",
+        "slices.png",
+        "tuning.png",
+        "importance.png",
+        "loss_Trainer.png",
+        "metric_Trainer.png",
+    } <= {os.path.basename(c) for c in charts}
     dom = subprocess.run(
         ["chromium", *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000",
          "--dump-dom", f"file://{page}"],

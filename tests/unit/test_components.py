@@ -49,3 +49,18 @@ def test_served_version_is_found_by_source_model_uri(tmp_path):
     (base / "300").mkdir()  # pushed by something else: no marker
     assert served_version_of(str(base), "/models/2") == "200"
     assert served_version_of(str(base), "/models/3") is None
+
+
+@pytest.mark.parametrize(
+    "output, value, ok",
+    [
+        ("probability", 0.3, True), ("probability", 1.2, False), ("probability", float("nan"), False),
+        ("probability", "0.3", False), ("probabilities", [0.2, 0.5, 0.3], True), ("probabilities", [0.2, 0.5], False),
+        ("probabilities", [0.9, 0.5, -0.4], False), ("probabilities", 0.5, False), ("prediction", 12.5, True),
+        ("prediction", -3.0, True), ("prediction", float("inf"), False),
+    ],
+)  # fmt: skip
+def test_infra_validation_checks_the_heads_output(output, value, ok):
+    from components.serving_infra_validator import valid_prediction
+
+    assert valid_prediction(output, value) is ok

@@ -16,6 +16,7 @@ EXPECTED_ORDER = [
     "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "DataValidationGate",
     "Transform", "Tuner", "Trainer", "latest_blessed_model_resolver", "Evaluator", "ServingInfraValidator", "Pusher",
     "LinearBaseline", "HeuristicBaseline", "EvaluatorVsLinear", "EvaluatorVsHeuristic", "BlessingGate",
+    "DistilledModel",
 ]  # fmt: skip
 
 
@@ -30,6 +31,9 @@ def test_components_and_wiring(taxi_config_path):
     assert by_id["Evaluator"].inputs["baseline_model"].producer_component_id == "latest_blessed_model_resolver"
     assert by_id["Pusher"].inputs["model_blessing"].producer_component_id == "BlessingGate"
     assert by_id["EvaluatorVsLinear"].inputs["baseline_model"].producer_component_id == "LinearBaseline"
+    # the distilled model learns from the candidate; it is compared, never pushed
+    assert by_id["DistilledModel"].inputs["base_model"].producer_component_id == "Trainer"
+    assert all(ch.producer_component_id != "DistilledModel" for ch in by_id["Pusher"].inputs.values())
     # the next run's baseline is a model the gate blessed, not one the main Evaluator alone blessed
     from tfx.dsl.compiler import compiler
 
