@@ -20,6 +20,7 @@ PERSONAL_COLUMNS = ("rider_name", "rider_email", "rider_phone")
 LEAKY_COLUMN = "tip_amount"
 TIP_CLASS = "tip_class"  # 0: under 10 % of the fare, 1: 10-20 %, 2: over 20 % (= big_tip); a multiclass label
 TIP_CLASSES = 3
+OUTCOMES = (LABEL, LEAKY_COLUMN, TIP_CLASS)  # known only once the trip is over: never sent for a prediction
 
 START = np.datetime64("2026-01-01T00:00:00")
 DAYS = 181  # January to June
@@ -176,3 +177,48 @@ def write_csv(frame: pd.DataFrame, directory: str, name: str = "trips.csv") -> s
     path = os.path.join(directory, name)
     frame.to_csv(path, index=False)
     return path
+
+
+EXTENSIONS = {"csv": "csv", "json": "jsonl", "parquet": "parquet", "tfrecord": "tfrecord"}
+
+
+def write_table(frame: pd.DataFrame, directory: str, fmt: str, name: str = "trips") -> str:
+    """Writes `frame` as one file of `fmt` (csv, json lines, parquet, tfrecord of tf.Examples)
+    in `directory`; a missing value is absent from its row. Returns the path."""
+    import os
+
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, f"{name}.{EXTENSIONS[fmt]}")
+    if fmt == "csv":
+        frame.to_csv(path, index=False)
+    elif fmt == "json":
+        frame.to_json(path, orient="records", lines=True)
+    elif fmt == "parquet":
+        plain = frame.copy()
+        plain.attrs = {}  # the true probabilities are not data (and pandas would store them as metadata)
+        plain.to_parquet(path, index=False)
+    elif fmt == "tfrecord":
+        import tensorflow as tf
+
+        with tf.io.TFRecordWriter(path) as writer:
+            for row in frame.to_dict(orient="records"):
+                writer.write(_example(row).SerializeToString())
+    else:
+        raise ValueError(f"unknown format {fmt!r}; one of {sorted(EXTENSIONS)}")
+    return path
+
+
+def _example(row: dict):
+    import tensorflow as tf
+
+    features = {}
+    for name, value in row.items():
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            continue
+        if isinstance(value, str):
+            features[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode()]))
+        elif isinstance(value, (int, np.integer)):
+            features[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+        else:
+            features[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(value)]))
+    return tf.train.Example(features=tf.train.Features(feature=features))

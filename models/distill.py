@@ -18,19 +18,18 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from models.features import FeatureSpec
 from models.model import HParams, build_model
 from models.trainer import CONTRACT_DIR, METADATA_FILE, WEIGHTS_FILE, export_serving_model, write_serving_contract
-from models.training import cardinalities, fit, make_datasets
+from models.training import cardinalities, feature_spec, fit, make_datasets
 
 RESULT_FILE = "simplification.json"
 
 
 def run_fn(fn_args) -> None:
     config = fn_args.custom_config
-    spec = FeatureSpec.from_dict(config["features"])
     student_config = config["student"]
     transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    spec = feature_spec(config, transform_output)
     sizes = cardinalities(spec, transform_output)
     teacher = load_teacher(fn_args.base_model, spec.dense_outputs(), sizes)
     keras.utils.set_random_seed(int(config.get("seed", 0)))

@@ -45,6 +45,20 @@ class FeatureSpec:
             "oov_buckets": self.oov_buckets,
         }
 
+    def restricted_to(self, columns) -> FeatureSpec:
+        """The same spec without the features whose raw column is not in `columns` (those a
+        feature screen excluded: Transform does not parse them)."""
+        keep = set(columns)
+        return FeatureSpec(
+            label=self.label,
+            numeric=tuple(n for n in self.numeric if n in keep),
+            categorical=tuple(n for n in self.categorical if n in keep),
+            hashed={n: b for n, b in self.hashed.items() if n in keep},
+            timestamp=self.timestamp if self.timestamp in keep else None,
+            top_k=self.top_k,
+            oov_buckets=self.oov_buckets,
+        )
+
     def raw_inputs(self) -> tuple[str, ...]:
         """Raw columns needed at serving time (the label is not one)."""
         ts = (self.timestamp,) if self.timestamp else ()

@@ -28,7 +28,7 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
         (vocabulary with OOV buckets, or hashing), hour and weekday of the
         timestamp, and the label when present.
     """
-    spec = FeatureSpec.from_dict(custom_config["features"])
+    spec = FeatureSpec.from_dict(custom_config["features"]).restricted_to(inputs)  # screened-out: not parsed
     outputs = {}
     for name in spec.numeric:
         value, present = _dense(inputs[name], tf.constant(0.0, tf.float32))

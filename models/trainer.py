@@ -15,7 +15,7 @@ import tf_keras as keras
 from models import explain
 from models.features import FeatureSpec, hour_name, missing_name, weekday_name
 from models.model import OBJECTIVE, HParams, build_model, head_of, output_name
-from models.training import cardinalities, fit, make_datasets, strategy_for
+from models.training import cardinalities, feature_spec, fit, make_datasets, strategy_for
 from models.tuning import hparams_from_values
 
 SERVING_OUTPUT = "probability"  # the binary head's output; see `output_name`
@@ -40,10 +40,10 @@ def run_fn(fn_args) -> None:
 def train_and_export(fn_args, hparams: HParams) -> None:
     """Trains `build_model(hparams)` on the transformed examples and exports it for serving."""
     config = fn_args.custom_config
-    spec = FeatureSpec.from_dict(config["features"])
     batch_size = int(config.get("batch_size", 128))
     keras.utils.set_random_seed(int(config.get("seed", 0)))
     transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    spec = feature_spec(config, transform_output)
     train, evaluation = make_datasets(fn_args, transform_output, spec.label, batch_size)
 
     strategy = strategy_for(config.get("distribution", "default"))

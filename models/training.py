@@ -50,6 +50,11 @@ def tuned_input(file_patterns: list[str], feature_spec: dict, label: str, batch_
     return batches.repeat().prefetch(tf.data.AUTOTUNE)
 
 
+def feature_spec(config: dict, transform_output: tft.TFTransformOutput) -> FeatureSpec:
+    """The configured features that reached Transform (a feature screen may have excluded some)."""
+    return FeatureSpec.from_dict(config["features"]).restricted_to(transform_output.raw_feature_spec())
+
+
 def cardinalities(spec: FeatureSpec, transform_output: tft.TFTransformOutput) -> dict[str, int]:
     """Number of ids of each integer feature Transform emits."""
     sizes = {n: transform_output.vocabulary_size_by_name(n) + spec.oov_buckets for n in spec.categorical}

@@ -14,9 +14,8 @@ import keras_tuner as kt
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from models.features import FeatureSpec
 from models.model import OBJECTIVE, HParams, build_model, head_of
-from models.training import cardinalities, eval_objective, fit, make_datasets
+from models.training import cardinalities, eval_objective, feature_spec, fit, make_datasets
 
 
 def search_space(space: dict[str, Any]) -> kt.HyperParameters:
@@ -59,8 +58,8 @@ class ModelTuner(kt.engine.base_tuner.BaseTuner):
     def run_trial(self, trial, *args, **kwargs) -> dict[str, float]:
         a = self._fn_args
         config = a.custom_config
-        spec = FeatureSpec.from_dict(config["features"])
         transform_output = tft.TFTransformOutput(a.transform_graph_path)
+        spec = feature_spec(config, transform_output)
         train, evaluation = make_datasets(a, transform_output, spec.label, int(config.get("batch_size", 128)))
         hparams = hparams_from_values(trial.hyperparameters.values, HParams.from_dict(config.get("hparams", {})))
         keras.utils.set_random_seed(int(config.get("seed", 0)))  # trials differ by their values only

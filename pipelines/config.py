@@ -36,18 +36,26 @@ class GenerateConfig:
 @dataclass(frozen=True)
 class DataConfig:
     path: str = ""  # a directory of files (local or gs://); unused for BigQuery
-    format: Literal["csv", "bigquery"] = "csv"
+    format: Literal["csv", "json", "parquet", "tfrecord", "bigquery"] = "csv"  # json: JSON lines (*.jsonl)
     query: str | None = None  # BigQuery SQL (format: bigquery), e.g. SELECT * FROM `project.dataset.table`
     schema: str | None = None  # curated schema (ImportSchemaGen); None infers it (SchemaGen)
     personal_columns: tuple[str, ...] = ()  # dropped at ingestion, never stored
     key_column: str | None = None  # identifies a row; kept through batch prediction, never a feature
+    spans: bool = False  # data arrives as span-<N>/ folders under path; each run reads the newest span
     generate: GenerateConfig | None = None
 
 
 @dataclass(frozen=True)
 class SplitConfig:
-    train_buckets: int = 4
+    """Train / eval split: by time where there is a timestamp (eval is the newest rows), else by hash."""
+
+    by: Literal["auto", "time", "hash"] = "auto"  # auto: time with features.timestamp, else hash
+    train_fraction: float = 0.8  # time split: the share of rows, oldest first, that train
+    train_buckets: int = 4  # hash split: train : eval buckets
     eval_buckets: int = 1
+
+    def by_time(self, timestamp: str | None) -> bool:
+        return self.by == "time" or (self.by == "auto" and timestamp is not None)
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,18 @@ class TuningConfig:
     embedding_dim: tuple[int, ...] = (4, 8)
     dropout: tuple[float, ...] = ()  # choices; empty: trainer.dropout
     l2: tuple[float, ...] = ()  # choices; empty: trainer.l2
+
+
+@dataclass(frozen=True)
+class ScreeningConfig:
+    """Leakage and feature selection before Transform (components/feature_screen.py)."""
+
+    leak_power: float = 0.95  # a column predicting the label this well (AUC / accuracy / R^2), alone or as a
+    # rate or difference with another column, is leakage
+    near_constant: float = 0.99  # share of the most frequent value from which a column carries nothing
+    redundant_correlation: float = 0.99  # |r| between two numeric features from which the weaker goes
+    keep: tuple[str, ...] = ()  # features kept whatever the screen finds
+    max_rows: int = 20000  # rows of the train split screened
 
 
 @dataclass(frozen=True)
@@ -273,6 +293,7 @@ class Config:
     framing: FramingConfig | None = None
     evaluation: EvaluationConfig = EvaluationConfig()
     simplification: SimplificationConfig | None = None  # None: no distilled model
+    screening: ScreeningConfig | None = None  # None: the configured features go to Transform unscreened
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     vertex: VertexConfig | None = None  # a deployment profile (configs/vertex-*.yaml)
@@ -341,6 +362,15 @@ def _check(config: Config, path: str) -> None:
         raise ConfigError(f"{path}: 'data.format: bigquery' needs 'data.query'")
     if config.data.format != "bigquery" and not config.data.path:
         raise ConfigError(f"{path}: 'data.path' is required for 'data.format: {config.data.format}'")
+    split = config.split
+    if split.by == "time" and not config.features.timestamp:
+        raise ConfigError(f"{path}: 'split.by: time' needs 'features.timestamp'")
+    if not 0 < split.train_fraction < 1:
+        raise ConfigError(f"{path}: 'split.train_fraction' must be between 0 and 1, got {split.train_fraction}")
+    if config.data.format == "bigquery" and split.by == "time":
+        raise ConfigError(f"{path}: 'split.by: time' is for files; for BigQuery split in the query or use 'hash'")
+    if config.data.spans and config.data.format == "bigquery":
+        raise ConfigError(f"{path}: 'data.spans' is for files; a BigQuery query selects its own rows")
     t = config.tuning
     if t.max_trials < 0 or len(t.learning_rate) != 2 or not 0 < t.learning_rate[0] < t.learning_rate[1]:
         raise ConfigError(f"{path}: 'tuning.learning_rate' must be [low, high] with 0 < low < high")

@@ -14,10 +14,12 @@ from tfx import v1 as tfx
 from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 
-from components import csv_without_personal_data, idempotent_pusher, provenance
+from components import file_example_gen, idempotent_pusher, provenance
 from components.blessing_gate import BlessingGate
+from components.feature_screen import FeatureScreen, settings_json
 from components.serving_infra_validator import ServingInfraValidator
 from components.validation_gate import DataValidationGate
+from models import screening
 from models.features import FeatureSpec
 from models.trainer import SLICE_SIGNATURE, month_name
 from monitoring.checks import HISTOGRAM_BUCKETS
@@ -78,6 +80,12 @@ def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl
     )
     gate = DataValidationGate(anomalies=example_validator.outputs["anomalies"], schema=schema_gen.outputs["schema"])
     schema = gate.outputs["validated_schema"]
+    screen = None
+    if config.screening:
+        screen = FeatureScreen(
+            examples=example_gen.outputs["examples"], schema=schema, settings=screen_settings(config)
+        )
+        schema = screen.outputs["screened_schema"]  # excluded features are DEPRECATED: Transform skips them
 
     transform = provenance.Transform(
         examples=example_gen.outputs["examples"],
@@ -141,7 +149,8 @@ def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl
     )
     distilled = [_distilled(config, transform, schema, trainer)] if config.simplification else []
     components = [
-        example_gen, statistics_gen, schema_gen, example_validator, gate, transform, *([tuner] if tuner else []),
+        example_gen, statistics_gen, schema_gen, example_validator, gate, *([screen] if screen else []), transform,
+        *([tuner] if tuner else []),
         trainer, *distilled, baseline, evaluator, *baseline_nodes, infra_validator, pusher,
     ]  # fmt: skip
     metadata = (
@@ -157,6 +166,14 @@ def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl
         metadata_connection_config=metadata,
         beam_pipeline_args=beam_args(config),
     )
+
+
+def screen_settings(config: Config) -> str:
+    s = config.screening
+    settings = screening.Settings(leak_power=s.leak_power, near_constant=s.near_constant,
+                                  redundant_correlation=s.redundant_correlation, keep=s.keep, max_rows=s.max_rows)  # fmt: skip
+    ignore = [c for c in (config.data.key_column, *config.data.personal_columns) if c]
+    return settings_json(settings, config.label, config.problem_type, list(config.features.inputs()), ignore)
 
 
 def _distilled(config: Config, transform, schema, trainer) -> tfx.components.Trainer:
@@ -236,14 +253,25 @@ def _example_gen(config: Config, runtime_parameters: bool):
     input_base = config.data.path
     if runtime_parameters:
         input_base = tfx.dsl.experimental.RuntimeParameter(name="data_root", ptype=str, default=input_base)
+    fmt = config.data.format
+    # only the data files: a span folder may also hold a `_SUCCESS` marker (triggers/)
+    pattern = file_example_gen.FILE_PATTERNS[fmt]
+    if config.data.spans:
+        pattern = "span-{SPAN}/" + pattern  # ExampleGen reads the newest span and records its number
+    time_feature = config.features.timestamp if config.split.by_time(config.features.timestamp) else None
     return FileBasedExampleGen(
         input_base=input_base,
-        # only the data files: a span folder may also hold a `_SUCCESS` marker (triggers/)
-        input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="single_split", pattern="*.csv")]),
-        custom_executor_spec=executor_spec.BeamExecutorSpec(csv_without_personal_data.Executor),
-        custom_config=csv_without_personal_data.custom_config(config.data.personal_columns),
+        input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="single_split", pattern=pattern)]),
+        custom_executor_spec=executor_spec.BeamExecutorSpec(file_example_gen.EXECUTORS[fmt]),
+        custom_config=file_example_gen.custom_config(
+            config.data.personal_columns, time_feature, config.split.train_fraction
+        ),  # fmt: skip
         output_config=_split_config(config),
-    ).with_id("CsvExampleGen")
+    ).with_id(EXAMPLE_GEN_IDS[fmt])
+
+
+EXAMPLE_GEN_IDS = {"csv": "CsvExampleGen", "json": "JsonExampleGen", "parquet": "ParquetExampleGen",
+                   "tfrecord": "TFRecordExampleGen", "bigquery": "BigQueryExampleGen"}  # fmt: skip
 
 
 def bigquery_query(config: Config) -> str:

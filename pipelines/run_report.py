@@ -233,15 +233,24 @@ def anomalies_html(uri: str | None) -> str:
 
 
 def screening_section(artifacts: RunArtifacts) -> str:
-    """Leakage and feature-selection findings, when the pipeline has a screening step."""
-    for component, kinds in artifacts.by_component.items():
-        for uri in kinds.get("FeatureScreening", []):
-            with open(os.path.join(uri, "screening.json")) as f:
-                findings = json.load(f)
-            rows = [[r["feature"], r["finding"], r.get("reason", "")] for r in findings.get("features", [])]
-            return f"<p>From {html.escape(component)}.</p>" + _table(["feature", "finding", "reason"], rows)
-    return ("<p>This pipeline has no feature-screening step, so no leakage or feature-selection "
-            "findings were produced. The model's inputs are the configured features.</p>")  # fmt: skip
+    """Leakage and feature-selection findings of the FeatureScreen step."""
+    from components.feature_screen import RESULT_FILE
+
+    uri = artifacts.first("FeatureScreen", "FeatureScreening")
+    path = os.path.join(uri, RESULT_FILE) if uri else None
+    if not path or not os.path.exists(path):
+        return ("<p>This pipeline has no feature-screening step (config: <code>screening</code>), so no leakage "
+                "or feature-selection findings were produced.</p>")  # fmt: skip
+    with open(path) as f:
+        found = json.load(f)
+    rows = [[r["column"], "yes" if r["is_feature"] else "no", r["finding"], r["power"],
+             "excluded" if r["excluded"] else "", r["reason"]]
+            for r in sorted(found["features"], key=lambda r: (r["finding"] == "ok", -r["power"]))]  # fmt: skip
+    excluded = ", ".join(found["excluded"]) or "none"
+    return (f"<p>Each column's power to predict the label on its own, out of fold, on {found['rows']} rows of the "
+            f"{found['split']} split. Features excluded from the model: <b>{html.escape(excluded)}</b>. Columns "
+            "that are not features are reported, never used.</p>"
+            + _table(["column", "feature", "finding", "power", "action", "reason"], rows))  # fmt: skip
 
 
 def tuning_section(artifacts: RunArtifacts, out_dir: str) -> str:

@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         available = model_store.versions(config.pipeline.serving_dir)
     model_dir = os.path.join(config.pipeline.serving_dir, available[-1])
     frame = taxi.generate(max(args.batch_rows, 5000), seed=99)
-    rows = instances.from_frame(frame.drop(columns=[config.label, "tip_amount", "trip_id"]))
+    rows = instances.from_frame(frame.drop(columns=[*taxi.OUTCOMES, "trip_id"]))
     personal = list(config.data.personal_columns)
 
     result: dict = {"model": model_dir, "cpus": os.cpu_count()}

@@ -21,7 +21,7 @@ WINDOW = 2000
 
 
 def send(client, frame, batch=50):
-    rows = instances.from_frame(frame.drop(columns=["big_tip", "tip_amount"]))  # trip_id goes along as the key
+    rows = instances.from_frame(frame.drop(columns=list(taxi.OUTCOMES)))  # trip_id goes along as the key
     for i in range(0, len(rows), batch):
         status, body = client.predict(rows[i : i + batch])
         assert status == 200, body

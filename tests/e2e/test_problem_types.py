@@ -54,7 +54,7 @@ def test_pushed_model_is_served_with_the_heads_output(run):
     model = model_store.load(summary.pushed_model, personal_columns=list(config.data.personal_columns))
     frame = taxi.generate(200, seed=23)
     rows = [model.validator.instance(r, i) for i, r in enumerate(instances.from_frame(
-        frame.drop(columns=["big_tip", "tip_amount", "tip_class", "trip_id"])))]  # fmt: skip
+        frame.drop(columns=[*taxi.OUTCOMES, "trip_id"])))]  # fmt: skip
     scores = model.predict(rows)
     answers = [model.answer(s) for s in scores]
     if name == "multiclass":

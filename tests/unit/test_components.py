@@ -3,7 +3,7 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-from components import csv_without_personal_data as pii
+from components import file_example_gen as pii
 from components.validation_gate import describe_anomalies
 
 pytestmark = pytest.mark.unit

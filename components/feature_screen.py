@@ -1,0 +1,83 @@
+"""FeatureScreen: leakage, near-constant and redundant columns, before Transform.
+
+Reads a sample of the train split, runs models/screening.py, and writes:
+- `screening.json` (the `findings` artifact): every column's finding, power and reason,
+  shown in the run report;
+- the schema Transform and Trainer read, with each excluded feature marked DEPRECATED,
+  so that Transform does not parse it and the model never sees it.
+A run fails here, naming them, if the screen would leave the model no feature.
+"""
+
+import json
+import os
+
+import pandas as pd
+from tensorflow_metadata.proto.v0 import schema_pb2
+from tfx import v1 as tfx
+from tfx.types import artifact, artifact_utils
+from tfx.utils import io_utils
+
+from components.serving_infra_validator import eval_instances
+from models import screening
+
+SCHEMA_FILE = "schema.pbtxt"
+RESULT_FILE = "screening.json"
+
+
+class FeatureScreening(artifact.Artifact):
+    """The screen's findings (`screening.json`)."""
+
+    TYPE_NAME = "FeatureScreening"
+
+
+class NoFeatureLeftError(RuntimeError):
+    """Every configured feature was excluded by the screen."""
+
+
+def settings_json(settings: screening.Settings, label: str, problem_type: str, features: list[str],
+                  ignore: list[str]) -> str:  # fmt: skip
+    """The component's one parameter: what to screen and how."""
+    return json.dumps({"settings": {**settings.__dict__, "keep": list(settings.keep)}, "label": label,
+                       "problem_type": problem_type, "features": features, "ignore": ignore})  # fmt: skip
+
+
+def deprecate(schema: schema_pb2.Schema, columns: list[str]) -> schema_pb2.Schema:
+    """A copy of `schema` in which `columns` are DEPRECATED (parsers and Transform skip them)."""
+    out = schema_pb2.Schema()
+    out.CopyFrom(schema)
+    for feature in out.feature:
+        if feature.name in columns:
+            feature.lifecycle_stage = schema_pb2.DEPRECATED
+    return out
+
+
+@tfx.dsl.components.component
+def FeatureScreen(  # noqa: N802 (component names are classes in TFX)
+    examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
+    schema: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Schema],
+    screened_schema: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.Schema],
+    findings: tfx.dsl.components.OutputArtifact[FeatureScreening],
+    settings: tfx.dsl.components.Parameter[str],
+) -> None:
+    from google.protobuf import text_format
+
+    config = json.loads(settings)
+    options = screening.Settings(**{**config["settings"], "keep": tuple(config["settings"]["keep"])})
+    splits = artifact_utils.decode_split_names(examples.split_names)
+    split = "train" if "train" in splits else splits[0]
+    frame = pd.DataFrame(eval_instances(examples.uri, split, options.max_rows))
+    found = screening.screen(frame, config["label"], config["problem_type"], config["features"], options,
+                             tuple(config["ignore"]))  # fmt: skip
+    excluded = [f.column for f in found if f.excluded]
+    left = [c for c in config["features"] if c not in excluded]
+    with open(os.path.join(findings.uri, RESULT_FILE), "w") as f:
+        json.dump({"rows": len(frame), "split": split, "excluded": excluded, "features": screening.as_dicts(found)},
+                  f, indent=2)  # fmt: skip
+    for finding in found:
+        if finding.finding != "ok":
+            print(json.dumps({"component": "FeatureScreen", **screening.as_dicts([finding])[0]}))
+    if not left:
+        raise NoFeatureLeftError(f"the feature screen excluded every feature: {excluded}")
+    source = schema_pb2.Schema()
+    text_format.Parse(io_utils.read_string_file(os.path.join(schema.uri, SCHEMA_FILE)), source)
+    io_utils.write_pbtxt_file(os.path.join(screened_schema.uri, SCHEMA_FILE), deprecate(source, excluded))

@@ -1,0 +1,95 @@
+"""File ingestion: each format's ExampleGen executor, run through Beam on files the generator
+writes, drops personal columns, keeps every row, and splits by time or by hash."""
+
+import json
+
+import apache_beam as beam
+import numpy as np
+import pytest
+from google.protobuf import json_format
+from tfx.proto import example_gen_pb2
+
+from components import file_example_gen
+from datagen import taxi
+
+pytestmark = pytest.mark.data
+
+ROWS = 400
+
+
+def exec_properties(directory: str, fmt: str, time_feature: str | None) -> dict:
+    split = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
+        example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=4),
+        example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=1)]))  # fmt: skip
+    inputs = example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(
+        name="single_split", pattern=file_example_gen.FILE_PATTERNS[fmt])])  # fmt: skip
+    config = file_example_gen.custom_config(taxi.PERSONAL_COLUMNS, time_feature, 0.75)
+    return {
+        "input_base": directory, "input_config": json_format.MessageToJson(inputs),
+        "output_config": json_format.MessageToJson(split), "custom_config": json_format.MessageToJson(config),
+        "output_data_format": example_gen_pb2.FORMAT_TF_EXAMPLE,
+    }  # fmt: skip
+
+
+def values(example) -> dict:
+    """The first value of each feature; a feature with no value (CSV's empty field) is missing."""
+    out = {}
+    for name, feature in example.features.feature.items():
+        kind = feature.WhichOneof("kind")
+        if kind and getattr(feature, kind).value:
+            value = getattr(feature, kind).value[0]
+            out[name] = value.decode() if isinstance(value, bytes) else value
+    return out
+
+
+def split_rows(directory: str, fmt: str, time_feature: str | None) -> dict[str, list[dict]]:
+    """Runs the executor's Beam graph and returns each split's rows (written out as JSON lines,
+    as Beam runs the graph in pickled copies)."""
+    import glob
+    import os
+
+    executor = file_example_gen.EXECUTORS[fmt]()
+    out = os.path.join(directory, "_out")
+    with beam.Pipeline() as pipeline:
+        splits = executor.GenerateExamplesByBeam(pipeline, exec_properties(directory, fmt, time_feature))
+        for name, examples in splits.items():
+            _ = (examples | f"ToJson{name}" >> beam.Map(lambda e: json.dumps(values(e)))
+                 | f"Write{name}" >> beam.io.WriteToText(os.path.join(out, name)))  # fmt: skip
+    found: dict[str, list[dict]] = {"train": [], "eval": []}
+    for name, rows in found.items():
+        for path in glob.glob(os.path.join(out, f"{name}-*")):
+            with open(path) as f:
+                rows += [json.loads(line) for line in f]
+    return found
+
+
+@pytest.mark.parametrize("fmt", sorted(file_example_gen.FILE_PATTERNS))
+def test_every_format_reads_every_row_without_personal_columns_split_by_time(fmt, tmp_path):
+    frame = taxi.generate(ROWS, seed=9)
+    taxi.write_table(frame, str(tmp_path), fmt)
+    found = split_rows(str(tmp_path), fmt, "trip_start_timestamp")
+    train, evaluation = found["train"], found["eval"]
+    assert len(train) + len(evaluation) == ROWS
+    assert abs(len(train) / ROWS - 0.75) < 0.05  # the configured fraction, by approximate quantiles
+    newest_train = max(r["trip_start_timestamp"] for r in train)
+    assert newest_train < min(r["trip_start_timestamp"] for r in evaluation)  # eval is strictly later
+    for row in train + evaluation:
+        assert not set(taxi.PERSONAL_COLUMNS) & set(row)
+    ids = sorted(r["trip_id"] for r in train + evaluation)
+    assert ids == sorted(frame["trip_id"])
+    # a missing value stays missing, whatever the format
+    missing = frame["company"].isna().sum()
+    assert missing and sum("company" not in r for r in train + evaluation) == missing
+
+
+def test_hash_split_without_a_timestamp_and_a_bad_json_line_is_named(tmp_path):
+    frame = taxi.generate(ROWS, seed=9)
+    taxi.write_table(frame, str(tmp_path), "json")
+    found = split_rows(str(tmp_path), "json", None)
+    assert abs(len(found["train"]) / ROWS - 0.8) < 0.1
+    times = [r["trip_start_timestamp"] for r in found["eval"]]
+    assert np.min(times) < np.median([r["trip_start_timestamp"] for r in found["train"]])  # mixed in time
+    with pytest.raises(ValueError, match="not JSON"):
+        file_example_gen.json_line_to_example('{"fare": 3.5,')
+    with pytest.raises(ValueError, match="not a JSON object"):
+        file_example_gen.json_line_to_example(json.dumps([1, 2]))

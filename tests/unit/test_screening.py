@@ -1,0 +1,86 @@
+"""Feature screening: leakage (alone or as a rate of two columns), near-constant and redundant
+columns, on the project's generated trips and on small made-up tables."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from datagen import taxi
+from models import screening
+
+pytestmark = pytest.mark.data
+
+TAXI_FEATURES = ["trip_seconds", "trip_miles", "fare", "payment_type", "company", "pickup_community_area",
+                 "dropoff_community_area", "taxi_id", "trip_start_timestamp"]  # fmt: skip
+
+
+def trips(rows: int = 6000) -> pd.DataFrame:
+    return taxi.generate(rows, seed=4).drop(columns=list(taxi.PERSONAL_COLUMNS))
+
+
+def by_column(findings):
+    return {f.column: f for f in findings}
+
+
+def test_the_generated_leaky_column_is_caught_and_excluded_when_it_is_a_feature():
+    frame = trips()
+    features = [*TAXI_FEATURES, "tip_amount"]  # a user who lists every column
+    found = by_column(screening.screen(frame, "big_tip", "binary_classification", features, screening.Settings(),
+                                       ignore=("trip_id",)))  # fmt: skip
+    leak = found["tip_amount"]
+    assert leak.finding == "leaky" and leak.excluded and "tip_amount / fare" in leak.reason
+    assert found["tip_class"].finding == "leaky" and not found["tip_class"].excluded  # reported; not a feature
+    assert "trip_id" not in found and "big_tip" not in found
+    legit = [f for f in found.values() if f.column in TAXI_FEATURES]
+    assert all(f.finding == "ok" and not f.excluded for f in legit), legit
+    assert found["payment_type"].power > 0.65 > max(found[c].power for c in ("fare", "company", "taxi_id"))
+    kept = by_column(screening.screen(frame, "big_tip", "binary_classification", features,
+                                      screening.Settings(keep=("tip_amount",))))  # fmt: skip
+    assert kept["tip_amount"].finding == "leaky" and not kept["tip_amount"].excluded
+    assert "kept" in kept["tip_amount"].reason
+
+
+def test_leak_measures_fit_each_problem_type():
+    frame = trips()
+    multi = by_column(screening.screen(frame, "tip_class", "multiclass_classification", ["tip_amount", "fare"],
+                                       screening.Settings()))  # fmt: skip
+    assert multi["tip_amount"].excluded and "accuracy" in multi["tip_amount"].reason
+    assert multi["big_tip"].power < 0.95  # reveals one class of three: reported, not called a leak
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=4000)
+    table = pd.DataFrame({"x": x, "copy_of_y": 3 * x + 1, "noise": rng.normal(size=4000), "y": 3 * x + 1})
+    reg = by_column(screening.screen(table, "y", "regression", ["x", "copy_of_y", "noise"], screening.Settings()))
+    assert reg["copy_of_y"].excluded and reg["x"].excluded  # y is a function of either alone: both leak
+    assert reg["noise"].finding == "ok" and abs(reg["noise"].power) < 0.05
+
+
+def test_near_constant_and_redundant_features_are_dropped_with_the_reason():
+    rng = np.random.default_rng(1)
+    n = 4000
+    signal = rng.normal(size=n)
+    y = (signal + rng.normal(size=n) > 0).astype(int)
+    table = pd.DataFrame({
+        "signal": signal,
+        "signal_in_cm": signal * 100 + rng.normal(scale=0.5, size=n),  # the same measure, another unit
+        "constant": np.where(rng.random(n) < 0.995, "A", "B"),
+        "other": rng.normal(size=n),
+        "y": y,
+    })  # fmt: skip
+    found = by_column(screening.screen(table, "y", "binary_classification",
+                                       ["signal", "signal_in_cm", "constant", "other"], screening.Settings()))  # fmt: skip
+    assert found["constant"].finding == "near_constant" and found["constant"].excluded
+    redundant = [found[c] for c in ("signal", "signal_in_cm") if found[c].finding == "redundant"]
+    assert len(redundant) == 1 and redundant[0].excluded and "|r| =" in redundant[0].reason
+    assert found["other"].finding == "ok" and not found["other"].excluded
+
+
+def test_excluded_features_are_deprecated_in_the_schema_transform_reads():
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    from components.feature_screen import deprecate
+
+    schema = schema_pb2.Schema(feature=[schema_pb2.Feature(name="fare"), schema_pb2.Feature(name="tip_amount")])
+    out = deprecate(schema, ["tip_amount"])
+    stages = {f.name: f.lifecycle_stage for f in out.feature}
+    assert stages == {"fare": schema_pb2.UNKNOWN_STAGE, "tip_amount": schema_pb2.DEPRECATED}
+    assert schema.feature[1].lifecycle_stage == schema_pb2.UNKNOWN_STAGE  # the input schema is not changed
