@@ -15,7 +15,7 @@ LABELS ?=
 VERTEX = $(ENV) python -m pipelines.vertex --profile $(PROFILE) $(if $(IMAGE),--image $(IMAGE)) $(if $(DRY_RUN),--dry-run)
 
 .DEFAULT_GOAL := help
-.PHONY: help env run smoke serve test test-unit test-e2e bench bench-serve bench-input lineage report run-batch compile-canary monitor compile-monitoring schema lint lock clean clean-env \
+.PHONY: help env run smoke serve test test-unit test-e2e bench bench-serve bench-input corruption-suite lineage report run-batch compile-canary monitor compile-monitoring features schema lint lock clean clean-env \
 	compile upload submit schedule trigger-bundle
 
 help: ## List the targets
@@ -51,6 +51,9 @@ bench: env ## Time each component on ROWS rows (default 15000); writes build/ben
 bench-input: env ## Training steps/s: naive vs tuned input pipeline on the same data; build/bench/input.json
 	$(ENV) python -m pipelines.input_benchmark --config $(CONFIG) --out build/bench/input.json
 
+corruption-suite: env ## Feed 10 kinds of corrupted data to the pipeline; each must stop it, named, and push nothing
+	$(ENV) python -m pipelines.corruption_suite --config $(CONFIG)
+
 lineage: env ## What produced the newest pushed model (Q=model|runs|"span N"), from ML Metadata
 	$(ENV) python -m pipelines.lineage $(or $(Q),model) --config $(CONFIG)
 
@@ -72,6 +75,9 @@ compile-monitoring: env ## Compile the monitoring pipeline (KFP v2) for PROFILE
 bench-serve: env ## Load-test the server (separate client process, loopback) vs in-process calls; build/bench/serving.json
 	$(ENV) python -m serving.bench --config $(CONFIG) --out build/bench/serving.json
 
+features: env ## Infer the features of CONFIG's table from its data (what features.infer does), as YAML
+	$(ENV) python -m pipelines.feature_inference --config $(CONFIG)
+
 schema: env ## Propose a schema from fresh statistics and diff it against the curated one
 	$(ENV) python -m pipelines.schema_proposal --config $(CONFIG)
 
@@ -88,9 +94,10 @@ schedule: env ## Create or update the profile's cron schedule (DRY_RUN=1 prints 
 	$(VERTEX) schedule
 
 trigger-bundle: ## Assemble the new-data Cloud Function's source in build/trigger
-	rm -rf build/trigger && mkdir -p build/trigger/pipelines build/trigger/configs
+	rm -rf build/trigger && mkdir -p build/trigger/pipelines build/trigger/models build/trigger/configs
 	cp triggers/main.py triggers/requirements.txt build/trigger/
 	cp pipelines/__init__.py pipelines/config.py pipelines/vertex.py build/trigger/pipelines/
+	cp models/__init__.py models/features.py build/trigger/models/  # feature names the config checks
 	cp configs/*.yaml build/trigger/configs/
 
 lint: env ## Lint with ruff (settings in pyproject.toml)

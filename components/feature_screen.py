@@ -27,7 +27,7 @@ RESULT_FILE = "screening.json"
 class FeatureScreening(artifact.Artifact):
     """The screen's findings (`screening.json`)."""
 
-    TYPE_NAME = "FeatureScreening"
+    TYPE_NAME = "mlops.FeatureScreening"  # KFP v2 needs namespace.Name
 
 
 class NoFeatureLeftError(RuntimeError):

@@ -1,8 +1,10 @@
 """File ExampleGen executors for CSV, JSON lines, Parquet and TFRecord, with two additions.
 
 - Personal-data columns are removed from each tf.Example as it is read, so they are
-  never stored. The readers are TFX's and Beam's own (the stock CSV and Parquet
-  conversions, `dict_to_example`, TFRecord of serialized tf.Examples).
+  never stored; or, for an identifier that must still join (`data.hash_columns`),
+  replaced by a keyed hash (HMAC-SHA256 with a secret from `$PII_HASH_KEY`). The readers are TFX's and Beam's own (TFX's CSV conversion, Beam's
+  Parquet, text and TFRecord sources); rows become tf.Examples by `row_to_example`,
+  which unlike TFX's `dict_to_example` keeps zeros.
 - A time split: with `time_split` in the custom config, the train split is every row
   before a cut-off and eval every row from it on, the cut-off being the timestamp below
   which `train_fraction` of the rows fall (Beam's approximate quantiles). Otherwise the
@@ -15,6 +17,7 @@ The settings arrive in ExampleGen's `custom_config` as a Struct:
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -26,21 +29,22 @@ from google.protobuf import json_format, struct_pb2
 from tfx.components.example_gen import utils
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.components.example_gen.csv_example_gen import executor as csv_executor
-from tfx.components.example_gen.custom_executors import parquet_executor
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
 DROP_KEY = "drop_columns"
+HASH_KEY = "hash_columns"
+HASH_SECRET_ENV = "PII_HASH_KEY"  # the HMAC key for hashed columns: a secret, never in config or the repo
 TIME_SPLIT_KEY = "time_split"
 FILE_PATTERNS = {"csv": "*.csv", "json": "*.jsonl", "parquet": "*.parquet", "tfrecord": "*.tfrecord*"}
 
 
-def custom_config(drop_columns: Iterable[str], time_feature: str | None = None,
-                  train_fraction: float = 0.8) -> example_gen_pb2.CustomConfig:  # fmt: skip
+def custom_config(drop_columns: Iterable[str], time_feature: str | None = None, train_fraction: float = 0.8,
+                  hash_columns: Iterable[str] = ()) -> example_gen_pb2.CustomConfig:  # fmt: skip
     """ExampleGen's `custom_config` for these executors."""
     struct = struct_pb2.Struct()
-    struct.update({DROP_KEY: sorted(drop_columns)})
+    struct.update({DROP_KEY: sorted(drop_columns), HASH_KEY: sorted(hash_columns)})
     if time_feature:
         struct.update({TIME_SPLIT_KEY: {"feature": time_feature, "train_fraction": train_fraction}})
     config = example_gen_pb2.CustomConfig()
@@ -72,6 +76,69 @@ def drop_features(example: tf.train.Example, columns: frozenset[str]) -> tf.trai
     return out
 
 
+def hash_secret() -> bytes:
+    secret = os.environ.get(HASH_SECRET_ENV, "")
+    if len(secret) < 16:
+        raise ValueError(f"data.hash_columns needs a secret key of at least 16 characters in ${HASH_SECRET_ENV} "
+                         "(from a secret manager; the same key keeps hashes comparable across runs)")  # fmt: skip
+    return secret.encode()
+
+
+def hash_features(example: tf.train.Example, columns: frozenset[str], secret: bytes) -> tf.train.Example:
+    """Each value of `columns` replaced by its keyed hash (HMAC-SHA256, hex): the same value gives
+    the same token, so the column still joins and counts, but without the key it cannot be
+    reversed by hashing guesses."""
+    import hashlib
+    import hmac
+
+    out = tf.train.Example()
+    out.CopyFrom(example)
+    for name in columns:
+        if name not in out.features.feature:
+            continue
+        feature = out.features.feature[name]
+        kind = feature.WhichOneof("kind")
+        values = [v if isinstance(v, bytes) else str(v).encode() for v in getattr(feature, kind).value] if kind else []
+        tokens = [hmac.new(secret, v, hashlib.sha256).hexdigest()[:32].encode() for v in values]
+        out.features.feature[name].CopyFrom(tf.train.Feature(bytes_list=tf.train.BytesList(value=tokens)))
+    return out
+
+
+def row_to_example(row: dict[str, Any]) -> tf.train.Example:
+    """A row (column -> scalar) as a tf.Example; None and NaN are missing.
+
+    TFX's `dict_to_example` tests `if not value`, so it also empties every 0, 0.0 and ""
+    (tensorflow/tfx#6407): a 0 label or a zero fare would read as missing.
+    """
+    features = {}
+    for name, value in row.items():
+        value = value.item() if hasattr(value, "item") else value
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            features[name] = tf.train.Feature()
+        elif isinstance(value, bytes | str):
+            data = value.encode("utf-8") if isinstance(value, str) else value
+            features[name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[data]))
+        elif isinstance(value, bool | int):
+            features[name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+        elif isinstance(value, float):
+            features[name] = tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+        else:
+            raise ValueError(f"column '{name}': unsupported value of type {type(value).__name__}")
+    return tf.train.Example(features=tf.train.Features(feature=features))
+
+
+def example_to_row(example: tf.train.Example) -> dict[str, Any]:
+    """The first value of each feature (text decoded); a feature with no value is left out."""
+    row = {}
+    for name, feature in example.features.feature.items():
+        kind = feature.WhichOneof("kind")
+        values = getattr(feature, kind).value if kind else []
+        if values:
+            value = values[0]
+            row[name] = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    return row
+
+
 def json_line_to_example(line: str) -> tf.train.Example:
     """One JSON object per line; null or absent values are missing."""
     try:
@@ -80,7 +147,7 @@ def json_line_to_example(line: str) -> tf.train.Example:
         raise ValueError(f"a line of the input is not JSON ({e.msg}): {line[:80]!r}") from None
     if not isinstance(row, dict):
         raise ValueError(f"a line of the input is not a JSON object: {line[:80]!r}")
-    return utils.dict_to_example({k: v for k, v in row.items() if v is not None})
+    return row_to_example(row)
 
 
 @beam.ptransform_fn
@@ -100,10 +167,18 @@ def _tfrecord_to_example(pipeline, exec_properties: dict[str, Any], split_patter
             | "Parse" >> beam.Map(tf.train.Example.FromString))  # fmt: skip
 
 
+@beam.ptransform_fn
+@beam.typehints.with_input_types(beam.Pipeline)
+@beam.typehints.with_output_types(tf.train.Example)
+def _parquet_to_example(pipeline, exec_properties: dict[str, Any], split_pattern: str):
+    pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], split_pattern)
+    return pipeline | "ReadParquet" >> beam.io.ReadFromParquet(pattern) | "ToTFExample" >> beam.Map(row_to_example)
+
+
 READERS = {
     "csv": csv_executor._CsvToExample,  # noqa: SLF001 (TFX's own CSV conversion)
     "json": _json_to_example,
-    "parquet": parquet_executor._ParquetToExample,  # noqa: SLF001
+    "parquet": _parquet_to_example,
     "tfrecord": _tfrecord_to_example,
 }
 
@@ -117,20 +192,35 @@ def _reader_without_columns(fmt: str):
     def transform(pipeline, exec_properties: dict[str, Any], split_pattern: str):
         examples = pipeline | f"Read{fmt}" >> read(exec_properties, split_pattern)
         drop = columns_to_drop(exec_properties)
-        if not drop:
-            return examples
-        return examples | "DropPersonalColumns" >> beam.Map(drop_features, drop)
+        hashed = frozenset(settings(exec_properties).get(HASH_KEY, ()))
+        if drop:
+            examples = examples | "DropPersonalColumns" >> beam.Map(drop_features, drop)
+        if hashed:
+            examples = examples | "HashPersonalColumns" >> beam.Map(hash_features, hashed, hash_secret())
+        return examples
 
     return transform
 
 
 def timestamp_of(example: tf.train.Example, feature: str) -> float:
+    if feature not in example.features.feature:
+        columns = sorted(example.features.feature)
+        hint = ""
+        if len(columns) == 1 and any(sep in columns[0] for sep in ";\t|"):
+            hint = " The only column's name holds a separator: is the file delimited by something other than commas?"
+        raise ValueError(f"time split: a row has no column '{feature}'; its columns are {columns[:8]}.{hint}")
     values = example.features.feature[feature]
     kind = values.WhichOneof("kind")
     found = list(getattr(values, kind).value) if kind else []
     if not found:
         raise ValueError(f"time split: a row has no value for '{feature}'")
     return float(found[0])
+
+
+def cutoff_of(quantiles: list[float], fraction: float) -> float:
+    if not quantiles:
+        raise ValueError("the input has no rows: the data files hold a header at most")
+    return quantiles[min(len(quantiles) - 1, round(fraction * (len(quantiles) - 1)))]
 
 
 class _Executor(BaseExampleGenExecutor):
@@ -160,7 +250,7 @@ class _Executor(BaseExampleGenExecutor):
             | "Timestamps" >> beam.Map(timestamp_of, feature)
             | "Quantiles" >> ApproximateQuantiles.Globally(steps + 1)
         )
-        cutoff = quantiles | "Cutoff" >> beam.Map(lambda q: q[min(len(q) - 1, round(fraction * (len(q) - 1)))])
+        cutoff = quantiles | "Cutoff" >> beam.Map(cutoff_of, fraction)
         train, evaluation = examples | "SplitByTime" >> beam.Partition(
             lambda example, _, cut: 0 if timestamp_of(example, feature) < cut else 1,
             2,

@@ -22,13 +22,20 @@ VERSION_KEY = "data_version"
 SOURCE_SPANS = "source_spans"  # on transformed examples: every span they were made from
 
 
+def _int(artifact, name: str) -> int | None:
+    """A property, or the custom property FileBasedExampleGen's driver writes span and version to."""
+    if artifact.has_custom_property(name):
+        return int(artifact.get_int_custom_property(name))
+    return int(getattr(artifact, name)) if artifact.has_property(name) else None
+
+
 def span_and_version(artifacts) -> dict:
     """`{"data_span": [...], "data_version": [...]}` of the input examples (several when
     a resolver hands over a range of spans)."""
-    return {
-        SPAN_KEY: sorted({int(a.span) for a in artifacts}),
-        VERSION_KEY: sorted({int(a.version) for a in artifacts if a.has_property("version")}),
-    }
+    spans = {_int(a, "span") for a in artifacts}
+    versions = {_int(a, "version") for a in artifacts}
+    return {SPAN_KEY: sorted(s if s is not None else 0 for s in spans),
+            VERSION_KEY: sorted(v for v in versions if v is not None)}  # fmt: skip
 
 
 class TransformExecutor(transform_executor.Executor):

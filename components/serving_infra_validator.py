@@ -20,6 +20,8 @@ import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.types import artifact_utils
 
+from components.file_example_gen import example_to_row
+
 CANARY_ROWS = 20
 CANARY_REQUESTS = 5
 
@@ -29,15 +31,7 @@ def eval_instances(examples_uri: str, split: str, limit: int) -> list[dict]:
     files = sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
     out = []
     for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(limit):
-        example = tf.train.Example.FromString(record.numpy())
-        row = {}
-        for name, feature in example.features.feature.items():
-            kind = feature.WhichOneof("kind")
-            values = getattr(feature, kind).value if kind else []
-            if values:
-                value = values[0]
-                row[name] = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-        out.append(row)
+        out.append(example_to_row(tf.train.Example.FromString(record.numpy())))
     return out
 
 

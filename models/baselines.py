@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from models.model import HParams, head_of, output_name
 from models.trainer import train_and_export
+from models.training import label_prior
 
 
 def linear_run_fn(fn_args) -> None:
@@ -67,20 +68,3 @@ def heuristic_run_fn(fn_args) -> None:
     else:
         module = _Constant(label_prior(fn_args, head, int(config.get("num_classes") or 2)), output)
     tf.saved_model.save(module, fn_args.serving_model_dir, signatures={"serving_default": module.serve})
-
-
-def label_prior(fn_args, head: str, num_classes: int = 2, batches: int = 50) -> list[float]:
-    """From (up to) `batches` batches of the transformed train split: the label's mean (binary:
-    the positive rate; regression: the mean), or each class's frequency (multiclass)."""
-    import tensorflow_transform as tft
-
-    from models.features import FeatureSpec
-    from models.training import make_datasets
-
-    spec = FeatureSpec.from_dict(fn_args.custom_config["features"])
-    train, _ = make_datasets(fn_args, tft.TFTransformOutput(fn_args.transform_output), spec.label, 256)
-    labels = tf.concat([tf.reshape(y, [-1]) for _, y in train.take(batches)], axis=0)
-    if head == "multiclass":
-        counts = tf.math.bincount(tf.cast(labels, tf.int32), minlength=num_classes, maxlength=num_classes)
-        return [float(c) for c in (tf.cast(counts, tf.float32) / tf.cast(tf.size(labels), tf.float32)).numpy()]
-    return [float(tf.reduce_mean(tf.cast(labels, tf.float32)))]

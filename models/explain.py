@@ -35,17 +35,21 @@ def split_model(model: keras.Model) -> tuple[keras.Model, callable]:
     return encoder, head
 
 
-def column_groups(columns: list[tuple[str, int]], raw_of: dict[str, str]) -> dict[str, list[int]]:
-    """Raw input -> the feature-vector columns that come from it.
+def column_groups(columns: list[tuple[str, int]], raw_of: dict) -> dict[str, list[tuple[int, float]]]:
+    """Raw input -> the feature-vector columns that come from it, with the share of each that is
+    its own (a cross of two raw inputs gives each half).
 
     Args:
         columns: (model input, width) in the order the model concatenates them.
-        raw_of: model input -> the raw input it was made from.
+        raw_of: model input -> the raw input (or tuple of raw inputs) it was made from.
     """
-    groups: dict[str, list[int]] = {}
+    groups: dict[str, list[tuple[int, float]]] = {}
     start = 0
     for name, width in columns:
-        groups.setdefault(raw_of.get(name, name), []).extend(range(start, start + width))
+        raws = raw_of.get(name, name)
+        raws = (raws,) if isinstance(raws, str) else tuple(raws)
+        for raw in raws:
+            groups.setdefault(raw, []).extend((i, 1.0 / len(raws)) for i in range(start, start + width))
         start += width
     return groups
 
@@ -70,9 +74,13 @@ def integrated_gradients(head, vector: tf.Tensor, steps: int = DEFAULT_STEPS) ->
     return vector * average
 
 
-def grouped(attributions: tf.Tensor, groups: dict[str, list[int]]) -> dict[str, tf.Tensor]:
-    """Raw input -> [batch] attribution (the sum over its columns)."""
-    return {raw: tf.reduce_sum(tf.gather(attributions, cols, axis=1), axis=1) for raw, cols in groups.items()}
+def grouped(attributions: tf.Tensor, groups: dict[str, list[tuple[int, float]]]) -> dict[str, tf.Tensor]:
+    """Raw input -> [batch] attribution (the weighted sum over its columns)."""
+    out = {}
+    for raw, cols in groups.items():
+        index, weight = [c for c, _ in cols], tf.constant([w for _, w in cols], tf.float32)
+        out[raw] = tf.reduce_sum(tf.gather(attributions, index, axis=1) * weight, axis=1)
+    return out
 
 
 def global_importance(model: keras.Model, groups: dict[str, list[int]], dataset: tf.data.Dataset,

@@ -9,7 +9,17 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from models.features import HOURS, WEEKDAYS, FeatureSpec, hour_name, missing_name, weekday_name
+from models.features import (
+    HOURS,
+    WEEKDAYS,
+    FeatureSpec,
+    bucket_name,
+    cross_members,
+    cross_name,
+    hour_name,
+    missing_name,
+    weekday_name,
+)
 
 MISSING_TOKEN = "__missing__"
 Z_CLIP = 5.0  # outliers beyond five standard deviations are clipped
@@ -24,9 +34,10 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
         custom_config: `{"features": FeatureSpec.to_dict(), ...}`.
 
     Returns:
-        Scaled numerics with missing indicators, integer ids for categoricals
-        (vocabulary with OOV buckets, or hashing), hour and weekday of the
-        timestamp, and the label when present.
+        Scaled numerics with missing indicators (and quantile-bucket ids where
+        configured), integer ids for categoricals (vocabulary with OOV buckets, or
+        hashing), hour and weekday of the timestamp, hashed crosses of id pairs,
+        and the label when present.
     """
     spec = FeatureSpec.from_dict(custom_config["features"]).restricted_to(inputs)  # screened-out: not parsed
     outputs = {}
@@ -51,6 +62,19 @@ def preprocessing_fn(inputs: dict, custom_config: dict) -> dict:
         outputs[hour_name(spec.timestamp)] = tf.math.floormod(seconds // 3600, HOURS)
         # 1970-01-01 was a Thursday; Monday is 0
         outputs[weekday_name(spec.timestamp)] = tf.math.floormod(seconds // 86400 + 3, WEEKDAYS)
+    for name, count in spec.buckets.items():  # quantile buckets of the raw value; missing gets its own id
+        value, present = _dense(inputs[name], tf.constant(0.0, tf.float32))
+        value = tf.cast(value, tf.float32)
+        bucket = tft.bucketize(tf.boolean_mask(value, present), count)
+        outputs[bucket_name(name)] = tf.tensor_scatter_nd_update(
+            tf.fill(tf.shape(value, out_type=tf.int64), tf.constant(count, tf.int64)),
+            tf.where(present),
+            tf.cast(bucket, tf.int64),
+        )
+    for key, count in spec.crosses.items():  # a pair of id features, hashed together
+        a, b = cross_members(key)
+        joined = tf.strings.join([tf.strings.as_string(outputs[a]), tf.strings.as_string(outputs[b])], separator="x")
+        outputs[cross_name(key)] = tft.hash_strings(joined, count)
     if spec.label in inputs:  # class ids for classification, real values for regression
         regression = custom_config.get("problem_type") == "regression"
         label, _ = _dense(inputs[spec.label], tf.constant(0, inputs[spec.label].dtype))

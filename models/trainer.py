@@ -13,9 +13,9 @@ import tensorflow_transform as tft
 import tf_keras as keras
 
 from models import explain
-from models.features import FeatureSpec, hour_name, missing_name, weekday_name
+from models.features import FeatureSpec
 from models.model import OBJECTIVE, HParams, build_model, head_of, output_name
-from models.training import cardinalities, feature_spec, fit, make_datasets, strategy_for
+from models.training import cardinalities, class_weights, feature_spec, fit, label_prior, make_datasets, strategy_for
 from models.tuning import hparams_from_values
 
 SERVING_OUTPUT = "probability"  # the binary head's output; see `output_name`
@@ -55,9 +55,14 @@ def train_and_export(fn_args, hparams: HParams) -> None:
         if config.get("warm_start") and fn_args.base_model:
             warm_start(model, fn_args.base_model)
     tensorboard = keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")
+    weights = None
+    if config.get("class_weight") == "balanced" and head_of(config) != "regression":
+        weights = class_weights(label_prior(fn_args, head_of(config), int(config.get("num_classes") or 2)))
+        print(json.dumps({"event": "class_weight", "weights": weights}))
     history = fit(
         model, train, evaluation, fn_args.train_steps, fn_args.eval_steps, callbacks=[tensorboard],
         epochs=int(config.get("epochs", 1)), patience=int(config.get("early_stopping_patience", 0)),
+        class_weight=weights,
     )  # fmt: skip
     write_learning_curves(history, fn_args.model_run_dir)
     write_feature_importance(model, spec, evaluation, fn_args.model_run_dir)
@@ -193,12 +198,9 @@ def warm_start(model: keras.Model, base_model_dir: str) -> list[str]:
     return loaded
 
 
-def raw_inputs_of(spec: FeatureSpec) -> dict[str, str]:
-    """Transformed input -> the raw column it is made from (where the names differ)."""
-    found = {missing_name(n): n for n in spec.numeric}
-    if spec.timestamp:
-        found.update({hour_name(spec.timestamp): spec.timestamp, weekday_name(spec.timestamp): spec.timestamp})
-    return found
+def raw_inputs_of(spec: FeatureSpec) -> dict[str, tuple[str, ...]]:
+    """Transformed input -> the raw column(s) it is made from (where the names differ)."""
+    return spec.raw_of()
 
 
 def write_feature_importance(model: keras.Model, spec: FeatureSpec, evaluation: tf.data.Dataset, run_dir: str) -> dict:

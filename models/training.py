@@ -6,7 +6,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from models.features import HOURS, WEEKDAYS, FeatureSpec, hour_name, weekday_name
+from models.features import HOURS, WEEKDAYS, FeatureSpec, bucket_name, cross_name, hour_name, weekday_name
 from models.model import OBJECTIVE
 
 
@@ -62,11 +62,14 @@ def cardinalities(spec: FeatureSpec, transform_output: tft.TFTransformOutput) ->
     if spec.timestamp:
         sizes[hour_name(spec.timestamp)] = HOURS
         sizes[weekday_name(spec.timestamp)] = WEEKDAYS
+    sizes.update({bucket_name(n): count + 1 for n, count in spec.buckets.items()})  # + the missing id
+    sizes.update({cross_name(k): count for k, count in spec.crosses.items()})
     return sizes
 
 
 def fit(model: keras.Model, train: tf.data.Dataset, evaluation: tf.data.Dataset, train_steps: int,
-        eval_steps: int, callbacks: list, epochs: int = 1, patience: int = 0) -> keras.callbacks.History:  # fmt: skip
+        eval_steps: int, callbacks: list, epochs: int = 1, patience: int = 0,
+        class_weight: dict[int, float] | None = None) -> keras.callbacks.History:  # fmt: skip
     """`train_steps` batches in `epochs` epochs, each validated on `eval_steps` eval batches.
 
     With `patience` > 0, training stops when the eval objective of the model's head (AUC,
@@ -84,6 +87,7 @@ def fit(model: keras.Model, train: tf.data.Dataset, evaluation: tf.data.Dataset,
         validation_steps=eval_steps,
         epochs=epochs,
         callbacks=callbacks,
+        class_weight=class_weight,
         verbose=2,
     )
 
@@ -115,3 +119,23 @@ def strategy_for(name: str, devices: list[str] | None = None) -> tf.distribute.S
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"distribution must be one of {STRATEGIES}, got {name!r}")
+
+
+def label_prior(fn_args, head: str, num_classes: int = 2, batches: int = 50) -> list[float]:
+    """From (up to) `batches` batches of the transformed train split: the label's mean (binary:
+    the positive rate; regression: the mean), or each class's frequency (multiclass)."""
+    spec = FeatureSpec.from_dict(fn_args.custom_config["features"])
+    train, _ = make_datasets(fn_args, tft.TFTransformOutput(fn_args.transform_output), spec.label, 256)
+    labels = tf.concat([tf.reshape(y, [-1]) for _, y in train.take(batches)], axis=0)
+    if head == "multiclass":
+        counts = tf.math.bincount(tf.cast(labels, tf.int32), minlength=num_classes, maxlength=num_classes)
+        return [float(c) for c in (tf.cast(counts, tf.float32) / tf.cast(tf.size(labels), tf.float32)).numpy()]
+    return [float(tf.reduce_mean(tf.cast(labels, tf.float32)))]
+
+
+def class_weights(prior: list[float]) -> dict[int, float]:
+    """`balanced` weights: each class weighs 1 / (classes x its share), so every class counts
+    as much in the loss as if the classes were equally frequent."""
+    if len(prior) == 1:  # binary: the positive rate
+        prior = [1.0 - prior[0], prior[0]]
+    return {k: 1.0 / (len(prior) * max(p, 1e-6)) for k, p in enumerate(prior)}

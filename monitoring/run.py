@@ -205,13 +205,14 @@ def retrain(config: Config, result: dict, new_data: str, profile: str | None = N
         from pipelines import vertex
 
         cloud = load_config(profile)
-        request = vertex.submit(cloud, vertex.template_file(cloud), {"data_root": new_data},
+        # monitoring retrains because the data moved: the gate reports that drift instead of stopping
+        request = vertex.submit(cloud, vertex.template_file(cloud), {"data_root": new_data, "span_drift": "report"},
                                 labels={"trigger": "monitoring"}, dry_run=dry_run)  # fmt: skip
         record.update(runner="vertex", job=request["pipelineJobId"])
     else:
         from pipelines import local_runner
 
-        data = dataclasses.replace(config.data, path=new_data, generate=None)
+        data = dataclasses.replace(config.data, path=new_data, generate=None, span_drift="report")
         summary = local_runner.run(config.replace(data=data))
         record.update(runner="local", run_id=summary.run_id, blessed=summary.blessed, pushed=summary.pushed_model)
     os.makedirs(config.monitoring.output_dir, exist_ok=True)

@@ -40,8 +40,12 @@ class DataConfig:
     query: str | None = None  # BigQuery SQL (format: bigquery), e.g. SELECT * FROM `project.dataset.table`
     schema: str | None = None  # curated schema (ImportSchemaGen); None infers it (SchemaGen)
     personal_columns: tuple[str, ...] = ()  # dropped at ingestion, never stored
+    hash_columns: tuple[str, ...] = ()  # personal identifiers replaced at ingestion by a keyed hash ($PII_HASH_KEY)
     key_column: str | None = None  # identifies a row; kept through batch prediction, never a feature
     spans: bool = False  # data arrives as span-<N>/ folders under path; each run reads the newest span
+    # drift of the train split against the last data that passed validation (the schema's drift_comparators):
+    # stop the run, or report it and go on
+    span_drift: Literal["stop", "report"] = "stop"
     generate: GenerateConfig | None = None
 
 
@@ -66,6 +70,12 @@ class FeaturesConfig:
     timestamp: str | None = None  # seconds since epoch -> hour and weekday features
     top_k: int = 100
     oov_buckets: int = 1
+    buckets: dict[str, int] = field(default_factory=dict)  # numeric column -> quantile buckets, an extra id feature
+    # "a x b" -> hash buckets: a cross of two id features (categorical, hashed, <ts>_hour, <ts>_weekday, <col>_bucket)
+    crosses: dict[str, int] = field(default_factory=dict)
+    infer: bool = False  # the columns not listed above (nor label, key, personal, timestamp, exclude) are
+    # features too, typed from the data (pipelines/feature_inference.py)
+    exclude: tuple[str, ...] = ()  # columns inference leaves out (e.g. known only after the outcome)
 
     def inputs(self) -> tuple[str, ...]:
         """Raw columns the model reads, in a stable order."""
@@ -89,6 +99,9 @@ class TrainerConfig:
     # tf.distribute strategy: default (one device), mirrored (local GPUs), multi_worker (a Vertex job's replicas)
     distribution: Literal["default", "mirrored", "multi_worker"] = "default"
     cache_input: bool = False  # keep parsed batches in memory after the first pass (data that fits)
+    # class imbalance: balanced weights every class as if equally frequent (the scores are then no longer
+    # calibrated probabilities, which the cost-derived decision threshold assumes)
+    class_weight: Literal["none", "balanced"] = "none"
 
 
 @dataclass(frozen=True)
@@ -348,13 +361,22 @@ def higher_is_better(metric: str) -> bool:
 def _check(config: Config, path: str) -> None:
     """Rules that span keys."""
     inputs = config.features.inputs()
-    if not inputs:
-        raise ConfigError(f"{path}: 'features' names no feature")
+    if not inputs and not config.features.infer:
+        raise ConfigError(f"{path}: 'features' names no feature (list them, or set 'features.infer: true')")
+    if config.features.infer and config.data.format == "bigquery":
+        raise ConfigError(f"{path}: 'features.infer' reads files; for BigQuery list the features")
     duplicates = sorted({n for n in inputs if inputs.count(n) > 1})
     if duplicates:
         raise ConfigError(f"{path}: 'features' lists '{duplicates[0]}' more than once")
     if config.label in inputs:
         raise ConfigError(f"{path}: 'label' column '{config.label}' is also listed under 'features'")
+    both = sorted(set(config.data.personal_columns) & set(config.data.hash_columns))
+    if both:
+        raise ConfigError(f"{path}: '{both[0]}' is in both 'data.personal_columns' (dropped) and 'data.hash_columns'")
+    hashed_inputs = sorted(set(config.data.hash_columns) & set(inputs + (config.label,)))
+    if hashed_inputs:
+        raise ConfigError(f"{path}: hashed column '{hashed_inputs[0]}' cannot be a feature or the label (requests "
+                          "would carry the raw value); it can be the key column")  # fmt: skip
     personal = sorted(set(config.data.personal_columns) & set(inputs + (config.label,)))
     if personal:
         raise ConfigError(f"{path}: 'data.personal_columns' entry '{personal[0]}' is used as a feature or label")
@@ -362,6 +384,7 @@ def _check(config: Config, path: str) -> None:
         raise ConfigError(f"{path}: 'data.format: bigquery' needs 'data.query'")
     if config.data.format != "bigquery" and not config.data.path:
         raise ConfigError(f"{path}: 'data.path' is required for 'data.format: {config.data.format}'")
+    _check_feature_engineering(config, path)
     split = config.split
     if split.by == "time" and not config.features.timestamp:
         raise ConfigError(f"{path}: 'split.by: time' needs 'features.timestamp'")
@@ -407,6 +430,26 @@ def _check(config: Config, path: str) -> None:
     if f and (f.cost_false_positive <= 0 or f.cost_false_negative <= 0):
         raise ConfigError(f"{path}: 'framing' costs must be positive")
     _check_problem_type(config, path)
+
+
+def _check_feature_engineering(config: Config, path: str) -> None:
+    from models.features import FeatureSpec, cross_members
+
+    f = config.features
+    for name, count in f.buckets.items():
+        if name not in f.numeric or count < 2:
+            raise ConfigError(f"{path}: 'features.buckets' {name}: {count} needs a numeric feature and >= 2 buckets")
+    ids = FeatureSpec(label=config.label, numeric=f.numeric, categorical=f.categorical, hashed=f.hashed,
+                      timestamp=f.timestamp, buckets=f.buckets).categorical_outputs()  # fmt: skip
+    for key, count in f.crosses.items():
+        try:
+            members = cross_members(key)
+        except ValueError as e:
+            raise ConfigError(f"{path}: 'features.crosses': {e}") from None
+        unknown = [m for m in members if m not in ids]
+        if unknown or count < 2:
+            raise ConfigError(f"{path}: 'features.crosses' {key!r}: {unknown[0] if unknown else count} is not an id "
+                              f"feature ({', '.join(ids)}) or a bucket count >= 2")  # fmt: skip
 
 
 def _check_problem_type(config: Config, path: str) -> None:
@@ -490,6 +533,9 @@ def _check_vertex(config: Config, path: str) -> None:
             f"{path}: 'vertex.training.replica_count' is {replicas}, but only 'trainer.distribution: multi_worker' "
             "uses more than one machine"
         )
+    if v is not None and config.features.infer:
+        raise ConfigError(f"{path}: 'features.infer' reads local data; run `make features CONFIG=...` on a sample "
+                          "and write the features into the profile")  # fmt: skip
     if v is None:
         if config.data.format == "bigquery":
             raise ConfigError(f"{path}: 'data.format: bigquery' needs a 'vertex' section (project, region)")

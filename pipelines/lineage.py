@@ -90,7 +90,7 @@ def models_of_span(store, pipeline_name: str, span: int) -> list[dict]:
     """Every model trained on examples of `span` (through Transform), and whether it was pushed."""
     found = []
     for raw in store.get_artifacts_by_type("Examples"):
-        if raw.properties["span"].int_value != span or mlmd.producer(store, raw.id) is None:
+        if (mlmd.property_value(raw, "span") or 0) != span or mlmd.producer(store, raw.id) is None:
             continue
         producer = mlmd.node_id(store, mlmd.producer(store, raw.id), pipeline_name) or ""
         if "ExampleGen" not in producer:
@@ -187,7 +187,7 @@ def _best_hyperparameters(uri: str) -> dict:
 
 
 def _examples(artifact) -> dict:
-    return {"uri": artifact.uri, "span": artifact.properties["span"].int_value,
+    return {"uri": artifact.uri, "span": mlmd.property_value(artifact, "span") or 0,
             "version": mlmd.property_value(artifact, "version")}  # fmt: skip
 
 

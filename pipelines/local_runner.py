@@ -52,12 +52,13 @@ def run(config: Config):
     """Runs the pipeline once; returns the run's summary read from ML Metadata."""
     from tfx import v1 as tfx
 
+    from pipelines.feature_inference import with_inferred_features
     from pipelines.mlmd import open_store
     from pipelines.pipeline import create_pipeline
     from pipelines.run_summary import latest_run
 
     prepare_data(config)
-    config = stage_schema(config)
+    config = with_inferred_features(stage_schema(config))
     os.makedirs(os.path.dirname(config.pipeline.metadata_path), exist_ok=True)
     tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
     return latest_run(open_store(config.pipeline.metadata_path), config.pipeline.name)

@@ -78,7 +78,22 @@ def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
-    gate = DataValidationGate(anomalies=example_validator.outputs["anomalies"], schema=schema_gen.outputs["schema"])
+    # the statistics of the last data that passed the gate: what a new span's drift is measured against
+    previous_statistics = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+        statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics,
+                                   producer_component_id="DataValidationGate", output_key="accepted_statistics"),
+    ).with_id("last_accepted_statistics_resolver")  # fmt: skip
+    span_drift = config.data.span_drift
+    if runtime_parameters:
+        span_drift = tfx.dsl.experimental.RuntimeParameter(name="span_drift", ptype=str, default=span_drift)
+    gate = DataValidationGate(
+        anomalies=example_validator.outputs["anomalies"],
+        schema=schema_gen.outputs["schema"],
+        statistics=statistics_gen.outputs["statistics"],
+        previous_statistics=previous_statistics.outputs["statistics"],
+        span_drift_policy=span_drift,
+    )
     schema = gate.outputs["validated_schema"]
     screen = None
     if config.screening:
@@ -149,7 +164,8 @@ def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl
     )
     distilled = [_distilled(config, transform, schema, trainer)] if config.simplification else []
     components = [
-        example_gen, statistics_gen, schema_gen, example_validator, gate, *([screen] if screen else []), transform,
+        previous_statistics, example_gen, statistics_gen, schema_gen, example_validator, gate,
+        *([screen] if screen else []), transform,
         *([tuner] if tuner else []),
         trainer, *distilled, baseline, evaluator, *baseline_nodes, infra_validator, pusher,
     ]  # fmt: skip
@@ -264,8 +280,8 @@ def _example_gen(config: Config, runtime_parameters: bool):
         input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="single_split", pattern=pattern)]),
         custom_executor_spec=executor_spec.BeamExecutorSpec(file_example_gen.EXECUTORS[fmt]),
         custom_config=file_example_gen.custom_config(
-            config.data.personal_columns, time_feature, config.split.train_fraction
-        ),  # fmt: skip
+            config.data.personal_columns, time_feature, config.split.train_fraction, config.data.hash_columns
+        ),
         output_config=_split_config(config),
     ).with_id(EXAMPLE_GEN_IDS[fmt])
 
@@ -399,7 +415,7 @@ def transform_custom_config(config: Config) -> dict:
     f = config.features
     spec = FeatureSpec(
         label=config.label, numeric=f.numeric, categorical=f.categorical, hashed=f.hashed,
-        timestamp=f.timestamp, top_k=f.top_k, oov_buckets=f.oov_buckets,
+        timestamp=f.timestamp, top_k=f.top_k, oov_buckets=f.oov_buckets, buckets=f.buckets, crosses=f.crosses,
     )  # fmt: skip
     return {"features": spec.to_dict(), "problem_type": config.problem_type, "code_fingerprint": code_fingerprint()}
 
@@ -415,7 +431,7 @@ def trainer_custom_config(config: Config) -> dict:
         **transform_custom_config(config), "hparams": hparams, "batch_size": t.batch_size, "epochs": t.epochs,
         "early_stopping_patience": t.early_stopping_patience, "decision_threshold": decision_threshold(config),
         "warm_start": t.warm_start, "distribution": t.distribution, "cache_input": t.cache_input,
-        "num_classes": config.num_classes,
+        "num_classes": config.num_classes, "class_weight": t.class_weight,
     }  # fmt: skip
 
 

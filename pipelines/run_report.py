@@ -198,12 +198,31 @@ def data_section(artifacts: RunArtifacts, out_dir: str) -> str:
             parts.append("<div class=grid>" + "".join(_img(c, c) for c in charts) + "</div>")
     parts.append("<h3>Anomalies (ExampleValidator against the curated schema)</h3>")
     parts.append(anomalies_html(artifacts.first("ExampleValidator", "ExampleAnomalies")))
+    parts.append("<h3>Drift against the last accepted data (the schema's drift comparators)</h3>")
+    parts.append(drift_html(artifacts.first("DataValidationGate", "ExampleStatistics")))
     return "".join(parts)
 
 
+def drift_html(uri: str | None) -> str:
+    from components.validation_gate import DRIFT_FILE
+
+    path = os.path.join(uri, DRIFT_FILE) if uri else None
+    if not path or not os.path.exists(path):
+        return "<p>Not measured: the gate stopped the run, or no data had been accepted before.</p>"
+    with open(path) as f:
+        measurements = json.load(f)
+    if not measurements:
+        return "<p>Not measured: the first accepted data, or no drift comparator in the schema.</p>"
+    rows = [[m["feature"], m["measure"], m["value"], m["threshold"], "drifted" if m["drifted"] else ""]
+            for m in measurements]  # fmt: skip
+    return _table(["feature", "measure", "value", "threshold", ""], rows)
+
+
 def _missing(common) -> str:
+    """Rows without a value: the feature absent, or present and empty (a blank CSV cell)."""
     total = common.num_missing + common.num_non_missing
-    return f"{100.0 * common.num_missing / total:.1f} %" if total else "—"
+    filled = min(common.tot_num_values, common.num_non_missing)
+    return f"{100.0 * (total - filled) / total:.1f} %" if total else "—"
 
 
 def _safe(name: str) -> str:
@@ -234,9 +253,9 @@ def anomalies_html(uri: str | None) -> str:
 
 def screening_section(artifacts: RunArtifacts) -> str:
     """Leakage and feature-selection findings of the FeatureScreen step."""
-    from components.feature_screen import RESULT_FILE
+    from components.feature_screen import RESULT_FILE, FeatureScreening
 
-    uri = artifacts.first("FeatureScreen", "FeatureScreening")
+    uri = artifacts.first("FeatureScreen", FeatureScreening.TYPE_NAME)
     path = os.path.join(uri, RESULT_FILE) if uri else None
     if not path or not os.path.exists(path):
         return ("<p>This pipeline has no feature-screening step (config: <code>screening</code>), so no leakage "

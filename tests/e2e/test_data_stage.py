@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from components.feature_screen import FeatureScreening
 from pipelines import local_runner, mlmd, run_report
 from pipelines.config import deep_merge, load_config
 from serving import model_store
@@ -31,7 +32,7 @@ def test_a_leaky_feature_in_the_config_is_excluded_before_training(leaky_run):
     assert "tip_amount" not in contract["inputs"] and "fare" in contract["inputs"]
     store = mlmd.open_store(config.pipeline.metadata_path)
     artifacts = run_report.collect(store, mlmd.runs(store, config.pipeline.name)[0], config.pipeline.name)
-    with open(os.path.join(artifacts.first("FeatureScreen", "FeatureScreening"), "screening.json")) as f:
+    with open(os.path.join(artifacts.first("FeatureScreen", FeatureScreening.TYPE_NAME), "screening.json")) as f:
         screening = json.load(f)
     assert screening["excluded"] == ["tip_amount"]
     # the model did not learn from the leak: its AUC is the honest one, far from the leak's ~1.0
@@ -45,6 +46,14 @@ def test_a_leaky_feature_in_the_config_is_excluded_before_training(leaky_run):
     assert "tip_amount / fare predicts big_tip" in text and "<b>tip_amount</b>" in text
 
 
+def span_overrides(root: str) -> dict:
+    """A quick config whose data arrives in span-<N>/ folders under root/data."""
+    return deep_merge(small_overrides(root), {
+        "data": {"spans": True, "generate": None, "path": os.path.join(root, "data")},
+        "tuning": {"max_trials": 0}, "screening": None, "simplification": None,
+    })  # fmt: skip
+
+
 def test_new_data_is_a_new_span_and_lineage_follows_it(tmp_path):
     """Data in span-<N>/ folders: each run reads the newest span, the model records it, and
     lineage answers which models each span trained."""
@@ -52,10 +61,7 @@ def test_new_data_is_a_new_span_and_lineage_follows_it(tmp_path):
     from pipelines import lineage
 
     root = str(tmp_path)
-    overrides = deep_merge(small_overrides(root), {
-        "data": {"spans": True, "generate": None, "path": os.path.join(root, "data")},
-        "tuning": {"max_trials": 0}, "screening": None, "simplification": None,
-    })  # fmt: skip
+    overrides = span_overrides(root)
     config = load_config(TAXI_CONFIG, overrides)
     taxi.write_csv(taxi.generate(2000, seed=61), os.path.join(root, "data", "span-1"))
     first = local_runner.run(config)
@@ -71,3 +77,80 @@ def test_new_data_is_a_new_span_and_lineage_follows_it(tmp_path):
     assert "Trainer" in by_span[1] and "Trainer" in by_span[2]
     trained_on_1 = {m["model"] for m in lineage.models_of_span(store, config.pipeline.name, 1)}
     assert newest.model not in trained_on_1
+
+
+def test_every_corrupted_input_stops_the_run_named_and_the_last_blessed_model_stays(tmp_path):
+    """The suite of `make corruption-suite`: ten kinds of bad data, each stopping the pipeline with
+    an error that names the problem, pushing nothing, and leaving the served model and metadata."""
+    from pipelines import corruption_suite
+
+    overrides = {"tuning": {"max_trials": 0}, "simplification": None, "framing": {"success_level": 0.6},
+                 "evaluation": {"slice_lower_bound": None, "baselines": {"margin": -0.1}},
+                 "trainer": {"train_steps": 100, "eval_steps": 10, "batch_size": 64}}  # fmt: skip
+    results = corruption_suite.run_suite(TAXI_CONFIG, str(tmp_path), 1200, overrides)
+    assert len(results) == len(corruption_suite.CASES) == 10
+    missed = [r for r in results if not r["caught"]]
+    assert not missed, missed
+    assert all(r["stopped"] and not r["pushed"] and r["last_blessed_intact"] for r in results)
+
+
+def test_bring_your_own_table_with_one_yaml_file(tmp_path):
+    """configs/own-table.example.yaml on a Parquet table: no curated schema, no feature list.
+    Features are inferred from the data, the screen drops the columns that give the label away,
+    and the model is trained, blessed, pushed and served on the rest."""
+    import yaml
+
+    from datagen import taxi
+    from tests.conftest import REPO
+
+    with open(os.path.join(REPO, "configs", "own-table.example.yaml")) as f:
+        raw = yaml.safe_load(f)
+    raw["data"]["path"] = str(tmp_path / "table")
+    raw["trainer"] = {"train_steps": 150, "eval_steps": 10, "batch_size": 64}
+    raw["pipeline"] = {"name": "own-table", "root": str(tmp_path / "pipeline"),
+                       "metadata_path": str(tmp_path / "metadata.sqlite"), "serving_dir": str(tmp_path / "serving")}  # fmt: skip
+    path = tmp_path / "own.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    taxi.write_table(taxi.generate(2500, seed=71), str(tmp_path / "table"), "parquet")
+    config = load_config(str(path))
+    summary = local_runner.run(config)
+    assert summary.pushed_model, summary.failures
+    inputs = set(model_store.read_contract(summary.pushed_model)["inputs"])
+    assert {"fare", "trip_miles", "payment_type", "company", "pickup_community_area", "trip_start_timestamp"} <= inputs
+    assert not inputs & {"tip_amount", "tip_class", "big_tip", "trip_id", *taxi.PERSONAL_COLUMNS}
+    store = mlmd.open_store(config.pipeline.metadata_path)
+    artifacts = run_report.collect(store, mlmd.runs(store, config.pipeline.name)[0], config.pipeline.name)
+    with open(os.path.join(artifacts.first("FeatureScreen", FeatureScreening.TYPE_NAME), "screening.json")) as f:
+        assert sorted(json.load(f)["excluded"]) == ["tip_amount", "tip_class"]
+    assert artifacts.first("SchemaGen", "Schema")  # no curated schema: SchemaGen inferred one
+
+
+def test_a_drifted_span_stops_the_run_unless_drift_is_expected(tmp_path):
+    """span-2 is drawn from a moved distribution: against the last accepted data (span 1) the
+    schema's drift comparators stop the run, naming the features, and nothing is pushed. A
+    retraining that expects the drift (monitoring's, `span_drift: report`) goes through, and
+    records the measurements for the report."""
+    from datagen import taxi
+
+    root = str(tmp_path)
+    overrides = span_overrides(root)
+    config = load_config(TAXI_CONFIG, overrides)
+    taxi.write_csv(taxi.generate(2000, seed=81), os.path.join(root, "data", "span-1"))
+    first = local_runner.run(config)
+    assert first.pushed_model
+    taxi.write_csv(taxi.generate(2000, seed=82, drift=0.8), os.path.join(root, "data", "span-2"))
+    with pytest.raises(Exception) as stopped:
+        local_runner.run(config)
+    import traceback
+
+    text = "".join(traceback.format_exception(stopped.value))
+    assert "feature 'payment_type': drift from the last accepted data" in text
+    assert sorted(os.listdir(config.pipeline.serving_dir)) == [os.path.basename(first.pushed_model)]
+    expected = load_config(TAXI_CONFIG, deep_merge(overrides, {"data": {"span_drift": "report"}}))
+    retrained = local_runner.run(expected)
+    assert retrained.blessed is not None  # it got past the gate to evaluation
+    store = mlmd.open_store(config.pipeline.metadata_path)
+    artifacts = run_report.collect(store, mlmd.runs(store, config.pipeline.name)[0], config.pipeline.name)
+    with open(os.path.join(artifacts.first("DataValidationGate", "ExampleStatistics"), "span_drift.json")) as f:
+        drifted = {m["feature"] for m in json.load(f) if m["drifted"]}
+    assert {"payment_type", "trip_miles"} <= drifted

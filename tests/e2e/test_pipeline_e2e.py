@@ -123,6 +123,34 @@ def test_personal_data_never_reaches_the_examples(first_run):
     assert not present & set(config.data.personal_columns)
 
 
+def test_no_personal_value_in_any_artifact_model_or_metadata(first_run):
+    """Every file the run wrote (raw and transformed examples, statistics, the model and its
+    signatures, evaluations, the report) and the metadata store, searched for the e-mails,
+    phone numbers and names of the data the run read."""
+    import gzip
+    import re
+
+    import pandas as pd
+
+    from datagen import taxi
+
+    config, _ = first_run
+    data = pd.concat(pd.read_csv(p) for p in glob.glob(os.path.join(config.data.path, "*.csv")))
+    personal = {str(v).encode() for c in taxi.PERSONAL_COLUMNS for v in data[c].dropna()}
+    pattern = re.compile(rb"[\w.+-]+@example\.com|\+1-312-555-\d{4}|(?:%s) (?:%s)" % (
+        b"|".join(n.encode() for n in taxi._FIRST), b"|".join(n.encode() for n in taxi._LAST)))  # fmt: skip
+    roots = [config.pipeline.root, config.pipeline.serving_dir, os.path.dirname(config.pipeline.metadata_path)]
+    files = [os.path.join(d, f) for root in roots for d, _, names in os.walk(root) for f in names]
+    assert len(files) > 50
+    for path in files:
+        with open(path, "rb") as f:
+            content = f.read()
+        if path.endswith(".gz"):
+            content = gzip.decompress(content)
+        found = set(pattern.findall(content)) & personal
+        assert not found, (path, sorted(found)[:3])
+
+
 def test_rerun_with_unchanged_inputs_is_cached(first_run):
     """Run 2 re-evaluates against its new baseline (the first model) without pushing it again;
     from then on nothing changes and every component is served from the cache."""

@@ -64,3 +64,21 @@ def test_infra_validation_checks_the_heads_output(output, value, ok):
     from components.serving_infra_validator import valid_prediction
 
     assert valid_prediction(output, value) is ok
+
+
+def test_hashed_columns_become_keyed_tokens(monkeypatch):
+    example = tf.train.Example()
+    example.features.feature["rider_email"].bytes_list.value.append(b"ana.silva12@example.com")
+    example.features.feature["fare"].float_list.value.append(3.5)
+    monkeypatch.delenv(pii.HASH_SECRET_ENV, raising=False)
+    with pytest.raises(ValueError, match=r"\$PII_HASH_KEY"):
+        pii.hash_secret()
+    monkeypatch.setenv(pii.HASH_SECRET_ENV, "a-test-key-of-32-characters-----")
+    out = pii.hash_features(example, frozenset({"rider_email"}), pii.hash_secret())
+    token = out.features.feature["rider_email"].bytes_list.value[0]
+    assert len(token) == 32 and b"@" not in token and b"silva" not in token
+    again = pii.hash_features(example, frozenset({"rider_email"}), pii.hash_secret())
+    assert again.features.feature["rider_email"].bytes_list.value[0] == token  # joins across runs
+    other_key = pii.hash_features(example, frozenset({"rider_email"}), b"another-key-of-32-characters----")
+    assert other_key.features.feature["rider_email"].bytes_list.value[0] != token  # no key, no dictionary attack
+    assert out.features.feature["fare"].float_list.value[0] == 3.5

@@ -125,3 +125,35 @@ def test_framing_sets_the_gate_and_the_decision_threshold(taxi_config_path):
         load_config(taxi_config_path, {"evaluation": {"lower_bound": 0.5}})
     with pytest.raises(ConfigError, match="'framing' costs must be positive"):
         load_config(taxi_config_path, {"framing": {"cost_false_negative": 0}})
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"features": {"buckets": {"payment_type": 5}}}, "'features.buckets' payment_type: 5 needs a numeric"),
+        ({"features": {"crosses": {"fare x company": 10}}}, "'features.crosses' 'fare x company': fare is not an id"),
+        ({"features": {"crosses": {"company,taxi_id": 10}}}, "a cross is written 'a x b'"),
+        ({"split": {"by": "time", "train_fraction": 1.5}}, "'split.train_fraction' must be between 0 and 1"),
+        ({"problem_type": "regression"}, "'evaluation.metric' for regression must be one of"),
+        ({"problem_type": "multiclass_classification"}, "'evaluation.metric' for multiclass_classification"),
+        ({"num_classes": 3}, "'num_classes' is only for multiclass_classification"),
+        ({"trainer": {"distribution": "multi_worker"}}, "needs 'vertex.training.replica_count' >= 2"),
+        ({"data": {"format": "xml"}}, "'data.format' must be one of"),
+    ],
+)  # fmt: skip
+def test_rules_across_keys_are_named(taxi_config_path, overrides, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_config(taxi_config_path, overrides)
+
+
+def test_problem_type_rules_for_non_binary(taxi_config_path):
+    regression = load_config(taxi_config_path.replace("taxi.yaml", "taxi-regression.yaml"))
+    assert regression.evaluation.metric == "RootMeanSquaredError" and regression.evaluation.upper_bound == 2.0
+    with pytest.raises(ConfigError, match="'evaluation.fairness_features' is only supported for binary"):
+        load_config(taxi_config_path.replace("taxi.yaml", "taxi-regression.yaml"),
+                    {"evaluation": {"fairness_features": ["payment_type"]}})  # fmt: skip
+    with pytest.raises(ConfigError, match="slice_lower_bound' needs a higher-is-better metric"):
+        load_config(taxi_config_path.replace("taxi.yaml", "taxi-regression.yaml"),
+                    {"evaluation": {"slice_lower_bound": 1.0}})  # fmt: skip
+    multi = load_config(taxi_config_path.replace("taxi.yaml", "taxi-multiclass.yaml"))
+    assert multi.num_classes == 3 and multi.evaluation.lower_bound == 0.58

@@ -26,7 +26,14 @@ def test_column_groups_follow_the_feature_vector():
     model = build_model(("x", "x_missing"), {"c": 5, "t_hour": 24}, HParams(hidden_units=(4,), embedding_dim=3))
     assert model.feature_columns == [("x", 1), ("x_missing", 1), ("c", 3), ("t_hour", 3)]
     groups = explain.column_groups(model.feature_columns, {"x_missing": "x", "t_hour": "t"})
-    assert groups == {"x": [0, 1], "c": [2, 3, 4], "t": [5, 6, 7]}
+    assert groups == {
+        "x": [(0, 1.0), (1, 1.0)],
+        "c": [(2, 1.0), (3, 1.0), (4, 1.0)],
+        "t": [(5, 1.0), (6, 1.0), (7, 1.0)],
+    }
+    # a cross of two raw inputs gives each half of its columns' attribution
+    crossed = explain.column_groups([("c", 1), ("c_x_t", 2)], {"c_x_t": ("c", "t")})
+    assert crossed == {"c": [(0, 1.0), (1, 0.5), (2, 0.5)], "t": [(1, 0.5), (2, 0.5)]}
     assert model.get_layer(explain.FEATURES_LAYER).output.shape[-1] == 8
 
 

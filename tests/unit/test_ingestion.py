@@ -31,17 +31,6 @@ def exec_properties(directory: str, fmt: str, time_feature: str | None) -> dict:
     }  # fmt: skip
 
 
-def values(example) -> dict:
-    """The first value of each feature; a feature with no value (CSV's empty field) is missing."""
-    out = {}
-    for name, feature in example.features.feature.items():
-        kind = feature.WhichOneof("kind")
-        if kind and getattr(feature, kind).value:
-            value = getattr(feature, kind).value[0]
-            out[name] = value.decode() if isinstance(value, bytes) else value
-    return out
-
-
 def split_rows(directory: str, fmt: str, time_feature: str | None) -> dict[str, list[dict]]:
     """Runs the executor's Beam graph and returns each split's rows (written out as JSON lines,
     as Beam runs the graph in pickled copies)."""
@@ -53,7 +42,7 @@ def split_rows(directory: str, fmt: str, time_feature: str | None) -> dict[str, 
     with beam.Pipeline() as pipeline:
         splits = executor.GenerateExamplesByBeam(pipeline, exec_properties(directory, fmt, time_feature))
         for name, examples in splits.items():
-            _ = (examples | f"ToJson{name}" >> beam.Map(lambda e: json.dumps(values(e)))
+            _ = (examples | f"ToJson{name}" >> beam.Map(lambda e: json.dumps(file_example_gen.example_to_row(e)))
                  | f"Write{name}" >> beam.io.WriteToText(os.path.join(out, name)))  # fmt: skip
     found: dict[str, list[dict]] = {"train": [], "eval": []}
     for name, rows in found.items():
@@ -77,8 +66,10 @@ def test_every_format_reads_every_row_without_personal_columns_split_by_time(fmt
         assert not set(taxi.PERSONAL_COLUMNS) & set(row)
     ids = sorted(r["trip_id"] for r in train + evaluation)
     assert ids == sorted(frame["trip_id"])
-    # a missing value stays missing, whatever the format
-    missing = frame["company"].isna().sum()
+    # zeros stay zeros (TFX's dict_to_example would drop them) and a missing value stays missing
+    assert all("big_tip" in r for r in train + evaluation)
+    assert sorted(r["big_tip"] for r in train + evaluation) == sorted(frame["big_tip"])
+    missing = frame["company"].isna().sum()  # whatever the format
     assert missing and sum("company" not in r for r in train + evaluation) == missing
 
 
@@ -93,3 +84,15 @@ def test_hash_split_without_a_timestamp_and_a_bad_json_line_is_named(tmp_path):
         file_example_gen.json_line_to_example('{"fare": 3.5,')
     with pytest.raises(ValueError, match="not a JSON object"):
         file_example_gen.json_line_to_example(json.dumps([1, 2]))
+
+
+def test_time_split_errors_name_the_problem():
+    import tensorflow as tf
+
+    example = tf.train.Example()
+    example.features.feature["trip_id;trip_start_timestamp;fare"].bytes_list.value.append(b"t1;1767225600;3.5")
+    with pytest.raises(ValueError, match="delimited by something other than commas"):
+        file_example_gen.timestamp_of(example, "trip_start_timestamp")
+    with pytest.raises(ValueError, match="has no rows"):
+        file_example_gen.cutoff_of([], 0.8)
+    assert file_example_gen.cutoff_of([0.0, 10.0, 20.0, 30.0, 40.0], 0.75) == 30.0

@@ -174,3 +174,30 @@ def test_tuned_input_reads_every_row_once_per_pass(tmp_path):
         first = seen[:rows]
         assert sorted(first) == list(range(rows)), cache  # one pass: every row once
         assert sorted(seen[rows : 2 * rows]) == list(range(rows)), cache  # and again, repeated
+
+
+def test_balanced_class_weights_raise_the_minority_class():
+    import tensorflow as tf
+
+    from models.training import class_weights, fit
+
+    assert class_weights([0.2]) == pytest.approx({0: 0.625, 1: 2.5})
+    assert class_weights([0.5, 0.25, 0.25]) == pytest.approx({0: 2 / 3, 1: 4 / 3, 2: 4 / 3})
+    rng = np.random.default_rng(3)
+    n = 4000
+    x = {"a": rng.normal(size=n).astype("float32"), "c": rng.integers(0, 3, n)}
+    y = (rng.random(n) < 1 / (1 + np.exp(-(x["a"] * 1.5 - 2.5)))).astype("float32")  # about 13 % positive
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(128).repeat()
+    rates = {}
+    for name, weights in (("none", None), ("balanced", class_weights([float(y.mean())]))):
+        keras_seed(0)
+        model = build_model(("a",), {"c": 3}, HParams(hidden_units=(8,), learning_rate=0.02))
+        fit(model, data, data, train_steps=150, eval_steps=5, callbacks=[], class_weight=weights)
+        rates[name] = float((model.predict(x, verbose=0) >= 0.5).mean())
+    assert rates["balanced"] > 2 * rates["none"], rates  # the minority class is predicted far more often
+
+
+def keras_seed(seed: int) -> None:
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(seed)

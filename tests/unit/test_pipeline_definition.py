@@ -16,7 +16,7 @@ EXPECTED_ORDER = [
     "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "DataValidationGate",
     "Transform", "Tuner", "Trainer", "latest_blessed_model_resolver", "Evaluator", "ServingInfraValidator", "Pusher",
     "LinearBaseline", "HeuristicBaseline", "EvaluatorVsLinear", "EvaluatorVsHeuristic", "BlessingGate",
-    "DistilledModel",
+    "DistilledModel", "FeatureScreen", "last_accepted_statistics_resolver",
 ]  # fmt: skip
 
 
@@ -25,9 +25,10 @@ def test_components_and_wiring(taxi_config_path):
     ids = [c.id for c in p.components]
     assert sorted(ids) == sorted(EXPECTED_ORDER)
     by_id = {c.id: c for c in p.components}
-    # Transform reads the schema only through the validation gate
-    assert by_id["Transform"].inputs["schema"].producer_component_id == "DataValidationGate"
-    assert by_id["Trainer"].inputs["schema"].producer_component_id == "DataValidationGate"
+    # Transform reads the schema only through the validation gate, then the feature screen
+    assert by_id["FeatureScreen"].inputs["schema"].producer_component_id == "DataValidationGate"
+    assert by_id["Transform"].inputs["schema"].producer_component_id == "FeatureScreen"
+    assert by_id["Trainer"].inputs["schema"].producer_component_id == "FeatureScreen"
     assert by_id["Evaluator"].inputs["baseline_model"].producer_component_id == "latest_blessed_model_resolver"
     assert by_id["Pusher"].inputs["model_blessing"].producer_component_id == "BlessingGate"
     assert by_id["EvaluatorVsLinear"].inputs["baseline_model"].producer_component_id == "LinearBaseline"

@@ -30,12 +30,12 @@ ROWS = [
 ]
 
 
-def transform(rows, tmp_path):
+def transform(rows, tmp_path, spec: FeatureSpec = SPEC):
     """Returns the transformed rows; the transform graph is written to tmp_path/tf."""
     metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(FEATURE_SPEC))
     with tft_beam.Context(temp_dir=str(tmp_path / "tmp")):
         (out, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
-            lambda x: preprocessing_fn(x, {"features": SPEC.to_dict()})
+            lambda x: preprocessing_fn(x, {"features": spec.to_dict()})
         )
         _ = transform_fn | tft_beam.WriteTransformFn(str(tmp_path / "tf"))
     return out
@@ -75,3 +75,22 @@ def test_label_is_optional_at_serving(tmp_path):
     transformed = output.transform_raw_features(raw)
     assert "y" not in transformed
     assert transformed[hour_name("ts")].numpy().tolist() == [3]
+
+
+def test_buckets_and_crosses(tmp_path):
+    import dataclasses
+
+    from models.features import bucket_name, cross_name
+
+    spec = dataclasses.replace(SPEC, buckets={"miles": 2}, crosses={"payment x ts_hour": 16, "area x miles_bucket": 16})
+    out = transform(ROWS, tmp_path, spec)
+    buckets = [r[bucket_name("miles")] for r in out]
+    assert buckets[2] == 2  # missing: its own id after the two buckets
+    assert buckets[0] == 0 and buckets[3] == 1  # the shortest and the longest trip in different buckets
+    crossed = [r[cross_name("payment x ts_hour")] for r in out]
+    assert all(0 <= c < 16 for c in crossed)
+    assert crossed[1] == crossed[3]  # Card at midnight, twice: the same cross id
+    assert crossed[0] != crossed[1] or crossed[0] != crossed[2]  # different pairs spread over ids
+    assert cross_name("area x miles_bucket") in out[0]
+    # a screened-out column takes its bucket and its crosses with it
+    assert spec.restricted_to(["payment", "area", "taxi", "ts"]).crosses == {"payment x ts_hour": 16}

@@ -1,11 +1,14 @@
 """The curated schema and the rules that make it from an inferred one."""
 
+import os
+
 import pytest
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from pipelines.config import load_config
 from pipelines.schema_proposal import SERVING, TRAINING, curate
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.data
 
@@ -40,3 +43,26 @@ def test_committed_schema_has_no_personal_columns_and_serves_without_label(taxi_
     assert set(config.features.inputs()) | {config.label} <= names
     serving = {f.name for f in schema.feature if SERVING not in f.not_in_environment}
     assert serving == set(config.features.inputs())
+
+
+def test_span_drift_against_the_last_accepted_data_uses_the_schema_comparators():
+    """The curated schema's drift comparators on generated spans: another draw of the same
+    distribution passes; a drifted one is named, feature by feature."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    from components.validation_gate import drift_lines, span_drift
+    from datagen import taxi
+    from monitoring.checks import statistics
+
+    schema = schema_pb2.Schema()
+    with open(os.path.join(REPO, "schemas", "taxi", "schema.pbtxt")) as f:
+        text_format.Parse(f.read(), schema)
+    compared = {f.name for f in schema.feature if f.HasField("drift_comparator")}
+    assert compared == {"payment_type", "company", "fare", "trip_miles"}
+    reference = statistics(taxi.generate(4000, seed=1))
+    same = span_drift(statistics(taxi.generate(4000, seed=2)), reference, schema)
+    assert {m["feature"] for m in same} == compared and not drift_lines(same), same
+    moved = span_drift(statistics(taxi.generate(4000, seed=3, drift=0.8)), reference, schema)
+    named = " ".join(drift_lines(moved))
+    assert "'payment_type'" in named and "'trip_miles'" in named and "'company'" not in named, moved

@@ -84,3 +84,24 @@ def test_excluded_features_are_deprecated_in_the_schema_transform_reads():
     stages = {f.name: f.lifecycle_stage for f in out.feature}
     assert stages == {"fare": schema_pb2.UNKNOWN_STAGE, "tip_amount": schema_pb2.DEPRECATED}
     assert schema.feature[1].lifecycle_stage == schema_pb2.UNKNOWN_STAGE  # the input schema is not changed
+
+
+def test_inference_types_columns_and_detects_personal_ones(taxi_config_path):
+    """features.infer on the generated table: types from the data, and personal columns found by
+    what they hold even when the config does not name them."""
+    import dataclasses
+
+    from pipelines.config import load_config
+    from pipelines.feature_inference import detect_personal, infer
+
+    frame = taxi.generate(3000, seed=8)
+    found = detect_personal(frame)
+    assert found == {"rider_email": "e-mail addresses", "rider_phone": "phone numbers"}
+    config = load_config(taxi_config_path)
+    blank = dataclasses.replace(config.features, numeric=(), categorical=(), hashed={}, infer=True)
+    typed = infer(frame.drop(columns=list(taxi.PERSONAL_COLUMNS)), config.replace(features=blank))
+    assert {"fare", "trip_miles", "trip_seconds", "pickup_latitude", "tip_amount"} <= set(typed["numeric"])
+    assert {"payment_type", "company", "tip_class"} <= set(typed["categorical"])
+    assert "pickup_community_area" in typed["numeric"]  # 77 area codes: more than 20 distinct numbers
+    assert "taxi_id" in typed["categorical"] or "taxi_id" in typed["hashed"]
+    assert not {"big_tip", "trip_id", "trip_start_timestamp"} & set(typed["numeric"] + typed["categorical"])

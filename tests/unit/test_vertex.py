@@ -64,13 +64,14 @@ def test_compiled_file_is_a_kfp_pipeline_job_with_every_component(compiled):
 def test_runtime_parameters_are_exposed_with_defaults(compiled):
     config, _, job = compiled["dev"]
     inputs = job["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]
-    assert set(inputs) == {"data_root", "train_args"}
+    assert set(inputs) == {"data_root", "train_args", "span_drift"}
     values = job["runtimeConfig"]["parameterValues"]
     assert values["data_root"] == config.data.path
+    assert values["span_drift"] == "stop"  # a retraining started by monitoring submits "report"
     assert json.loads(values["train_args"]) == {"numSteps": config.trainer.train_steps}
     # BigQuery has no data_root; the train args stay a parameter
     prod_inputs = compiled["prod"][2]["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]
-    assert set(prod_inputs) == {"train_args"}
+    assert set(prod_inputs) == {"train_args", "span_drift"}
 
 
 def test_cloud_settings_land_where_vertex_reads_them(compiled):
@@ -161,7 +162,7 @@ def test_pipeline_job_request_body_field_by_field(compiled):
     assert pj["labels"] == {"env": "prod", "app": "taxi-tips"}
     assert "experiment" not in body  # the prod profile names no experiment
     assert pj["runtimeConfig"]["gcsOutputDirectory"] == config.pipeline.root
-    assert pj["runtimeConfig"]["parameterValues"] == {"train_args": '{"num_steps": 5}'}
+    assert pj["runtimeConfig"]["parameterValues"] == {"train_args": '{"num_steps": 5}', "span_drift": "stop"}
     assert set(pj["pipelineSpec"]["root"]["dag"]["tasks"]) == set(job_json["pipelineSpec"]["root"]["dag"]["tasks"])
     caching = {
         t["cachingOptions"].get("enableCache", False) for t in pj["pipelineSpec"]["root"]["dag"]["tasks"].values()
