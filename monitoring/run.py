@@ -135,6 +135,9 @@ def monitor(config: Config, labels_path: str | None = None, now: float | None = 
     from pipelines.mlmd import open_store
     from serving import model_store
 
+    if config.problem_type != "binary_classification":
+        raise ConfigError(f"{config.source}: monitoring's live metrics and retraining policy are for "
+                          f"binary_classification; {config.problem_type} is not supported yet")  # fmt: skip
     m = config.monitoring
     frame = read_log(m.log_path)
     version = str(frame["_model_version"].iloc[-1])

@@ -18,7 +18,7 @@ from components import file_example_gen, idempotent_pusher, provenance
 from components.blessing_gate import BlessingGate
 from components.feature_screen import FeatureScreen, settings_json
 from components.serving_infra_validator import ServingInfraValidator
-from components.validation_gate import DataValidationGate
+from components.validation_gate import DataValidationGate, LatestOrNoneStrategy, SpanDriftCheck
 from models import screening
 from models.features import FeatureSpec
 from models.trainer import SLICE_SIGNATURE, month_name
@@ -37,7 +37,10 @@ TUNING_ARGS_KEY = tfx.extensions.google_cloud_ai_platform.experimental.TUNING_AR
 SERVING_SIGNATURE = "serving_default"
 # what the Evaluator computes, per problem type (TFMA metrics or tf_keras metric class names)
 METRICS = {
-    "binary_classification": ("ExampleCount", *GATING_METRICS["binary_classification"]),
+    # calibration: mean prediction / mean label (1.0 when scores are calibrated probabilities, which the
+    # cost-derived decision threshold assumes); the plots hold the confusion matrices and the reliability curve
+    "binary_classification": ("ExampleCount", *GATING_METRICS["binary_classification"], "Calibration",
+                              "ConfusionMatrixPlot", "CalibrationPlot"),
     "multiclass_classification": ("ExampleCount", "SparseCategoricalAccuracy", "SparseCategoricalCrossentropy",
                                   "MultiClassConfusionMatrixPlot"),
     "regression": ("ExampleCount", "RootMeanSquaredError", "MeanAbsoluteError", "MeanSquaredError"),
@@ -78,19 +81,23 @@ def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
-    # the statistics of the last data that passed the gate: what a new span's drift is measured against
-    previous_statistics = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
-        statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics,
-                                   producer_component_id="DataValidationGate", output_key="accepted_statistics"),
-    ).with_id("last_accepted_statistics_resolver")  # fmt: skip
-    span_drift = config.data.span_drift
-    if runtime_parameters:
-        span_drift = tfx.dsl.experimental.RuntimeParameter(name="span_drift", ptype=str, default=span_drift)
     gate = DataValidationGate(
         anomalies=example_validator.outputs["anomalies"],
         schema=schema_gen.outputs["schema"],
         statistics=statistics_gen.outputs["statistics"],
+    )
+    # the statistics of the last data that passed: what a new span's drift is measured against
+    previous_statistics = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestArtifactStrategy if config.vertex else LatestOrNoneStrategy,
+        statistics=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ExampleStatistics,
+                                   producer_component_id="SpanDriftCheck", output_key="accepted_statistics"),
+    ).with_id("last_accepted_statistics_resolver")  # fmt: skip
+    span_drift = config.data.span_drift
+    if runtime_parameters:
+        span_drift = tfx.dsl.experimental.RuntimeParameter(name="span_drift", ptype=str, default=span_drift)
+    drift_check = SpanDriftCheck(
+        statistics=statistics_gen.outputs["statistics"],
+        schema=gate.outputs["validated_schema"],
         previous_statistics=previous_statistics.outputs["statistics"],
         span_drift_policy=span_drift,
     )
@@ -110,6 +117,7 @@ def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl
         disable_statistics=True,  # StatisticsGen already profiles the raw data
         force_tf_compat_v1=True,
     )
+    transform.add_upstream_node(drift_check)  # drift stops the run before Transform, without being its input
     # with baselines, only the BlessingGate's blessing (all checks passed) makes a model the next baseline
     blessing_source = (
         {"producer_component_id": "BlessingGate", "output_key": "blessing"} if config.evaluation.baselines else {}
@@ -164,7 +172,7 @@ def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl
     )
     distilled = [_distilled(config, transform, schema, trainer)] if config.simplification else []
     components = [
-        previous_statistics, example_gen, statistics_gen, schema_gen, example_validator, gate,
+        previous_statistics, example_gen, statistics_gen, schema_gen, example_validator, gate, drift_check,
         *([screen] if screen else []), transform,
         *([tuner] if tuner else []),
         trainer, *distilled, baseline, evaluator, *baseline_nodes, infra_validator, pusher,

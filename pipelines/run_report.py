@@ -199,7 +199,7 @@ def data_section(artifacts: RunArtifacts, out_dir: str) -> str:
     parts.append("<h3>Anomalies (ExampleValidator against the curated schema)</h3>")
     parts.append(anomalies_html(artifacts.first("ExampleValidator", "ExampleAnomalies")))
     parts.append("<h3>Drift against the last accepted data (the schema's drift comparators)</h3>")
-    parts.append(drift_html(artifacts.first("DataValidationGate", "ExampleStatistics")))
+    parts.append(drift_html(artifacts.first("SpanDriftCheck", "ExampleStatistics")))
     return "".join(parts)
 
 

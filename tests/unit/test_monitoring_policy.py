@@ -101,3 +101,12 @@ def test_vertex_request_response_log_rows_become_log_records():
     (record,) = records_from_bigquery_rows([row])
     assert record["model_version"] == "77" and record["predictions"] == [0.1, 0.9]
     assert record["instances"][1] == {"fare": 4.0} and record["status"] == 200
+
+
+def test_monitoring_names_the_problem_types_it_does_not_cover(taxi_config_path):
+    from monitoring import run
+    from pipelines.config import ConfigError, load_config
+
+    config = load_config(taxi_config_path.replace("taxi.yaml", "taxi-regression.yaml"))
+    with pytest.raises(ConfigError, match="regression is not supported yet"):
+        run.monitor(config)

@@ -16,7 +16,7 @@ EXPECTED_ORDER = [
     "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "DataValidationGate",
     "Transform", "Tuner", "Trainer", "latest_blessed_model_resolver", "Evaluator", "ServingInfraValidator", "Pusher",
     "LinearBaseline", "HeuristicBaseline", "EvaluatorVsLinear", "EvaluatorVsHeuristic", "BlessingGate",
-    "DistilledModel", "FeatureScreen", "last_accepted_statistics_resolver",
+    "DistilledModel", "FeatureScreen", "last_accepted_statistics_resolver", "SpanDriftCheck",
 ]  # fmt: skip
 
 
@@ -32,6 +32,13 @@ def test_components_and_wiring(taxi_config_path):
     assert by_id["Evaluator"].inputs["baseline_model"].producer_component_id == "latest_blessed_model_resolver"
     assert by_id["Pusher"].inputs["model_blessing"].producer_component_id == "BlessingGate"
     assert by_id["EvaluatorVsLinear"].inputs["baseline_model"].producer_component_id == "LinearBaseline"
+    # drift stops the run before Transform through an ordering edge, not an input (Transform stays cached)
+    assert "SpanDriftCheck" in {n.id for n in by_id["Transform"].upstream_nodes} and "SpanDriftCheck" not in {
+        ch.producer_component_id for ch in by_id["Transform"].inputs.values()
+    }
+    assert by_id["SpanDriftCheck"].inputs["previous_statistics"].producer_component_id == (
+        "last_accepted_statistics_resolver"
+    )
     # the distilled model learns from the candidate; it is compared, never pushed
     assert by_id["DistilledModel"].inputs["base_model"].producer_component_id == "Trainer"
     assert all(ch.producer_component_id != "DistilledModel" for ch in by_id["Pusher"].inputs.values())
@@ -86,6 +93,31 @@ def test_thresholds_come_from_config(taxi_config_path):
     assert at == {"Precision": {"thresholds": [0.25]}, "Recall": {"thresholds": [0.25]}}  # 1 / (1 + 3) from framing
     rates = {m.class_name: json.loads(m.config) for m in ec.metrics_specs[0].metrics if m.class_name in ("FPR", "FNR")}
     assert rates == {"FPR": {"thresholds": [0.3, 0.5]}, "FNR": {"thresholds": [0.3, 0.5]}}
+    # calibration and the confusion matrices are computed for every binary evaluation
+    names = {m.class_name for m in ec.metrics_specs[0].metrics}
+    assert {"Calibration", "ConfusionMatrixPlot", "CalibrationPlot"} <= names
+
+
+@pytest.mark.parametrize(
+    "config_file, metrics, direction",
+    [
+        ("taxi-multiclass.yaml", {"SparseCategoricalAccuracy", "MultiClassConfusionMatrixPlot"}, "HIGHER_IS_BETTER"),
+        ("taxi-regression.yaml", {"RootMeanSquaredError", "MeanAbsoluteError"}, "LOWER_IS_BETTER"),
+    ],
+)  # fmt: skip
+def test_metrics_and_gate_direction_follow_the_problem_type(taxi_config_path, config_file, metrics, direction):
+    config = load_config(taxi_config_path.replace("taxi.yaml", config_file))
+    ec = eval_config(config)
+    names = {m.class_name for m in ec.metrics_specs[0].metrics}
+    assert metrics <= names and not {"AUC", "FPR", "Calibration"} & names
+    [gated] = [m for m in ec.metrics_specs[0].metrics if m.per_slice_thresholds]
+    threshold = gated.per_slice_thresholds[0].threshold
+    assert tfma.MetricDirection.Name(threshold.change_threshold.direction) == direction
+    if direction == "LOWER_IS_BETTER":  # an error: a ceiling, and a regression is a rise
+        assert threshold.value_threshold.upper_bound.value == config.evaluation.upper_bound
+        assert threshold.change_threshold.absolute.value > 0
+    else:
+        assert threshold.value_threshold.lower_bound.value == config.evaluation.lower_bound
 
 
 def test_month_of_a_timestamp():
