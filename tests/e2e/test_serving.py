@@ -92,7 +92,12 @@ def test_health_and_metadata_routes(running):
     status, meta = client.get("/v1/models/taxi-tips")
     assert status == 200
     assert meta["inputs"]["payment_type"]["domain"][0] == "Cash"
-    assert meta["inputs"]["fare"] == {"type": "float", "required": True}
+    assert meta["inputs"]["fare"] == {
+        "type": "float",
+        "required": True,
+        "min": 0.0,
+        "max": 10000.0,
+    }  # the schema's range
     assert not any(p in meta["inputs"] for p in PERSONAL)
 
 
