@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"run:            {summary.run_id}")
     for c in summary.components:
-        print(f"  {c.component:32s} {c.state:9s} {c.seconds:7.1f} s")
+        print(f"  {c.component:34s} {c.state:9s} {c.seconds:7.1f} s")
     print(f"blessed:        {summary.blessed}")
     for line in summary.failures:
         print(f"  failed:       {line}")

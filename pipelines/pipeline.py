@@ -378,6 +378,9 @@ def vertex_job_config(config: Config, machine: MachineConfig, args_key: str) -> 
     }
 
 
+DEPENDENCY_FLAGS = ("--extra_package", "--setup_file", "--requirements_file", "--sdk_container_image")
+
+
 def beam_args(config: Config) -> list[str]:
     """The configured Beam args, or Dataflow's when the profile asks for it."""
     v = config.vertex
@@ -385,6 +388,11 @@ def beam_args(config: Config) -> list[str]:
         args = list(config.pipeline.beam_args)
         if v is not None and config.data.format == "bigquery":
             args += [f"--project={v.project}", f"--temp_location={config.pipeline.root}/tmp"]
+        if not any(a.startswith(DEPENDENCY_FLAGS) for a in args):
+            # Beam runs in the step's own process, where the project is importable. Without a dependency
+            # flag, TFX builds a 50 MB sdist of itself into /tmp for every Beam step and never removes it.
+            root = v.image_workdir if v is not None else os.path.dirname(MODEL_CODE_DIR)
+            args.append(f"--setup_file={root}/setup.py")
         return args
     d = v.dataflow
     args = [
