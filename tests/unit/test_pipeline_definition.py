@@ -164,3 +164,20 @@ def test_tuner_search_space_from_config(taxi_config_path):
     assert hparams_from_values({"hidden_units": "8-4", "learning_rate": 0.01}, HParams()) == HParams(
         hidden_units=(8, 4), learning_rate=0.01, embedding_dim=HParams().embedding_dim
     )
+
+
+def test_local_beam_steps_name_a_dependency_so_tfx_builds_no_package(taxi_config_path):
+    """Without a dependency flag TFX builds a ~50 MB sdist of itself into /tmp for every Beam step
+    and leaves it there; the in-process runner needs none, so the args name the project's setup.py."""
+    import os
+
+    from tfx.utils import dependency_utils
+
+    from pipelines.pipeline import beam_args
+
+    args = beam_args(load_config(taxi_config_path))
+    [setup] = [a for a in args if a.startswith("--setup_file=")]
+    assert os.path.exists(setup.split("=", 1)[1])
+    assert dependency_utils.make_beam_dependency_flags(args) == args  # TFX's own check: nothing to build
+    dev = beam_args(load_config(taxi_config_path.replace("taxi.yaml", "vertex-dev.yaml")))
+    assert "--setup_file=/pipeline/setup.py" in dev  # the checkout's place in the image
