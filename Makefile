@@ -15,7 +15,7 @@ LABELS ?=
 VERTEX = $(ENV) python -m pipelines.vertex --profile $(PROFILE) $(if $(IMAGE),--image $(IMAGE)) $(if $(DRY_RUN),--dry-run)
 
 .DEFAULT_GOAL := help
-.PHONY: help env run smoke serve test test-unit test-e2e bench bench-serve bench-input corruption-suite lineage report run-batch compile-canary monitor compile-monitoring features schema lint lock clean clean-env \
+.PHONY: help env run smoke serve test test-unit test-e2e bench bench-serve bench-input bench-tables corruption-suite lineage report run-batch compile-canary monitor compile-monitoring features schema lint lock clean clean-env \
 	compile upload submit schedule trigger-bundle
 
 help: ## List the targets
@@ -47,6 +47,10 @@ test-e2e: env ## Run the end-to-end pipeline tests only
 
 bench: env ## Time each component on ROWS rows (default 15000); writes build/bench/pipeline.json
 	$(ENV) python -m pipelines.benchmark --config $(CONFIG) --rows $(ROWS) --out build/bench/pipeline.json
+
+TABLES ?=
+bench-tables: env ## Six public tables (one YAML each): network vs linear vs boosted, per table; build/bench/tables.json
+	$(ENV) python -m benchmarks.real_tables $(if $(TABLES),--tables $(TABLES)) --out build/bench/tables.json
 
 bench-input: env ## Training steps/s: naive vs tuned input pipeline on the same data; build/bench/input.json
 	$(ENV) python -m pipelines.input_benchmark --config $(CONFIG) --out build/bench/input.json

@@ -22,10 +22,12 @@ def BlessingGate(  # noqa: N802 (component names are classes in TFX)
     model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
     evaluation: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
     vs_linear: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
+    vs_boosted: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
     vs_heuristic: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
     blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
 ) -> None:
     checks = {"evaluation": evaluation, "beats the linear baseline": vs_linear,
+              "comes close to the gradient-boosted reference": vs_boosted,
               "beats the heuristic baseline": vs_heuristic}  # fmt: skip
     failed = [name for name, artifact in checks.items() if not _blessed(artifact)]
     ok = not failed

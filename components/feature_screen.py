@@ -35,10 +35,12 @@ class NoFeatureLeftError(RuntimeError):
 
 
 def settings_json(settings: screening.Settings, label: str, problem_type: str, features: list[str],
-                  ignore: list[str]) -> str:  # fmt: skip
-    """The component's one parameter: what to screen and how."""
+                  ignore: list[str], left_out: list[dict] = ()) -> str:  # fmt: skip
+    """The component's one parameter: what to screen and how; `left_out`: the columns feature inference
+    did not make features ({column, finding, reason}), reported with the screen's findings."""
     return json.dumps({"settings": {**settings.__dict__, "keep": list(settings.keep)}, "label": label,
-                       "problem_type": problem_type, "features": features, "ignore": ignore})  # fmt: skip
+                       "problem_type": problem_type, "features": features, "ignore": ignore,
+                       "left_out": list(left_out)})  # fmt: skip
 
 
 def deprecate(schema: schema_pb2.Schema, columns: list[str]) -> schema_pb2.Schema:
@@ -66,8 +68,12 @@ def FeatureScreen(  # noqa: N802 (component names are classes in TFX)
     splits = artifact_utils.decode_split_names(examples.split_names)
     split = "train" if "train" in splits else splits[0]
     frame = pd.DataFrame(eval_instances(examples.uri, split, options.max_rows))
+    left_out = {c["column"] for c in config.get("left_out", ())}
+    frame = frame.drop(columns=[c for c in frame.columns if c in left_out])
     found = screening.screen(frame, config["label"], config["problem_type"], config["features"], options,
                              tuple(config["ignore"]))  # fmt: skip
+    found += [screening.Finding(c["column"], c["finding"], 0.0, False, True, c["reason"])
+              for c in config.get("left_out", ())]  # fmt: skip
     excluded = [f.column for f in found if f.excluded]
     left = [c for c in config["features"] if c not in excluded]
     with open(os.path.join(findings.uri, RESULT_FILE), "w") as f:

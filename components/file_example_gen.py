@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,18 +34,24 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
+from models.features import MISSING_TOKENS
+
 DROP_KEY = "drop_columns"
 HASH_KEY = "hash_columns"
 HASH_SECRET_ENV = "PII_HASH_KEY"  # the HMAC key for hashed columns: a secret, never in config or the repo
 TIME_SPLIT_KEY = "time_split"
+CLEAN_KEY = "clean"
+MISSING_KEY = "missing_values"
 FILE_PATTERNS = {"csv": "*.csv", "json": "*.jsonl", "parquet": "*.parquet", "tfrecord": "*.tfrecord*"}
 
 
 def custom_config(drop_columns: Iterable[str], time_feature: str | None = None, train_fraction: float = 0.8,
-                  hash_columns: Iterable[str] = ()) -> example_gen_pb2.CustomConfig:  # fmt: skip
-    """ExampleGen's `custom_config` for these executors."""
+                  hash_columns: Iterable[str] = (), clean: dict | None = None) -> example_gen_pb2.CustomConfig:  # fmt: skip
+    """ExampleGen's `custom_config` for these executors; `clean` is `cleaning_settings(...)`."""
     struct = struct_pb2.Struct()
     struct.update({DROP_KEY: sorted(drop_columns), HASH_KEY: sorted(hash_columns)})
+    if clean:
+        struct.update({CLEAN_KEY: clean})
     if time_feature:
         struct.update({TIME_SPLIT_KEY: {"feature": time_feature, "train_fraction": train_fraction}})
     config = example_gen_pb2.CustomConfig()
@@ -191,8 +198,12 @@ def _reader_without_columns(fmt: str):
     @beam.typehints.with_output_types(tf.train.Example)
     def transform(pipeline, exec_properties: dict[str, Any], split_pattern: str):
         examples = pipeline | f"Read{fmt}" >> read(exec_properties, split_pattern)
-        drop = columns_to_drop(exec_properties)
-        hashed = frozenset(settings(exec_properties).get(HASH_KEY, ()))
+        found = settings(exec_properties)
+        clean = found.get(CLEAN_KEY, {})
+        missing = frozenset(t.encode() for t in clean.get(MISSING_KEY, MISSING_TOKENS))
+        examples = examples | "CleanValues" >> beam.Map(clean_example, clean, missing)
+        drop = frozenset(safe_name(c) for c in columns_to_drop(exec_properties))  # as `clean_example` names them
+        hashed = frozenset(safe_name(c) for c in found.get(HASH_KEY, ()))
         if drop:
             examples = examples | "DropPersonalColumns" >> beam.Map(drop_features, drop)
         if hashed:
@@ -200,6 +211,84 @@ def _reader_without_columns(fmt: str):
         return examples
 
     return transform
+
+
+def cleaning_settings(numeric: Iterable[str] = (), timestamp: str | None = None, label: str | None = None,
+                      label_classes: Iterable[str] = ()) -> dict:  # fmt: skip
+    """What `clean_example` does beyond the missing values: numbers stored as text become numbers,
+    a text timestamp becomes seconds since the epoch, a text label becomes its class id."""
+    return {"numeric": sorted(numeric), "timestamp": timestamp, "label": label, "label_classes": list(label_classes)}
+
+
+def safe_name(column: str) -> str:
+    """A column name usable as a TensorFlow feature and signature input: runs of characters other than
+    letters, digits, `_`, `.` and `-` become `_` ("Culmen Length (mm)" -> "Culmen_Length_mm")."""
+    name = re.sub(r"[^A-Za-z0-9_.\-]+", "_", column).strip("_")
+    return name if name and name[0].isalnum() else f"c_{name}"
+
+
+def seconds_since_epoch(text: str) -> int:
+    """An ISO-like date or date-time ("2012/01/31", "2012-01-31 10:15", "...T10:15:00Z"; UTC unless it says)."""
+    import datetime
+
+    value = datetime.datetime.fromisoformat(text.strip().replace("/", "-").replace("Z", "+00:00"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=datetime.UTC)
+    return int(value.timestamp())
+
+
+def clean_example(example: tf.train.Example, clean: dict, missing: frozenset[bytes]) -> tf.train.Example:
+    """One representation of "missing": a feature with no value, a value in MISSING_TOKENS, or an empty cell
+    (which TFX's CSV reader gives as a present feature with an empty list) leaves the feature out of the row,
+    so statistics count it as missing. Column names are made `safe_name`s; `clean` (from
+    `cleaning_settings`) converts numbers stored as text, text timestamps and text labels. A value that
+    cannot be converted stops the run, naming the column and the value."""
+    numeric = set(clean.get("numeric", ()))
+    timestamp, label = clean.get("timestamp"), clean.get("label")
+    classes = {c.encode(): i for i, c in enumerate(clean.get("label_classes") or ())}
+    out = tf.train.Example()
+    for raw_name, feature in example.features.feature.items():
+        kind = feature.WhichOneof("kind")
+        values = list(getattr(feature, kind).value) if kind else []
+        if kind == "bytes_list":
+            values = [v for v in values if v.strip() not in missing]
+        elif kind == "float_list":
+            values = [v for v in values if not math.isnan(v)]
+        if not values:
+            continue
+        name = safe_name(raw_name)
+        target = out.features.feature[name]
+        if name == label and classes:
+            keys = [v if isinstance(v, bytes) else str(int(v) if float(v).is_integer() else v).encode() for v in values]
+            unknown = [k for k in keys if k not in classes]
+            if unknown:
+                raise ValueError(f"label '{name}': value {unknown[0].decode(errors='replace')!r} is not one of the "
+                                 f"classes {list(clean['label_classes'])} (config: label_classes)")  # fmt: skip
+            target.int64_list.value.extend(classes[k] for k in keys)
+        elif kind == "bytes_list" and name == timestamp:
+            target.int64_list.value.extend(_converted(name, values, seconds_since_epoch, "a date or date-time"))
+        elif kind == "bytes_list" and name in numeric:
+            target.float_list.value.extend(_converted(name, values, float, "a number"))
+        else:
+            getattr(target, kind).value.extend(values)
+    return out
+
+
+def _converted(column: str, values: list[bytes], convert, what: str) -> list:
+    try:
+        return [convert(v.decode("utf-8").strip()) for v in values]
+    except (ValueError, UnicodeDecodeError):
+        bad = next(v for v in values if not _converts(v, convert))
+        raise ValueError(f"column '{column}': {bad.decode(errors='replace')!r} is not {what}; list it in "
+                         "data.missing_values if it means missing, or exclude the column") from None  # fmt: skip
+
+
+def _converts(value: bytes, convert) -> bool:
+    try:
+        convert(value.decode("utf-8").strip())
+        return True
+    except (ValueError, UnicodeDecodeError):
+        return False
 
 
 def timestamp_of(example: tf.train.Example, feature: str) -> float:

@@ -66,11 +66,18 @@ def empty_value_floods(split: str, stats: statistics_pb2.DatasetFeatureStatistic
         common = getattr(feature, which).common_stats if which in ("num_stats", "string_stats") else None
         if common is None:
             continue
-        filled = min(common.tot_num_values, common.num_non_missing) / stats.num_examples
-        if filled < wanted[name]:
-            lines.append(f"[{split}] feature '{name}': too many missing values - {100 * (1 - filled):.1f} % of rows "
-                         f"have none; the schema allows at most {100 * (1 - wanted[name]):.0f} %")  # fmt: skip
+        filled = min(common.tot_num_values, common.num_non_missing)
+        if filled < wanted[name] * stats.num_examples:
+            empty = stats.num_examples - filled
+            lines.append(f"[{split}] feature '{name}': too many missing values - {empty} of {stats.num_examples} rows "
+                         f"({percent(empty / stats.num_examples)}) have none; the schema allows at most "
+                         f"{percent(1 - wanted[name])}")  # fmt: skip
     return lines
+
+
+def percent(share: float) -> str:
+    """3 significant digits: 0.02 % and 0 % never print the same."""
+    return f"{100 * share:.3g} %"
 
 
 DRIFT_FILE = "span_drift.json"

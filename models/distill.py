@@ -20,7 +20,7 @@ import tf_keras as keras
 
 from models.model import HParams, build_model
 from models.trainer import CONTRACT_DIR, METADATA_FILE, WEIGHTS_FILE, export_serving_model, write_serving_contract
-from models.training import cardinalities, feature_spec, fit, make_datasets
+from models.training import cardinalities, feature_spec, fit, make_datasets, plan_for
 
 RESULT_FILE = "simplification.json"
 
@@ -34,14 +34,23 @@ def run_fn(fn_args) -> None:
     teacher = load_teacher(fn_args.base_model, spec.dense_outputs(), sizes)
     keras.utils.set_random_seed(int(config.get("seed", 0)))
     student = build_model(spec.dense_outputs(), sizes, HParams.from_dict(student_config))
-    train, evaluation = make_datasets(fn_args, transform_output, spec.label, int(config.get("batch_size", 128)))
+    plan = plan_for(fn_args)
+    train, evaluation = make_datasets(fn_args, transform_output, spec.label, plan.batch_size)
     alpha = float(student_config.get("alpha", 0.7))
     soft = train.map(lambda features, label: (features, soft_labels(teacher, features, label, alpha)))
-    fit(student, soft, evaluation, fn_args.train_steps, fn_args.eval_steps, callbacks=[],
-        epochs=int(config.get("epochs", 1)), patience=int(config.get("early_stopping_patience", 0)))  # fmt: skip
+    fit(
+        student,
+        soft,
+        evaluation,
+        plan.train_steps,
+        plan.eval_steps,
+        callbacks=[],
+        epochs=plan.epochs,
+        patience=plan.patience,
+    )
     export_serving_model(student, transform_output, spec, fn_args.serving_model_dir)
     write_serving_contract(fn_args.serving_model_dir, spec, fn_args.schema_path, config.get("decision_threshold"))
-    result = compare(teacher, student, evaluation, fn_args.eval_steps, fn_args.base_model, fn_args.serving_model_dir)
+    result = compare(teacher, student, evaluation, plan.eval_steps, fn_args.base_model, fn_args.serving_model_dir)
     result["alpha"] = alpha
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, RESULT_FILE), "w") as f:

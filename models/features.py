@@ -9,6 +9,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+# what a cell holds when it holds nothing: pandas' default NA strings (feature inference reads the sample with
+# the same list), so a value is missing the same way in the inferred features, statistics, Transform and serving
+MISSING_TOKENS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
+                  "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")  # fmt: skip
 HOURS = 24
 WEEKDAYS = 7
 

@@ -25,7 +25,7 @@ TOP_VALUES = 50
 
 @dataclass(frozen=True)
 class Settings:
-    leak_power: float = 0.95  # AUC / accuracy / R^2 at or above which a column is leakage
+    leak_power: float = 0.99  # AUC / accuracy / R^2 at or above which a column is leakage
     near_constant: float = 0.99  # share of the most frequent value at or above which a column carries nothing
     redundant_correlation: float = 0.99  # |Pearson r| between two numeric features at or above which one goes
     keep: tuple[str, ...] = ()  # features kept whatever the screen finds

@@ -15,7 +15,16 @@ import tf_keras as keras
 from models import explain
 from models.features import FeatureSpec
 from models.model import OBJECTIVE, HParams, build_model, head_of, output_name
-from models.training import cardinalities, class_weights, feature_spec, fit, label_prior, make_datasets, strategy_for
+from models.training import (
+    cardinalities,
+    class_weights,
+    feature_spec,
+    fit,
+    label_prior,
+    make_datasets,
+    plan_for,
+    strategy_for,
+)
 from models.tuning import hparams_from_values
 
 SERVING_OUTPUT = "probability"  # the binary head's output; see `output_name`
@@ -40,11 +49,11 @@ def run_fn(fn_args) -> None:
 def train_and_export(fn_args, hparams: HParams) -> None:
     """Trains `build_model(hparams)` on the transformed examples and exports it for serving."""
     config = fn_args.custom_config
-    batch_size = int(config.get("batch_size", 128))
+    plan = plan_for(fn_args)
     keras.utils.set_random_seed(int(config.get("seed", 0)))
     transform_output = tft.TFTransformOutput(fn_args.transform_output)
     spec = feature_spec(config, transform_output)
-    train, evaluation = make_datasets(fn_args, transform_output, spec.label, batch_size)
+    train, evaluation = make_datasets(fn_args, transform_output, spec.label, plan.batch_size)
 
     strategy = strategy_for(config.get("distribution", "default"))
     print(json.dumps({"event": "distribution", "strategy": type(strategy).__name__,
@@ -60,8 +69,8 @@ def train_and_export(fn_args, hparams: HParams) -> None:
         weights = class_weights(label_prior(fn_args, head_of(config), int(config.get("num_classes") or 2)))
         print(json.dumps({"event": "class_weight", "weights": weights}))
     history = fit(
-        model, train, evaluation, fn_args.train_steps, fn_args.eval_steps, callbacks=[tensorboard],
-        epochs=int(config.get("epochs", 1)), patience=int(config.get("early_stopping_patience", 0)),
+        model, train, evaluation, plan.train_steps, plan.eval_steps, callbacks=[tensorboard],
+        epochs=plan.epochs, patience=plan.patience,
         class_weight=weights,
     )  # fmt: skip
     write_learning_curves(history, fn_args.model_run_dir)

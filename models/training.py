@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import math
+from dataclasses import dataclass
+
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
@@ -21,6 +25,64 @@ def make_datasets(fn_args, transform_output: tft.TFTransformOutput, label: str, 
 
 
 SHUFFLE_ROWS = 10_000
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How long and in what batches to train: what the config sets, the rest adapted to the row count."""
+
+    batch_size: int
+    train_steps: int
+    epochs: int
+    patience: int
+    eval_steps: int
+
+
+STEP_BUDGET = 3000  # steps a small table trains for at most (early stopping usually ends it sooner)
+MAX_STEPS = 20_000  # steps a large table trains for at most: a few epochs
+
+
+def training_plan(train_rows: int, eval_rows: int, batch_size: int | None = None, train_steps: int | None = None,
+                  epochs: int | None = None, patience: int | None = None, eval_steps: int | None = None) -> Plan:  # fmt: skip
+    """Settings given win; the rest adapt to the rows. A batch of about 1/20 of the rows (16 to 256, a power of
+    two), so a small table still takes many steps per epoch; real epochs (every row once) until STEP_BUDGET
+    steps or 5 epochs, whichever is more, capped at MAX_STEPS; early stopping after a tenth of the epochs
+    (3 to 10) without gain; the whole eval split every epoch."""
+    if not batch_size:
+        batch_size = 2 ** round(math.log2(min(256, max(16, train_rows / 20))))
+    per_epoch = max(1, math.ceil(train_rows / batch_size))
+    if not epochs and train_steps:
+        epochs = max(1, train_steps // per_epoch)
+    elif not epochs:
+        epochs = min(max(5, math.ceil(STEP_BUDGET / per_epoch)), max(1, MAX_STEPS // per_epoch))
+    if not train_steps:
+        train_steps = epochs * per_epoch
+    if patience is None:
+        patience = min(10, max(3, epochs // 10)) if epochs > 1 else 0
+    if not eval_steps:
+        eval_steps = max(1, math.ceil(eval_rows / batch_size))
+    return Plan(batch_size, train_steps, epochs, patience, eval_steps)
+
+
+def count_rows(file_patterns: list[str]) -> int:
+    """Examples in GZIP TFRecord files (one pass over the records, no parsing)."""
+    files = tf.data.Dataset.list_files(file_patterns, shuffle=False)
+    rows = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    return int(rows.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
+
+
+def plan_for(fn_args) -> Plan:
+    """The training plan of a Trainer or Tuner run: its custom_config's settings, its own step counts."""
+    config = fn_args.custom_config or {}
+    known = {"batch_size": config.get("batch_size"), "train_steps": fn_args.train_steps or None,
+             "epochs": config.get("epochs"), "patience": config.get("early_stopping_patience"),
+             "eval_steps": fn_args.eval_steps or None}  # fmt: skip
+    need_rows = not (known["batch_size"] and known["train_steps"] and known["epochs"] and known["eval_steps"])
+    train_rows = count_rows(fn_args.train_files) if need_rows else 0
+    eval_rows = count_rows(fn_args.eval_files) if need_rows and not known["eval_steps"] else 0
+    plan = training_plan(train_rows, eval_rows, **known)
+    print(json.dumps({"event": "training_plan", "train_rows": train_rows, **plan.__dict__}))
+    return plan
 
 
 def tuned_input(file_patterns: list[str], feature_spec: dict, label: str, batch_size: int, shuffle: bool = True,

@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import yaml
 
+from models.features import MISSING_TOKENS
+
 ProblemType = Literal["binary_classification", "multiclass_classification", "regression"]
 
 
@@ -47,6 +49,7 @@ class DataConfig:
     # stop the run, or report it and go on
     span_drift: Literal["stop", "report"] = "stop"
     generate: GenerateConfig | None = None
+    missing_values: tuple[str, ...] = MISSING_TOKENS  # text that means "no value" (pandas' NA strings)
 
 
 @dataclass(frozen=True)
@@ -85,16 +88,18 @@ class FeaturesConfig:
 
 @dataclass(frozen=True)
 class TrainerConfig:
-    train_steps: int = 1000
-    eval_steps: int = 100
-    batch_size: int = 128
+    # left out (null), these adapt to the table's rows (models/training.py `training_plan`): a batch of about
+    # 1/20 of the rows (16-256), real epochs with early stopping, the whole eval split each epoch
+    train_steps: int | None = None
+    eval_steps: int | None = None
+    batch_size: int | None = None
     hidden_units: tuple[int, ...] = (64, 32)
     learning_rate: float = 0.003
     embedding_dim: int = 8
     dropout: float = 0.0
     l2: float = 0.0
-    epochs: int = 1  # train_steps are spread over this many epochs, each followed by an eval
-    early_stopping_patience: int = 0  # epochs without eval-AUC gain before stopping; 0: off
+    epochs: int | None = None  # train_steps are spread over this many epochs, each followed by an eval
+    early_stopping_patience: int | None = None  # epochs without eval-objective gain before stopping; 0: off
     warm_start: bool = False  # start from the last blessed model's weights (new data, same model)
     # tf.distribute strategy: default (one device), mirrored (local GPUs), multi_worker (a Vertex job's replicas)
     distribution: Literal["default", "mirrored", "multi_worker"] = "default"
@@ -124,7 +129,7 @@ class TuningConfig:
 class ScreeningConfig:
     """Leakage and feature selection before Transform (components/feature_screen.py)."""
 
-    leak_power: float = 0.95  # a column predicting the label this well (AUC / accuracy / R^2), alone or as a
+    leak_power: float = 0.99  # a column predicting the label this well (AUC / accuracy / R^2), alone or as a
     # rate or difference with another column, is leakage
     near_constant: float = 0.99  # share of the most frequent value from which a column carries nothing
     redundant_correlation: float = 0.99  # |r| between two numeric features from which the weaker goes
@@ -165,9 +170,13 @@ class FramingConfig:
 
 @dataclass(frozen=True)
 class BaselinesConfig:
-    """Baselines trained and evaluated in the same run; the candidate must beat both by `margin`."""
+    """Baselines trained and evaluated in the same run: the candidate must beat the heuristic and the linear
+    model by `margin`, and come within `boosted_margin` of the gradient-boosted reference."""
 
     margin: float = 0.0  # on the gating metric; negative allows the candidate to trail by that much
+    # against the gradient-boosted reference: the candidate may trail it by this much (AUC / accuracy points; for an
+    # error metric, a fraction of the reference's error: -0.03 = 3 % more RMSE); null: -0.01, or -0.03 for an error
+    boosted_margin: float | None = None
     linear_learning_rate: float = 0.05  # a linear model takes larger steps than the deep one
     heuristic_feature: str | None = None  # the rule: score 1 when this feature is one of...
     heuristic_values: tuple[str, ...] = ()  # ...these values; no rule: the prior (positive rate)
@@ -184,7 +193,8 @@ class EvaluationConfig:
     slice_lower_bound: float | None = None  # the gating metric's floor in every month; None: reported only
     fairness_features: tuple[str, ...] = ()  # sensitive slices: FPR, FNR and positive rate per value
     fairness_thresholds: tuple[float, ...] = (0.5,)  # decision thresholds at which those rates are computed
-    baselines: BaselinesConfig | None = None  # a heuristic and a linear model to beat; None: none
+    # a heuristic, a linear and a gradient-boosted model trained on the same split, to beat; null: none
+    baselines: BaselinesConfig | None = BaselinesConfig()
 
 
 @dataclass(frozen=True)
@@ -301,17 +311,21 @@ class Config:
     pipeline: PipelineConfig
     split: SplitConfig = SplitConfig()
     num_classes: int | None = None  # multiclass: labels are the integers 0 .. num_classes - 1
+    # text labels (or numbers other than 0..n-1): the classes in order, mapped to 0..n-1 at ingestion (binary: the
+    # second is the positive class); with features.infer, the sorted distinct labels when left empty
+    label_classes: tuple[str, ...] = ()
     trainer: TrainerConfig = TrainerConfig()
     tuning: TuningConfig = TuningConfig()
     framing: FramingConfig | None = None
     evaluation: EvaluationConfig = EvaluationConfig()
     simplification: SimplificationConfig | None = None  # None: no distilled model
-    screening: ScreeningConfig | None = None  # None: the configured features go to Transform unscreened
+    screening: ScreeningConfig | None = ScreeningConfig()  # null: the configured features go to Transform unscreened
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     vertex: VertexConfig | None = None  # a deployment profile (configs/vertex-*.yaml)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"  # JSON logs of every entry point
     source: str = ""  # the file this was loaded from
+    left_out: tuple[dict, ...] = ()  # set by feature inference: columns that cannot be features, with why
 
     def replace(self, **sections: Any) -> Config:
         """Returns a copy with whole sections or top-level values replaced."""
@@ -341,6 +355,8 @@ def load_config(path: str, overrides: dict[str, Any] | None = None) -> Config:
     raw = _derive_from_framing(raw, path)
     raw["source"] = os.path.abspath(path)
     config = _build(Config, raw, path, "")
+    if config.label_classes and config.problem_type == "multiclass_classification" and config.num_classes is None:
+        config = config.replace(num_classes=len(config.label_classes))
     _check(config, path)
     return _resolve_paths(config, _repo_root(path))
 
@@ -397,7 +413,7 @@ def _check(config: Config, path: str) -> None:
     t = config.tuning
     if t.max_trials < 0 or len(t.learning_rate) != 2 or not 0 < t.learning_rate[0] < t.learning_rate[1]:
         raise ConfigError(f"{path}: 'tuning.learning_rate' must be [low, high] with 0 < low < high")
-    if config.trainer.epochs < 1 or config.trainer.early_stopping_patience < 0:
+    if (config.trainer.epochs or 1) < 1 or (config.trainer.early_stopping_patience or 0) < 0:
         raise ConfigError(f"{path}: 'trainer.epochs' must be >= 1 and 'trainer.early_stopping_patience' >= 0")
     if not t.hidden_units or not t.embedding_dim:
         raise ConfigError(f"{path}: 'tuning.hidden_units' and 'tuning.embedding_dim' need at least one choice")
@@ -463,7 +479,18 @@ def _check_problem_type(config: Config, path: str) -> None:
         raise ConfigError(f"{path}: {e.metric} is lower-is-better: set its ceiling ('framing.success_level')")
     if not allowed[e.metric] and e.slice_lower_bound is not None:
         raise ConfigError(f"{path}: 'evaluation.slice_lower_bound' needs a higher-is-better metric, not {e.metric}")
-    if kind == "multiclass_classification" and (config.num_classes is None or config.num_classes < 3):
+    if config.label_classes:
+        want = {"binary_classification": 2, "multiclass_classification": config.num_classes}.get(kind)
+        if want is None:
+            raise ConfigError(f"{path}: 'label_classes' is only for classification, not {kind}")
+        if len(set(config.label_classes)) != len(config.label_classes) or len(config.label_classes) != want:
+            raise ConfigError(
+                f"{path}: 'label_classes' must list {want} distinct classes, got {list(config.label_classes)}"
+            )
+    inferred = config.features.infer and not config.label_classes
+    if kind == "multiclass_classification" and config.num_classes is None and inferred:
+        pass  # features.infer counts the classes in the data
+    elif kind == "multiclass_classification" and (config.num_classes is None or config.num_classes < 3):
         raise ConfigError(f"{path}: multiclass_classification needs 'num_classes' of at least 3")
     if kind != "multiclass_classification" and config.num_classes is not None:
         raise ConfigError(f"{path}: 'num_classes' is only for multiclass_classification")
@@ -611,7 +638,12 @@ def _check_machine(m: MachineConfig, key: str, path: str) -> None:
 
 
 def _repo_root(config_path: str) -> str:
-    return os.path.dirname(os.path.dirname(os.path.abspath(config_path)))
+    """The directory above the `configs/` folder the file is in (at any depth below it)."""
+    here = os.path.dirname(os.path.abspath(config_path))
+    parts = here.split(os.sep)
+    if "configs" in parts:
+        return os.sep.join(parts[: len(parts) - 1 - parts[::-1].index("configs")]) or os.sep
+    return os.path.dirname(here)
 
 
 def _resolve_paths(config: Config, root: str) -> Config:

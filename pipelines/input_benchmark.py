@@ -74,7 +74,7 @@ def bench(config_path: str, rows: int, steps: int, workdir: str) -> dict:
     spec = FeatureSpec.from_dict(transform_custom_config(config)["features"])
     feature_spec = transform_output.transformed_feature_spec()
     sizes = cardinalities(spec, transform_output)
-    batch = config.trainer.batch_size
+    batch = config.trainer.batch_size or 256
     hparams = HParams(hidden_units=config.trainer.hidden_units, learning_rate=config.trainer.learning_rate)
 
     def model_factory():

@@ -76,7 +76,8 @@ def workdir_overrides(workdir: str) -> dict:
     }
 
 
-def _summary_after_failure(config: Config):
+def latest_summary(config: Config):
+    """The newest run's summary, also after a failure (an empty one when no run was recorded)."""
     from pipelines.mlmd import open_store
     from pipelines.run_summary import RunSummary, latest_run
 
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = run(config)
     except Exception as e:  # the summary below still says where things are
         failed = e
-        summary = _summary_after_failure(config)
+        summary = latest_summary(config)
     print()
     print(f"run:            {summary.run_id}")
     for c in summary.components:

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.unit
 EXPECTED_ORDER = [
     "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "DataValidationGate",
     "Transform", "Tuner", "Trainer", "latest_blessed_model_resolver", "Evaluator", "ServingInfraValidator", "Pusher",
-    "LinearBaseline", "HeuristicBaseline", "EvaluatorVsLinear", "EvaluatorVsHeuristic", "BlessingGate",
+    "LinearBaseline", "BoostedBaseline", "HeuristicBaseline", "EvaluatorVsLinear", "EvaluatorVsBoosted",
+    "EvaluatorVsHeuristic", "BlessingGate",
     "DistilledModel", "FeatureScreen", "last_accepted_statistics_resolver", "SpanDriftCheck",
 ]  # fmt: skip
 
@@ -32,6 +33,8 @@ def test_components_and_wiring(taxi_config_path):
     assert by_id["Evaluator"].inputs["baseline_model"].producer_component_id == "latest_blessed_model_resolver"
     assert by_id["Pusher"].inputs["model_blessing"].producer_component_id == "BlessingGate"
     assert by_id["EvaluatorVsLinear"].inputs["baseline_model"].producer_component_id == "LinearBaseline"
+    assert by_id["EvaluatorVsBoosted"].inputs["baseline_model"].producer_component_id == "BoostedBaseline"
+    assert by_id["BlessingGate"].inputs["vs_boosted"].producer_component_id == "EvaluatorVsBoosted"
     # drift stops the run before Transform through an ordering edge, not an input (Transform stays cached)
     assert "SpanDriftCheck" in {n.id for n in by_id["Transform"].upstream_nodes} and "SpanDriftCheck" not in {
         ch.producer_component_id for ch in by_id["Transform"].inputs.values()

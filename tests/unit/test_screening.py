@@ -99,7 +99,8 @@ def test_inference_types_columns_and_detects_personal_ones(taxi_config_path):
     assert found == {"rider_email": "e-mail addresses", "rider_phone": "phone numbers"}
     config = load_config(taxi_config_path)
     blank = dataclasses.replace(config.features, numeric=(), categorical=(), hashed={}, infer=True)
-    typed = infer(frame.drop(columns=list(taxi.PERSONAL_COLUMNS)), config.replace(features=blank))
+    typed, left_out = infer(frame.drop(columns=list(taxi.PERSONAL_COLUMNS)), config.replace(features=blank))
+    assert left_out == []  # every column of the generated table can be a feature
     assert {"fare", "trip_miles", "trip_seconds", "pickup_latitude", "tip_amount"} <= set(typed["numeric"])
     assert {"payment_type", "company", "tip_class"} <= set(typed["categorical"])
     assert "pickup_community_area" in typed["numeric"]  # 77 area codes: more than 20 distinct numbers

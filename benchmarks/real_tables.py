@@ -1,0 +1,108 @@
+"""The real-tables benchmark (`make bench-tables`): each public table of datagen/public_tables.py through the
+bring-your-own path with its one YAML (configs/tables/), and the pushed network beside the references the
+same run trained on the same split.
+
+    python -m benchmarks.real_tables [--tables a,b] [--workdir build/bench/tables] [--out build/bench/tables.json]
+
+Per table: rows, the gating metric, the network, the linear and the gradient-boosted references, the gap to the
+better reference, whether the run pushed, and wall time. The bar (issue #13): the network within 0.01 AUC /
+accuracy, or 3 % RMSE, of the best reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+TABLE_CONFIGS = "configs/tables"
+# TFMA's name of each gating metric in the evaluation results
+METRIC_KEYS = {"AUC": "auc", "SparseCategoricalAccuracy": "sparse_categorical_accuracy",
+               "RootMeanSquaredError": "root_mean_squared_error"}  # fmt: skip
+TOLERANCE = {"higher": 0.01, "lower": 0.03}  # points of AUC / accuracy; a fraction of the reference's error
+
+
+def config_path(name: str, repo: str = ".") -> str:
+    return os.path.join(repo, TABLE_CONFIGS, f"{name}.yaml")
+
+
+def run_table(name: str, workdir: str, overrides: dict | None = None, repo: str = ".") -> dict:
+    """Writes the table, runs the pipeline on it, and returns its row of the benchmark."""
+    from datagen import public_tables
+    from pipelines import local_runner, mlmd
+    from pipelines.config import deep_merge, higher_is_better, load_config
+    from pipelines.lineage import run_parameters_and_metrics
+
+    workdir = os.path.abspath(os.path.join(workdir, name))
+    config = load_config(config_path(name, repo), deep_merge(local_runner.workdir_overrides(workdir), overrides or {}))
+    path = public_tables.write(name, config.data.path)
+    with open(path) as f:
+        rows = sum(1 for _ in f) - 1
+    start = time.monotonic()
+    error = None
+    try:
+        local_runner.run(config)
+    except Exception as e:  # a table that fails is a row of the result, named, not the end of the benchmark
+        error = f"{type(e).__name__}: {str(e)[:300]}"
+    seconds = time.monotonic() - start
+    store = mlmd.open_store(config.pipeline.metadata_path)
+    run = mlmd.runs(store, config.pipeline.name)[0]
+    summary = local_runner.latest_summary(config)
+    metrics = run_parameters_and_metrics(store, run, config.pipeline.name)["metrics"]
+    metric = config.evaluation.metric
+    key = METRIC_KEYS[metric]
+
+    def value(component: str, model: str) -> float | None:
+        return metrics.get(component, {}).get(model, {}).get(key)
+
+    row = {
+        "table": name, "rows": rows, "problem_type": config.problem_type, "metric": metric,
+        "network": value("Evaluator", "candidate"), "linear": value("EvaluatorVsLinear", "baseline"),
+        "boosted": value("EvaluatorVsBoosted", "baseline"), "pushed": bool(summary.pushed_model),
+        "failures": list(summary.failures), "error": error, "seconds": round(seconds, 1),
+    }  # fmt: skip
+    refs = [v for v in (row["linear"], row["boosted"]) if v is not None]
+    if row["network"] is not None and refs:
+        higher = higher_is_better(metric)
+        best = max(refs) if higher else min(refs)
+        row["best_reference"] = best
+        row["gap"] = round(best - row["network"], 4) if higher else round(row["network"] / best - 1, 4)
+        row["within_bar"] = row["gap"] <= TOLERANCE["higher" if higher else "lower"]
+    return row
+
+
+def print_table(rows: list[dict]) -> None:
+    def f(v):
+        return "-" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
+
+    head = ["table", "rows", "metric", "network", "linear", "boosted", "gap", "bar", "pushed", "seconds"]
+    print(" | ".join(head))
+    for r in rows:
+        bar = "-" if "within_bar" not in r else "ok" if r["within_bar"] else "MISSED"
+        print(" | ".join([r["table"], str(r["rows"]), r["metric"], f(r["network"]), f(r["linear"]), f(r["boosted"]),
+                          f(r.get("gap")), bar, str(r["pushed"]), f(r["seconds"])]))  # fmt: skip
+        if r["error"]:
+            print(f"    error: {r['error']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from datagen.public_tables import TABLES
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tables", default=",".join(TABLES), help="comma-separated names")
+    parser.add_argument("--workdir", default="build/bench/tables")
+    parser.add_argument("--out", default="build/bench/tables.json")
+    args = parser.parse_args(argv)
+    rows = [run_table(name, args.workdir) for name in args.tables.split(",")]
+    print_table(rows)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump({"tables": rows}, f, indent=2)
+    print(f"wrote {args.out}")
+    return 0 if all(r.get("within_bar") and r["pushed"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

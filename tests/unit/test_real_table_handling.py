@@ -1,0 +1,115 @@
+"""What real tables bring that generated ones do not: cells that hold nothing in many spellings, names with
+spaces, numbers and dates stored as text, text labels, columns that cannot be features, a row count that
+the training plan must adapt to, and validation messages that stay consistent."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
+
+from components import file_example_gen
+from components.validation_gate import empty_value_floods
+from models.features import MISSING_TOKENS
+from models.training import training_plan
+from pipelines import feature_inference
+
+pytestmark = pytest.mark.data
+
+MISSING = frozenset(t.encode() for t in MISSING_TOKENS)
+
+
+def example(**features) -> tf.train.Example:
+    e = tf.train.Example()
+    for name, value in features.items():
+        feature = e.features.feature[name.replace("__", " ")]
+        if value is None:
+            feature.SetInParent()
+        elif isinstance(value, list):
+            feature.int64_list.SetInParent()  # an empty cell as TFX's CSV reader gives it
+        elif isinstance(value, bytes):
+            feature.bytes_list.value.append(value)
+        elif isinstance(value, float):
+            feature.float_list.value.append(value)
+        else:
+            feature.int64_list.value.append(value)
+    return e
+
+
+def values(e: tf.train.Example, name: str) -> list:
+    feature = e.features.feature[name]
+    return list(getattr(feature, feature.WhichOneof("kind")).value)
+
+
+def test_every_spelling_of_nothing_is_a_missing_feature_and_names_are_made_safe():
+    clean = file_example_gen.cleaning_settings()
+    out = file_example_gen.clean_example(
+        example(a=[], b=None, c=b"NA", d=b" ", e=float("nan"), Body__Mass=b"3750", f=0), clean, MISSING
+    )
+    assert sorted(out.features.feature) == ["Body_Mass", "f"]  # zeros stay; absent is the one way to be missing
+    assert values(out, "f") == [0]
+    assert file_example_gen.safe_name("Culmen Length (mm)") == "Culmen_Length_mm"
+    assert file_example_gen.safe_name("od280/od315_of_diluted_wines") == "od280_od315_of_diluted_wines"
+    assert file_example_gen.safe_name("_x") == "x" and file_example_gen.safe_name("(1)") == "1"
+
+
+def test_numbers_dates_and_labels_stored_as_text_are_converted_and_bad_ones_named():
+    clean = file_example_gen.cleaning_settings(["Delta_15_N"], "Date_Egg", "Species", ["Adelie", "Gentoo"])
+    out = file_example_gen.clean_example(
+        example(Delta__15__N=b"8.94956", Date__Egg=b"2007/11/11", Species=b"Gentoo"), clean, MISSING
+    )
+    assert values(out, "Delta_15_N") == [pytest.approx(8.94956)]
+    assert values(out, "Date_Egg") == [1194739200]  # 2007-11-11T00:00:00Z
+    assert values(out, "Species") == [1]
+    assert file_example_gen.seconds_since_epoch("2007-11-11T01:00:00+01:00") == 1194739200
+    with pytest.raises(ValueError, match=r"column 'Delta_15_N': 'about 9' is not a number"):
+        file_example_gen.clean_example(example(Delta__15__N=b"about 9"), clean, MISSING)
+    with pytest.raises(ValueError, match=r"column 'Date_Egg': 'soon' is not a date"):
+        file_example_gen.clean_example(example(Date__Egg=b"soon"), clean, MISSING)
+    with pytest.raises(ValueError, match=r"label 'Species': value 'Emperor' is not one of the classes"):
+        file_example_gen.clean_example(example(Species=b"Emperor"), clean, MISSING)
+
+
+def test_columns_that_cannot_be_features_are_left_out_with_a_reason():
+    rows = 100
+    frame = pd.DataFrame({
+        "empty": [np.nan] * rows, "constant": ["Anvers"] * rows, "row_id": np.arange(rows) * 7,
+        "code": [f"N{i}A{i % 2}" for i in range(rows)], "measure": np.linspace(0, 1, rows),
+        "area": np.arange(rows) % 5, "island": ["Biscoe", "Dream"] * (rows // 2),
+    })  # fmt: skip
+    found = {c: feature_inference.unusable(frame[c]) for c in frame.columns}
+    assert found["empty"][0] == "empty" and found["constant"][0] == "constant"
+    assert found["row_id"][0] == "identifier" and "whole numbers" in found["row_id"][1]
+    assert found["code"][0] == "identifier" and "text" in found["code"][1]
+    assert found["measure"] is None and found["area"] is None and found["island"] is None  # floats are not ids
+
+
+def test_text_labels_get_their_classes_and_ids_already_0_to_n_do_not():
+    assert feature_inference.label_classes(pd.Series(["sun", "rain", "fog", "rain"]), "multiclass_classification") == (
+        "fog", "rain", "sun")  # fmt: skip
+    assert feature_inference.label_classes(pd.Series([0, 2, 1]), "multiclass_classification") == ()
+    assert feature_inference.label_classes(pd.Series([1, 2, 3]), "multiclass_classification") == ("1", "2", "3")
+    assert feature_inference.label_classes(pd.Series([True, False]), "binary_classification") == ("False", "True")
+    assert feature_inference.label_classes(pd.Series([1.5, 2.0]), "regression") == ()
+
+
+def test_the_training_plan_adapts_to_the_rows_and_keeps_what_the_config_sets():
+    small, large = training_plan(270, 74), training_plan(1_200_000, 300_000)
+    assert small.batch_size == 16 and large.batch_size == 256
+    assert small.train_steps >= 2500 and small.epochs >= 100 and small.patience == 10  # many real epochs
+    assert large.train_steps <= 20_000 and large.epochs >= 1  # a few epochs of a big table, bounded
+    assert small.eval_steps == 5  # the whole eval split: 74 rows in batches of 16
+    fixed = training_plan(270, 74, batch_size=128, train_steps=600, epochs=6, patience=2, eval_steps=50)
+    assert (fixed.batch_size, fixed.train_steps, fixed.epochs, fixed.patience, fixed.eval_steps) == (128, 600, 6, 2, 50)
+
+
+def test_a_missing_value_message_never_says_the_share_found_equals_the_share_allowed():
+    stats = statistics_pb2.DatasetFeatureStatistics(num_examples=15002)
+    feature = stats.features.add()
+    feature.path.step.append("pickup_community_area")
+    feature.num_stats.common_stats.num_non_missing = 15001
+    feature.num_stats.common_stats.tot_num_values = 15001
+    schema = schema_pb2.Schema()
+    schema.feature.add(name="pickup_community_area").presence.min_fraction = 1.0
+    (line,) = empty_value_floods("train", stats, schema)
+    assert "1 of 15002 rows (0.00667 %) have none; the schema allows at most 0 %" in line
