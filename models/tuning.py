@@ -15,7 +15,7 @@ import tensorflow_transform as tft
 import tf_keras as keras
 
 from models.model import OBJECTIVE, HParams, build_model, head_of
-from models.training import cardinalities, eval_objective, feature_spec, fit, make_datasets
+from models.training import cardinalities, eval_objective, feature_spec, fit, make_datasets, plan_for
 
 
 def search_space(space: dict[str, Any]) -> kt.HyperParameters:
