@@ -82,8 +82,8 @@ bench-serve: env ## Load-test the server (separate client process, loopback) vs 
 features: env ## Infer the features of CONFIG's table from its data (what features.infer does), as YAML
 	$(ENV) python -m pipelines.feature_inference --config $(CONFIG)
 
-schema: env ## Propose a schema from fresh statistics and diff it against the curated one
-	$(ENV) python -m pipelines.schema_proposal --config $(CONFIG)
+schema: env ## Propose a schema and diff it against the curated one; own tables: the first accepted run's (WRITE=1 promotes)
+	$(ENV) python -m pipelines.schema_proposal --config $(CONFIG) $(if $(WRITE),--write)
 
 compile: env ## Compile the pipeline for Vertex AI / KFP v2 (PROFILE=configs/vertex-dev.yaml, IMAGE=...:tag)
 	$(ENV) python -m pipelines.vertex compile --profile $(PROFILE) $(if $(IMAGE),--image $(IMAGE))

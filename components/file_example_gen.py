@@ -201,6 +201,8 @@ def _reader_without_columns(fmt: str):
         found = settings(exec_properties)
         clean = found.get(CLEAN_KEY, {})
         missing = frozenset(t.encode() for t in clean.get(MISSING_KEY, MISSING_TOKENS))
+        if clean.get("label"):  # a row with no label can neither train nor be scored against one
+            examples = examples | "DropRowsWithoutLabel" >> beam.Filter(has_label, clean["label"], missing)
         examples = examples | "CleanValues" >> beam.Map(clean_example, clean, missing)
         drop = frozenset(safe_name(c) for c in columns_to_drop(exec_properties))  # as `clean_example` names them
         hashed = frozenset(safe_name(c) for c in found.get(HASH_KEY, ()))
@@ -272,6 +274,21 @@ def clean_example(example: tf.train.Example, clean: dict, missing: frozenset[byt
         else:
             getattr(target, kind).value.extend(values)
     return out
+
+
+def has_label(example: tf.train.Example, label: str, missing: frozenset[bytes]) -> bool:
+    """False for a row whose label cell holds nothing (counted); a file without the label column passes, for
+    validation to name."""
+    found = {safe_name(n): f for n, f in example.features.feature.items()}
+    if label not in found:
+        return True
+    kind = found[label].WhichOneof("kind")
+    values = list(getattr(found[label], kind).value) if kind else []
+    if any(not (isinstance(v, bytes) and v.strip() in missing) and not (isinstance(v, float) and math.isnan(v))
+           for v in values):  # fmt: skip
+        return True
+    beam.metrics.Metrics.counter("ExampleGen", "rows_without_label").inc()
+    return False
 
 
 def _converted(column: str, values: list[bytes], convert, what: str) -> list:

@@ -77,7 +77,7 @@ def train_and_export(fn_args, hparams: HParams) -> None:
     write_feature_importance(model, spec, evaluation, fn_args.model_run_dir)
     export_serving_model(model, transform_output, spec, fn_args.serving_model_dir, output_name(config))
     write_serving_contract(fn_args.serving_model_dir, spec, fn_args.schema_path, config.get("decision_threshold"),
-                           output_name(config))  # fmt: skip
+                           output_name(config), config.get("label_classes") or ())  # fmt: skip
     model.save_weights(os.path.join(fn_args.serving_model_dir, CONTRACT_DIR, WEIGHTS_FILE))
     write_model_metadata(fn_args.serving_model_dir, config, hparams, history)
 
@@ -261,15 +261,17 @@ EXPLANATION_FILE = "explanation_spec.json"
 
 
 def write_serving_contract(model_dir: str, spec: FeatureSpec, schema_path: str | None,
-                           decision_threshold: float | None = None, output: str = SERVING_OUTPUT) -> None:  # fmt: skip
+                           decision_threshold: float | None = None, output: str = SERVING_OUTPUT,
+                           classes: list[str] = ()) -> None:  # fmt: skip
     """Writes what a server needs to validate requests, versioned with the model:
-    the raw inputs it reads, the output name, and the validated schema (domains, presence,
+    the raw inputs it reads, the output name, the class names of a text label (output column i is class i),
+    and the validated schema (domains, presence,
     environments) the model was trained against."""
     extra = os.path.join(model_dir, CONTRACT_DIR)
     tf.io.gfile.makedirs(extra)
     contract = {"inputs": list(spec.raw_inputs()), "label": spec.label, "output": output,
                 "columns_signature": "serving_columns", "explain_signature": explain.EXPLAIN_SIGNATURE,
-                "decision_threshold": decision_threshold}  # fmt: skip
+                "decision_threshold": decision_threshold, "classes": list(classes)}  # fmt: skip
     with tf.io.gfile.GFile(os.path.join(extra, CONTRACT_FILE), "w") as f:
         json.dump(contract, f, indent=2)
     with tf.io.gfile.GFile(os.path.join(extra, EXPLANATION_FILE), "w") as f:  # read when uploaded to Vertex AI

@@ -48,6 +48,37 @@ def stage_schema(config: Config) -> Config:
     return config.replace(data=dataclasses.replace(config.data, schema=staged))
 
 
+def accepted_schema(config: Config) -> str | None:
+    """For a pipeline with no curated schema: the schema of its first run whose data passed validation (the
+    DataValidationGate's `validated_schema` in ML Metadata, a reviewable artifact), which later runs validate
+    their new data against instead of re-inferring one from it; None until such a run exists.
+    `make schema` promotes it to a curated schema file."""
+    if config.data.schema or not os.path.exists(config.pipeline.metadata_path):
+        return None
+    from pipelines.mlmd import node_id, of_type, open_store, outputs, runs
+
+    store = open_store(config.pipeline.metadata_path)
+    for run in reversed(runs(store, config.pipeline.name)):  # oldest first
+        for execution in store.get_executions_by_context(run.id):
+            if node_id(store, execution.id, config.pipeline.name) != "DataValidationGate":
+                continue
+            for schema in of_type(store, outputs(store, execution.id), "Schema"):
+                path = os.path.join(schema.uri, "schema.pbtxt")
+                if os.path.exists(path):
+                    return path
+    return None
+
+
+def with_accepted_schema(config: Config) -> Config:
+    """The config validating against `accepted_schema`, staged like a curated one, where there is one."""
+    found = accepted_schema(config)
+    if found is None:
+        return config
+    print(json.dumps({"event": "accepted_schema", "schema": found}))
+    staged = schema_staging.stage(found, os.path.join(config.pipeline.root, "_schemas"))
+    return config.replace(data=dataclasses.replace(config.data, schema=staged))
+
+
 def run(config: Config):
     """Runs the pipeline once; returns the run's summary read from ML Metadata."""
     from tfx import v1 as tfx
@@ -58,7 +89,7 @@ def run(config: Config):
     from pipelines.run_summary import latest_run
 
     prepare_data(config)
-    config = with_inferred_features(stage_schema(config))
+    config = with_inferred_features(with_accepted_schema(stage_schema(config)))
     os.makedirs(os.path.dirname(config.pipeline.metadata_path), exist_ok=True)
     tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
     return latest_run(open_store(config.pipeline.metadata_path), config.pipeline.name)

@@ -478,7 +478,7 @@ def trainer_custom_config(config: Config) -> dict:
         **transform_custom_config(config), "hparams": hparams, "batch_size": t.batch_size, "epochs": t.epochs,
         "early_stopping_patience": t.early_stopping_patience, "decision_threshold": decision_threshold(config),
         "warm_start": t.warm_start, "distribution": t.distribution, "cache_input": t.cache_input,
-        "num_classes": config.num_classes, "class_weight": t.class_weight,
+        "num_classes": config.num_classes, "class_weight": t.class_weight, "label_classes": list(config.label_classes),
     }  # fmt: skip
 
 

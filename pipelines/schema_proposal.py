@@ -5,6 +5,11 @@
 The curated schema under `schemas/` is a reviewed artifact: the pipeline imports
 it (ImportSchemaGen) rather than re-inferring it each run, so a change in the
 data shows up as an anomaly instead of silently becoming the new normal.
+
+A table with no curated schema (`data.schema` unset) is validated, from its second
+run on, against the schema its first accepted run inferred; `--write` then promotes
+that schema (curated: environments, optional columns) to `schemas/<pipeline>/schema.pbtxt`,
+which `data.schema` can name.
 """
 
 from __future__ import annotations
@@ -59,12 +64,41 @@ def propose(config: Config, csv_dir: str) -> schema_pb2.Schema:
     return curate(tfdv.infer_schema(stats, infer_feature_shape=True), config)
 
 
+def promote_accepted(config: Config, write: bool, schemas_dir: str | None = None) -> int:
+    """Shows (and with `write` copies, curated) the schema of the first accepted run of a table with no
+    curated schema; returns the exit code."""
+    from pipelines.feature_inference import with_inferred_features
+    from pipelines.local_runner import accepted_schema
+
+    found = accepted_schema(config)
+    if found is None:
+        print(f"no accepted run of {config.pipeline.name} yet: run `make run CONFIG={config.source}` first")
+        return 1
+    schema = schema_pb2.Schema()
+    with open(found) as f:
+        text_format.Parse(f.read(), schema)
+    curated = curate(schema, with_inferred_features(config))
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    target = os.path.join(schemas_dir or os.path.join(repo, "schemas"), config.pipeline.name, "schema.pbtxt")
+    print(f"schema of the first accepted run: {found}")
+    if write:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "w") as f:
+            f.write(text_format.MessageToString(curated))
+        print(f"wrote {target}; name it in the config as data.schema to make it the curated schema")
+    else:
+        print(f"`make schema CONFIG={config.source} WRITE=1` promotes it to {target}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configs/taxi.yaml")
     parser.add_argument("--write", action="store_true", help="replace the curated schema with the proposal")
     args = parser.parse_args(argv)
     config = load_config(args.config)
+    if not config.data.schema:
+        return promote_accepted(config, args.write)
     with tempfile.TemporaryDirectory() as tmp:
         proposal = text_format.MessageToString(propose(config, tmp))
     current = ""

@@ -113,3 +113,10 @@ def test_a_missing_value_message_never_says_the_share_found_equals_the_share_all
     schema.feature.add(name="pickup_community_area").presence.min_fraction = 1.0
     (line,) = empty_value_floods("train", stats, schema)
     assert "1 of 15002 rows (0.00667 %) have none; the schema allows at most 0 %" in line
+
+
+def test_a_row_whose_label_cell_is_empty_is_dropped_but_a_file_without_the_label_column_is_not():
+    assert not file_example_gen.has_label(example(mpg=[], hp=130), "mpg", MISSING)
+    assert not file_example_gen.has_label(example(mpg=b"NA"), "mpg", MISSING)
+    assert file_example_gen.has_label(example(mpg=18.0), "mpg", MISSING)
+    assert file_example_gen.has_label(example(hp=130), "mpg", MISSING)  # validation names the missing column

@@ -1,0 +1,92 @@
+"""The real-tables suite: six public tables read from their installed packages (datagen/public_tables.py), each
+through the bring-your-own path with its one YAML (configs/tables/) and no code of its own. Every first run
+succeeds and pushes a network within 0.01 AUC / accuracy, or 3 % RMSE, of the better of the linear and the
+gradient-boosted reference trained in the same run on the same split. `make bench-tables` prints the same
+rows with wall times."""
+
+import json
+import os
+
+import pytest
+
+from benchmarks import real_tables
+from datagen import public_tables
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("tables"))
+
+
+@pytest.mark.parametrize("table", sorted(public_tables.TABLES))
+def test_first_run_on_a_real_table_pushes_a_network_as_good_as_the_references(table, workdir):
+    row = real_tables.run_table(table, workdir, repo=REPO)
+    assert row["error"] is None, row
+    assert row["pushed"], row
+    assert row["linear"] is not None and row["boosted"] is not None, row  # both references ran and were evaluated
+    assert row["within_bar"], row
+
+
+def screening(workdir: str, table: str) -> dict:
+    from components.feature_screen import RESULT_FILE
+
+    root = os.path.join(workdir, table, "pipeline", "FeatureScreen")
+    (path,) = [os.path.join(d, RESULT_FILE) for d, _, files in os.walk(root) if RESULT_FILE in files]
+    with open(path) as f:
+        return {r["column"]: r for r in json.load(f)["features"]}
+
+
+def test_the_leaky_column_added_to_a_table_is_excluded_with_its_reason(workdir):
+    if not os.path.isdir(os.path.join(workdir, "breast_cancer")):
+        real_tables.run_table("breast_cancer", workdir, repo=REPO)
+    found = screening(workdir, "breast_cancer")[public_tables.LEAK_COLUMN]
+    assert found["finding"] == "leaky" and found["excluded"], found
+    assert "predicts diagnosis" in found["reason"]
+
+
+def test_the_raw_penguins_columns_that_cannot_be_features_are_reported_not_raised(workdir):
+    """Constant study and region columns, an id per row: left out with a reason in the report's screening table;
+    the "NA" cells are missing values, the date is the timestamp, and the species are the classes."""
+    if not os.path.isdir(os.path.join(workdir, "penguins")):
+        real_tables.run_table("penguins", workdir, repo=REPO)
+    found = screening(workdir, "penguins")
+    assert found["Region"]["finding"] == "constant" and found["Region"]["excluded"]
+    assert found["Stage"]["finding"] == "constant"
+    assert {"Culmen_Length_mm", "Delta_15_N_o_oo", "Island", "Sex"} <= {c for c, r in found.items() if r["is_feature"]}
+
+
+def test_a_later_run_validates_new_data_against_the_first_accepted_schema(workdir):
+    """No curated schema: the first accepted run's schema governs later runs (ImportSchemaGen of it), so new
+    data that breaks it stops the run, named, instead of becoming the new normal; `make schema` promotes it."""
+    from pipelines import local_runner, schema_proposal
+    from pipelines.config import load_config
+    from pipelines.mlmd import open_store
+    from pipelines.run_summary import latest_run
+
+    if not os.path.isdir(os.path.join(workdir, "wine")):
+        real_tables.run_table("wine", workdir, repo=REPO)
+    config = load_config(real_tables.config_path("wine", REPO),
+                         local_runner.workdir_overrides(os.path.join(workdir, "wine")))  # fmt: skip
+    accepted = local_runner.accepted_schema(config)
+    assert accepted and "DataValidationGate" in accepted
+    path = os.path.join(config.data.path, "wine.csv")
+    with open(path) as f:
+        lines = f.read().splitlines()
+    column = lines[0].split(",").index("alcohol")
+    holes = [",".join("" if i == column else v for i, v in enumerate(line.split(","))) for line in lines[1:60]]
+    with open(os.path.join(config.data.path, "more.csv"), "w") as f:  # new rows without a value the first never lacked
+        f.write("\n".join([lines[0], *holes]) + "\n")
+    with pytest.raises(Exception, match="feature 'alcohol'"):
+        local_runner.run(config)
+    summary = latest_run(open_store(config.pipeline.metadata_path), config.pipeline.name)
+    assert summary.component("ImportSchemaGen") and not summary.pushed_model
+    os.remove(os.path.join(config.data.path, "more.csv"))
+    summary = local_runner.run(config)
+    assert summary.component("ImportSchemaGen") and not summary.component("SchemaGen")
+    assert summary.pushed_model
+    schemas = os.path.join(workdir, "schemas")
+    assert schema_proposal.promote_accepted(config, write=True, schemas_dir=schemas) == 0
+    assert os.path.exists(os.path.join(schemas, config.pipeline.name, "schema.pbtxt"))
