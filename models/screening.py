@@ -23,9 +23,15 @@ BINS = 20
 TOP_VALUES = 50
 
 
+# Real measurements can rank a binary label almost perfectly on their own (a tumour's perimeter: AUC ~0.95), so
+# only a near-perfect AUC is leakage; binned accuracy and R^2 top out lower even for a column made from the label.
+LEAK_POWER = {"binary_classification": 0.99, "multiclass_classification": 0.95, "regression": 0.95}
+
+
 @dataclass(frozen=True)
 class Settings:
-    leak_power: float = 0.99  # AUC / accuracy / R^2 at or above which a column is leakage
+    # AUC / accuracy / R^2 at or above which a column is leakage; None: LEAK_POWER for the problem type
+    leak_power: float | None = None
     near_constant: float = 0.99  # share of the most frequent value at or above which a column carries nothing
     redundant_correlation: float = 0.99  # |Pearson r| between two numeric features at or above which one goes
     keep: tuple[str, ...] = ()  # features kept whatever the screen finds
@@ -107,6 +113,7 @@ def screen(frame: pd.DataFrame, label: str, problem_type: str, features: list[st
     listed in `settings.keep`; other columns are reported only (they are not inputs anyway).
     """
     frame = frame.head(settings.max_rows).reset_index(drop=True)
+    leak_power = settings.leak_power if settings.leak_power is not None else LEAK_POWER[problem_type]
     y = frame[label].to_numpy()
     y = y.astype(float) if problem_type == "regression" else y.astype(int)
     columns = [c for c in frame.columns if c != label and c not in ignore]
@@ -114,7 +121,7 @@ def screen(frame: pd.DataFrame, label: str, problem_type: str, features: list[st
     numeric = [c for c in columns if pd.api.types.is_numeric_dtype(frame[c]) and frame[c].nunique() > BINS]
     leaks: dict[str, str] = {}
     for c in columns:
-        if single[c] >= settings.leak_power:
+        if single[c] >= leak_power:
             leaks[c] = f"alone predicts {label} with {_measure(problem_type)} {single[c]:.3f}"
     # a rate or a difference of two columns: finer bins, as such a leak is sharp
     fine = int(min(100, max(BINS, len(frame) // 200)))
@@ -127,7 +134,7 @@ def screen(frame: pd.DataFrame, label: str, problem_type: str, features: list[st
             for op, derived in (("/", frame[a] / frame[b].replace(0, np.nan)), ("-", frame[a] - frame[b])):
                 value = power(derived, y, problem_type, fine)
                 culprit = a if single[a] >= single[b] else b
-                if value >= settings.leak_power and value > best.get(culprit, (0.0, ""))[0]:
+                if value >= leak_power and value > best.get(culprit, (0.0, ""))[0]:
                     best[culprit] = (value, f"{a} {op} {b} predicts {label} with {_measure(problem_type)} "
                                             f"{value:.3f}: likely computed from the outcome")  # fmt: skip
     leaks.update({c: reason for c, (_, reason) in best.items() if c not in leaks})

@@ -266,18 +266,19 @@ def _baselines(config: Config, example_gen, transform, schema, trainer, evaluato
 
 
 def baseline_eval_config(config: Config, boosted: bool = False) -> tfma.EvalConfig:
-    """The candidate's gating metric must exceed the baseline's by `baselines.margin` (overall); against the
-    gradient-boosted reference, by `baselines.boosted_margin` (a negative margin: it may trail by that much;
-    for an error metric, a fraction of the reference's error)."""
+    """The candidate's gating metric must exceed the baseline's by `baselines.margin` (overall), or the
+    gradient-boosted reference's by `baselines.boosted_margin`. A negative margin lets it trail by that much:
+    points of a higher-is-better metric; for an error metric, a fraction of the baseline's error. Unset, each
+    lets the candidate trail by 0.01 or by 3 % of the error (within the noise of a small eval split)."""
     e = config.evaluation
     higher = higher_is_better(e.metric)
-    margin = e.baselines.margin
-    if boosted:
-        margin = e.baselines.boosted_margin if e.baselines.boosted_margin is not None else -0.01 if higher else -0.03
-    if boosted and not higher:  # the candidate's error may exceed the reference's by this fraction of it
+    margin = e.baselines.boosted_margin if boosted else e.baselines.margin
+    if margin is None:
+        margin = -0.01 if higher else -0.03
+    if higher:
+        change = {"absolute": {"value": margin}}
+    else:  # the candidate's error may exceed the baseline's by this fraction of it
         change = {"relative": {"value": -margin}}
-    else:
-        change = {"absolute": {"value": margin if higher else -margin}}  # a lower error beats
     beat = tfma.MetricThreshold(change_threshold=tfma.GenericChangeThreshold(direction=direction(e.metric), **change))
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name=SERVING_SIGNATURE, label_key=config.label)],
