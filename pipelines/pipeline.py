@@ -275,10 +275,8 @@ def baseline_eval_config(config: Config, boosted: bool = False) -> tfma.EvalConf
     margin = e.baselines.boosted_margin if boosted else e.baselines.margin
     if margin is None:
         margin = -0.01 if higher else -0.03
-    if higher:
-        change = {"absolute": {"value": margin}}
-    else:  # the candidate's error may exceed the baseline's by this fraction of it
-        change = {"relative": {"value": -margin}}
+    # an error may exceed the baseline's by a fraction of it
+    change = {"absolute": {"value": margin}} if higher else {"relative": {"value": -margin}}
     beat = tfma.MetricThreshold(change_threshold=tfma.GenericChangeThreshold(direction=direction(e.metric), **change))
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(signature_name=SERVING_SIGNATURE, label_key=config.label)],
