@@ -245,6 +245,11 @@ def clean_example(example: tf.train.Example, clean: dict, missing: frozenset[byt
     so statistics count it as missing. Column names are made `safe_name`s; `clean` (from
     `cleaning_settings`) converts numbers stored as text, text timestamps and text labels. A value that
     cannot be converted stops the run, naming the column and the value."""
+    if len(example.features.feature) == 1:
+        (only,) = example.features.feature
+        if any(sep in only for sep in ";\t|"):
+            raise ValueError(f"the file has one column, {only[:60]!r}, whose name holds a separator: is it delimited "
+                             "by something other than commas?")  # fmt: skip
     numeric = set(clean.get("numeric", ()))
     timestamp, label = clean.get("timestamp"), clean.get("label")
     classes = {c.encode(): i for i, c in enumerate(clean.get("label_classes") or ())}

@@ -372,6 +372,13 @@ GATING_METRICS: dict[str, dict[str, bool]] = {
 }  # fmt: skip
 
 
+# the name TFMA gives each gating metric in its results
+METRIC_KEYS = {"AUC": "auc", "AUCPrecisionRecall": "auc_precision_recall", "BinaryAccuracy": "binary_accuracy",
+               "Precision": "precision", "Recall": "recall", "SparseCategoricalAccuracy": "sparse_categorical_accuracy",
+               "RootMeanSquaredError": "root_mean_squared_error", "MeanAbsoluteError": "mean_absolute_error",
+               "MeanSquaredError": "mean_squared_error"}  # fmt: skip
+
+
 def higher_is_better(metric: str) -> bool:
     return next(m[metric] for m in GATING_METRICS.values() if metric in m)
 

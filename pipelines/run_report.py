@@ -158,7 +158,12 @@ def decision_section(summary, config) -> str:
     rule = (
         f"<p>The gate: {html.escape(gate.metric)} ≥ {gate.lower_bound} overall"
         + (f", ≥ {gate.slice_lower_bound} in each slice" if gate.slice_lower_bound is not None else "")
-        + (f", beating the linear and heuristic baselines by {gate.baselines.margin:+}" if gate.baselines else "")
+        + (
+            f", within {margin_text(gate, gate.baselines.margin)} of the linear and heuristic baselines and within "
+            f"{margin_text(gate, gate.baselines.boosted_margin)} of the gradient-boosted reference"
+            if gate.baselines
+            else ""
+        )
         + f", and no drop of more than {gate.max_regression} against the last blessed model.</p>"
     )
     rows = [[c.component, c.state, f"{c.seconds:.1f} s"] for c in summary.components]
@@ -313,11 +318,44 @@ def training_section(artifacts: RunArtifacts, out_dir: str) -> str:
             + "".join(parts))  # fmt: skip
 
 
-def evaluation_section(artifacts: RunArtifacts, out_dir: str) -> str:
+def margin_text(gate, margin: float | None) -> str:
+    """How far the candidate may trail a baseline, in words."""
+    from pipelines.config import higher_is_better
+
+    higher = higher_is_better(gate.metric)
+    trail = -(margin if margin is not None else -0.01 if higher else -0.03)
+    if higher:
+        return f"{trail:g} {gate.metric}" if trail >= 0 else f"a lead of {-trail:g} {gate.metric}"
+    return f"{100 * trail:g} % of its {gate.metric}" if trail >= 0 else f"{100 * -trail:g} % less {gate.metric}"
+
+
+def reference_gap(table: dict[str, dict[str, float]], config) -> str:
+    """The candidate beside the better of the linear and gradient-boosted references, on the gating metric."""
+    from pipelines.config import METRIC_KEYS, higher_is_better
+
+    values = table.get(METRIC_KEYS.get(config.evaluation.metric, ""), {})
+    refs = {m: values[m] for m in ("linear", "gradient-boosted") if m in values}
+    if "candidate" not in values or not refs:
+        return ""
+    higher = higher_is_better(config.evaluation.metric)
+    name, best = (max if higher else min)(refs.items(), key=lambda kv: kv[1])
+    gap = best - values["candidate"] if higher else values["candidate"] / best - 1
+    how = (
+        (f"trails it by {gap:.4f}" if higher else f"has {100 * gap:.1f} % more error")
+        if gap > 0
+        else "matches or beats it"
+    )
+    return (
+        f"<p>On {html.escape(config.evaluation.metric)} the better reference is the {name} model "
+        f"({best:.4f}); the candidate ({values['candidate']:.4f}) {how}.</p>"
+    )
+
+
+def evaluation_section(artifacts: RunArtifacts, config, out_dir: str) -> str:
     from pipelines.lineage import overall_metrics
 
     names = {"Evaluator": ("candidate", "last blessed"), "EvaluatorVsLinear": (None, "linear"),
-             "EvaluatorVsHeuristic": (None, "heuristic")}  # fmt: skip
+             "EvaluatorVsBoosted": (None, "gradient-boosted"), "EvaluatorVsHeuristic": (None, "heuristic")}  # fmt: skip
     table: dict[str, dict[str, float]] = {}
     for component, (candidate_name, baseline_name) in names.items():
         uri = artifacts.first(component, "ModelEvaluation")
@@ -330,12 +368,14 @@ def evaluation_section(artifacts: RunArtifacts, out_dir: str) -> str:
                     table.setdefault(metric, {})[label] = value
     if not table:
         return "<p>No evaluation in this run.</p>"
-    models = [m for m in ("candidate", "linear", "heuristic", "last blessed") if any(m in v for v in table.values())]
+    models = [m for m in ("candidate", "linear", "gradient-boosted", "heuristic", "last blessed")
+              if any(m in v for v in table.values())]  # fmt: skip
     rows = [[metric, *[values.get(m, float("nan")) for m in models]] for metric, values in sorted(table.items())]
     shown = {m: table[m] for m in ("auc", "auc_precision_recall", "precision", "recall", "sparse_categorical_accuracy",
                                    "root_mean_squared_error", "mean_absolute_error") if m in table}  # fmt: skip
     chart = grouped_bars(shown, "Eval split: candidate vs baselines", out_dir, "evaluation.png") if shown else None
     note = "" if "last blessed" in models else "<p>No earlier blessed model: this is the first candidate.</p>"
+    note += reference_gap(table, config)
     return note + _table(["metric", *models], rows) + (_img(chart, "evaluation") if chart else "")
 
 
@@ -459,7 +499,7 @@ def render(summary, artifacts: RunArtifacts, config, out_dir: str) -> str:
         "screening": lambda: screening_section(artifacts),
         "tuning": lambda: tuning_section(artifacts, out_dir),
         "training": lambda: training_section(artifacts, out_dir),
-        "evaluation": lambda: evaluation_section(artifacts, out_dir),
+        "evaluation": lambda: evaluation_section(artifacts, config, out_dir),
         "slices": lambda: slices_section(artifacts, config, out_dir),
         "importance": lambda: importance_section(artifacts, out_dir),
         "simplification": lambda: simplification_section(artifacts),

@@ -120,3 +120,9 @@ def test_a_row_whose_label_cell_is_empty_is_dropped_but_a_file_without_the_label
     assert not file_example_gen.has_label(example(mpg=b"NA"), "mpg", MISSING)
     assert file_example_gen.has_label(example(mpg=18.0), "mpg", MISSING)
     assert file_example_gen.has_label(example(hp=130), "mpg", MISSING)  # validation names the missing column
+
+
+def test_a_file_read_with_the_wrong_delimiter_is_named_before_its_columns_are_renamed():
+    wrong = example(**{"trip_id;fare;big_tip": b"1;2.5;0"})
+    with pytest.raises(ValueError, match="delimited by something other than commas"):
+        file_example_gen.clean_example(wrong, file_example_gen.cleaning_settings(), MISSING)
