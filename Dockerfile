@@ -28,13 +28,17 @@ COPY tools tools
 COPY components components
 COPY datagen datagen
 COPY models models
+COPY settings settings
+COPY metadata metadata
+COPY reports reports
+COPY tables tables
 COPY pipelines pipelines
 COPY serving serving
 COPY monitoring monitoring
 COPY configs configs
 COPY schemas schemas
 RUN pip install --no-cache-dir --no-deps . \
- && python -m pipelines.schema_staging --into /pipeline/staged-schemas schemas/*/schema.pbtxt \
+ && python -m tables.schema_staging --into /pipeline/staged-schemas schemas/*/schema.pbtxt \
  && tools/devenv.sh key > /opt/venv/.devenv-key
 
 ENTRYPOINT ["/opt/apache/beam/boot"]

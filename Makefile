@@ -46,26 +46,26 @@ test-e2e: env ## Run the end-to-end pipeline tests only
 	$(ENV) python -m pytest -m e2e $(PYTEST_ARGS)
 
 bench: env ## Time each component on ROWS rows (default 15000); writes build/bench/pipeline.json
-	$(ENV) python -m pipelines.benchmark --config $(CONFIG) --rows $(ROWS) --out build/bench/pipeline.json
+	$(ENV) python -m benchmarks.pipeline_timing --config $(CONFIG) --rows $(ROWS) --out build/bench/pipeline.json
 
 TABLES ?=
 bench-tables: env ## Six public tables (one YAML each): network vs linear vs boosted, per table; build/bench/tables.json
 	$(ENV) python -m benchmarks.real_tables $(if $(TABLES),--tables $(TABLES)) --out build/bench/tables.json
 
 bench-input: env ## Training steps/s: naive vs tuned input pipeline on the same data; build/bench/input.json
-	$(ENV) python -m pipelines.input_benchmark --config $(CONFIG) --out build/bench/input.json
+	$(ENV) python -m benchmarks.input_pipeline --config $(CONFIG) --out build/bench/input.json
 
 corruption-suite: env ## Feed 10 kinds of corrupted data to the pipeline; each must stop it, named, and push nothing
-	$(ENV) python -m pipelines.corruption_suite --config $(CONFIG)
+	$(ENV) python -m drills.corruption_suite --config $(CONFIG)
 
 lineage: env ## What produced the newest pushed model (Q=model|runs|"span N"), from ML Metadata
-	$(ENV) python -m pipelines.lineage $(or $(Q),model) --config $(CONFIG)
+	$(ENV) python -m metadata.lineage $(or $(Q),model) --config $(CONFIG)
 
 report: env ## Rewrite the HTML report of the newest run (make run writes it too)
-	$(ENV) python -m pipelines.run_report --config $(CONFIG)
+	$(ENV) python -m reports.run_report --config $(CONFIG)
 
 run-batch: env ## Batch prediction with Beam RunInference (INPUT='dir/*.csv' OUTPUT=prefix)
-	$(ENV) python -m serving.batch --config $(CONFIG) --input '$(INPUT)' --output $(OUTPUT)
+	$(ENV) python -m pipelines.batch_prediction --config $(CONFIG) --input '$(INPUT)' --output $(OUTPUT)
 
 compile-canary: env ## Compile the Vertex AI canary rollout pipeline (KFP v2) for PROFILE
 	$(ENV) python -m pipelines.canary compile --profile $(PROFILE)
@@ -77,13 +77,13 @@ compile-monitoring: env ## Compile the monitoring pipeline (KFP v2) for PROFILE
 	$(ENV) python -m monitoring.pipeline compile --profile $(PROFILE)
 
 bench-serve: env ## Load-test the server (separate client process, loopback) vs in-process calls; build/bench/serving.json
-	$(ENV) python -m serving.bench --config $(CONFIG) --out build/bench/serving.json
+	$(ENV) python -m benchmarks.serving --config $(CONFIG) --out build/bench/serving.json
 
 features: env ## Infer the features of CONFIG's table from its data (what features.infer does), as YAML
-	$(ENV) python -m pipelines.feature_inference --config $(CONFIG)
+	$(ENV) python -m tables.feature_inference --config $(CONFIG)
 
 schema: env ## Propose a schema and diff it against the curated one; own tables: the first accepted run's (WRITE=1 promotes)
-	$(ENV) python -m pipelines.schema_proposal --config $(CONFIG) $(if $(WRITE),--write)
+	$(ENV) python -m tables.schema_proposal --config $(CONFIG) $(if $(WRITE),--write)
 
 compile: env ## Compile the pipeline for Vertex AI / KFP v2 (PROFILE=configs/vertex-dev.yaml, IMAGE=...:tag)
 	$(ENV) python -m pipelines.vertex compile --profile $(PROFILE) $(if $(IMAGE),--image $(IMAGE))
@@ -98,9 +98,10 @@ schedule: env ## Create or update the profile's cron schedule (DRY_RUN=1 prints 
 	$(VERTEX) schedule
 
 trigger-bundle: ## Assemble the new-data Cloud Function's source in build/trigger
-	rm -rf build/trigger && mkdir -p build/trigger/pipelines build/trigger/models build/trigger/configs
+	rm -rf build/trigger && mkdir -p build/trigger/pipelines build/trigger/settings build/trigger/models build/trigger/configs
 	cp triggers/main.py triggers/requirements.txt build/trigger/
-	cp pipelines/__init__.py pipelines/config.py pipelines/vertex.py build/trigger/pipelines/
+	cp pipelines/__init__.py pipelines/vertex.py build/trigger/pipelines/
+	cp settings/__init__.py settings/config.py build/trigger/settings/
 	cp models/__init__.py models/features.py build/trigger/models/  # feature names the config checks
 	cp configs/*.yaml build/trigger/configs/
 

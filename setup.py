@@ -8,7 +8,20 @@ with open("requirements.in") as f:
 setup(
     name="tfx-mlops-template",
     version="0.1.0",
-    packages=find_packages(include=["components*", "datagen*", "models*", "pipelines*", "serving*", "monitoring*"]),
+    packages=find_packages(
+        include=[
+            "components*",
+            "datagen*",
+            "models*",
+            "settings*",
+            "metadata*",
+            "reports*",
+            "tables*",
+            "pipelines*",
+            "serving*",
+            "monitoring*",
+        ]
+    ),
     python_requires=">=3.11",
     install_requires=requirements,
 )

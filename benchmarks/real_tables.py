@@ -28,12 +28,13 @@ def config_path(name: str, repo: str = ".") -> str:
 def run_table(name: str, workdir: str, overrides: dict | None = None, repo: str = ".") -> dict:
     """Writes the table, runs the pipeline on it, and returns its row of the benchmark."""
     from datagen import public_tables
-    from pipelines import local_runner, mlmd
-    from pipelines.config import METRIC_KEYS, deep_merge, higher_is_better, load_config
-    from pipelines.lineage import run_parameters_and_metrics
+    from metadata import mlmd
+    from metadata.lineage import run_parameters_and_metrics
+    from pipelines import local_runner
+    from settings.config import METRIC_KEYS, deep_merge, higher_is_better, load_config, workdir_overrides
 
     workdir = os.path.abspath(os.path.join(workdir, name))
-    config = load_config(config_path(name, repo), deep_merge(local_runner.workdir_overrides(workdir), overrides or {}))
+    config = load_config(config_path(name, repo), deep_merge(workdir_overrides(workdir), overrides or {}))
     path = public_tables.write(name, config.data.path)
     with open(path) as f:
         rows = sum(1 for _ in f) - 1

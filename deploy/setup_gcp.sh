@@ -9,5 +9,5 @@ cd "$(dirname "$0")/.."
 profile=${1:?usage: deploy/setup_gcp.sh configs/vertex-<env>.yaml}
 plan=$(mktemp)
 trap 'rm -f "$plan"' EXIT
-tools/devenv.sh exec python -m pipelines.gcp_setup --profile "$profile" >"$plan"
+tools/devenv.sh exec python -m deploy.gcp_setup --profile "$profile" >"$plan"
 if [ -n "${DRY_RUN:-}" ]; then cat "$plan"; else bash -ex "$plan"; fi

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from components.idempotent_pusher import SOURCE_FILE
-from pipelines.mlmd import consumers, inputs, outputs, producer
-from pipelines.mlmd import type_name as _type
+from metadata.mlmd import consumers, inputs, outputs, producer
+from metadata.mlmd import type_name as _type
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ import pandas as pd
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 
-from pipelines.config import MonitoringConfig
+from components.validation_gate import HISTOGRAM_BUCKETS
+from settings.config import MonitoringConfig
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,6 @@ def with_comparators(schema: schema_pb2.Schema, features: list[str], m: Monitori
 # Fine histograms: numeric columns carry outliers (a 999.99 fare), and with TFDV's default
 # 10 equal-width buckets nearly all the mass falls into the first bucket, so Jensen-Shannon
 # misses real drift and flags windows that merely differ in whether they hold an outlier.
-HISTOGRAM_BUCKETS = 200  # with 2,000-row windows: noise JS <= 0.04, the generator's drift >= 0.12
 
 
 def stats_options():

@@ -20,7 +20,7 @@ def _monitor(profile: str, labels: str) -> str:
     import json
 
     from monitoring import run
-    from pipelines.config import load_config
+    from settings.config import load_config
 
     result = run.monitor(load_config(profile), labels or None)
     return json.dumps(result["retraining"])
@@ -30,7 +30,7 @@ def _retrain(profile: str, decision_json: str, data_root: str, template: str) ->
     import json
 
     from pipelines import vertex
-    from pipelines.config import load_config
+    from settings.config import load_config
 
     decision = json.loads(decision_json)
     if not decision["retrain"]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from pipelines.config import RetrainPolicyConfig
+from settings.config import RetrainPolicyConfig
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from monitoring import baseline, checks, policy, report
-from pipelines import logs
-from pipelines.config import Config, ConfigError, load_config
+from settings import logs
+from settings.config import Config, ConfigError, load_config
 
 
 def bigquery_log_query(table: str, limit_rows: int) -> str:
@@ -132,7 +132,7 @@ def live_evaluation(parts: list[pd.DataFrame], labels: pd.DataFrame | None, metr
 
 def monitor(config: Config, labels_path: str | None = None, now: float | None = None) -> dict:
     """One monitoring pass; writes result.json and report.html and returns the result."""
-    from pipelines.mlmd import open_store
+    from metadata.mlmd import open_store
     from serving import model_store
 
     if config.problem_type != "binary_classification":

@@ -12,7 +12,7 @@ from google.cloud.aiplatform import model_monitoring
 from google.cloud.aiplatform.compat.types import model_deployment_monitoring_job as gca_job
 from google.cloud.aiplatform_v1.types import CreateModelDeploymentMonitoringJobRequest
 
-from pipelines.config import Config
+from settings.config import Config
 
 
 def thresholds(config: Config, categorical: set[str], kind: str) -> dict[str, float]:

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from pipelines.config import ConfigError, load_config
+from settings.config import ConfigError, load_config
 
 
 def compile_for_image(build_pipeline: Callable, image: str, output: str) -> str:

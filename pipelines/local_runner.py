@@ -7,37 +7,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 import uuid
 
-from pipelines import logs, schema_staging
-from pipelines.config import Config, ConfigError, deep_merge, load_config
-
-
-def prepare_data(config: Config) -> None:
-    """Writes the configured sample data unless the same data is already there.
-
-    Rewriting identical data would change file times and defeat the pipeline cache,
-    so a stamp of the generator's settings decides.
-    """
-    gen = config.data.generate
-    if gen is None:
-        if not os.path.isdir(config.data.path):
-            raise FileNotFoundError(f"{config.source}: data.path '{config.data.path}' does not exist")
-        return
-    from datagen import taxi
-
-    stamp_path = config.data.path.rstrip("/") + ".generated.json"  # outside the input glob
-    stamp = {"rows": gen.rows, "seed": gen.seed, "label_signal": gen.label_signal, "version": taxi.VERSION}
-    if os.path.exists(stamp_path):
-        with open(stamp_path) as f:
-            if json.load(f) == stamp:
-                return
-    taxi.write_csv(taxi.generate(gen.rows, gen.seed, gen.label_signal), config.data.path)
-    with open(stamp_path, "w") as f:
-        json.dump(stamp, f)
+from settings import logs
+from settings.config import Config, ConfigError, deep_merge, load_config, workdir_overrides
+from tables import schema_staging
+from tables.sample_data import prepare_data
+from tables.schema_staging import with_accepted_schema
 
 
 def stage_schema(config: Config) -> Config:
@@ -48,45 +26,14 @@ def stage_schema(config: Config) -> Config:
     return config.replace(data=dataclasses.replace(config.data, schema=staged))
 
 
-def accepted_schema(config: Config) -> str | None:
-    """For a pipeline with no curated schema: the schema of its first run whose data passed validation (the
-    DataValidationGate's `validated_schema` in ML Metadata, a reviewable artifact), which later runs validate
-    their new data against instead of re-inferring one from it; None until such a run exists.
-    `make schema` promotes it to a curated schema file."""
-    if config.data.schema or not os.path.exists(config.pipeline.metadata_path):
-        return None
-    from pipelines.mlmd import node_id, of_type, open_store, outputs, runs
-
-    store = open_store(config.pipeline.metadata_path)
-    for run in reversed(runs(store, config.pipeline.name)):  # oldest first
-        for execution in store.get_executions_by_context(run.id):
-            if node_id(store, execution.id, config.pipeline.name) != "DataValidationGate":
-                continue
-            for schema in of_type(store, outputs(store, execution.id), "Schema"):
-                path = os.path.join(schema.uri, "schema.pbtxt")
-                if os.path.exists(path):
-                    return path
-    return None
-
-
-def with_accepted_schema(config: Config) -> Config:
-    """The config validating against `accepted_schema`, staged like a curated one, where there is one."""
-    found = accepted_schema(config)
-    if found is None:
-        return config
-    print(json.dumps({"event": "accepted_schema", "schema": found}))
-    staged = schema_staging.stage(found, os.path.join(config.pipeline.root, "_schemas"))
-    return config.replace(data=dataclasses.replace(config.data, schema=staged))
-
-
 def run(config: Config):
     """Runs the pipeline once; returns the run's summary read from ML Metadata."""
     from tfx import v1 as tfx
 
-    from pipelines.feature_inference import with_inferred_features
-    from pipelines.mlmd import open_store
+    from metadata.mlmd import open_store
+    from metadata.run_summary import latest_run
     from pipelines.pipeline import create_pipeline
-    from pipelines.run_summary import latest_run
+    from tables.feature_inference import with_inferred_features
 
     prepare_data(config)
     config = with_inferred_features(with_accepted_schema(stage_schema(config)))
@@ -95,22 +42,10 @@ def run(config: Config):
     return latest_run(open_store(config.pipeline.metadata_path), config.pipeline.name)
 
 
-def workdir_overrides(workdir: str) -> dict:
-    """Config overrides that keep every path of a run under `workdir`."""
-    return {
-        "data": {"path": os.path.join(workdir, "data")},
-        "pipeline": {
-            "root": os.path.join(workdir, "pipeline"),
-            "metadata_path": os.path.join(workdir, "metadata", "metadata.sqlite"),
-            "serving_dir": os.path.join(workdir, "serving"),
-        },
-    }
-
-
 def latest_summary(config: Config):
     """The newest run's summary, also after a failure (an empty one when no run was recorded)."""
-    from pipelines.mlmd import open_store
-    from pipelines.run_summary import RunSummary, latest_run
+    from metadata.mlmd import open_store
+    from metadata.run_summary import RunSummary, latest_run
 
     try:
         return latest_run(open_store(config.pipeline.metadata_path), config.pipeline.name)
@@ -121,7 +56,7 @@ def latest_summary(config: Config):
 def _report(config: Config) -> str:
     """Writes the run's HTML report; a report that cannot be written does not fail the run."""
     try:
-        from pipelines.run_report import write_latest
+        from reports.run_report import write_latest
 
         return write_latest(config)
     except Exception as e:

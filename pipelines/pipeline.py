@@ -18,13 +18,12 @@ from components import file_example_gen, idempotent_pusher, provenance
 from components.blessing_gate import BlessingGate
 from components.feature_screen import FeatureScreen, settings_json
 from components.serving_infra_validator import ServingInfraValidator
-from components.validation_gate import DataValidationGate, LatestOrNoneStrategy, SpanDriftCheck
+from components.validation_gate import HISTOGRAM_BUCKETS, DataValidationGate, LatestOrNoneStrategy, SpanDriftCheck
 from models import screening
 from models.features import FeatureSpec
 from models.trainer import SLICE_SIGNATURE, month_name
-from monitoring.checks import HISTOGRAM_BUCKETS
-from pipelines.code_version import code_commit
-from pipelines.config import GATING_METRICS, Config, MachineConfig, higher_is_better
+from settings.code_version import code_commit
+from settings.config import GATING_METRICS, Config, MachineConfig, higher_is_better
 
 MODEL_CODE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"

@@ -25,7 +25,7 @@ import os
 import sys
 from typing import Any
 
-from pipelines.config import Config, ConfigError, load_config
+from settings.config import Config, ConfigError, load_config
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAGED_SCHEMAS = "staged-schemas"  # under vertex.image_workdir; the Dockerfile fills it
@@ -39,7 +39,7 @@ def template_file(config: Config) -> str:
 
 def for_image(config: Config) -> Config:
     """The config as the containers see it: the curated schema at its staged path in the image."""
-    from pipelines import schema_staging
+    from tables import schema_staging
 
     v = _vertex(config)
     data = config.data

@@ -367,7 +367,7 @@ class Server:
 
 
 def build(config, host: str | None = None, port: int | None = None, serving_dir: str | None = None) -> Server:
-    """A server for `config` (a pipelines.config.Config); port 0 picks a free port."""
+    """A server for `config` (a settings.config.Config); port 0 picks a free port."""
     s = config.serving
     key = [config.data.key_column] if config.data.key_column else []
     store = ModelStore(
@@ -387,8 +387,8 @@ def build(config, host: str | None = None, port: int | None = None, serving_dir:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipelines import logs
-    from pipelines.config import ConfigError, load_config
+    from settings import logs
+    from settings.config import ConfigError, load_config
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configs/taxi.yaml")

@@ -6,8 +6,7 @@ import os
 
 import pytest
 
-from pipelines.config import deep_merge
-from pipelines.local_runner import workdir_overrides
+from settings.config import deep_merge, workdir_overrides
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TAXI_CONFIG = os.path.join(REPO, "configs", "taxi.yaml")
@@ -58,7 +57,7 @@ def e2e_root(tmp_path_factory) -> str:
 def first_run(e2e_root):
     """One real pipeline run on 2,000 rows (eval AUC about 0.78, far above the 0.65 bar), shared by the end-to-end tests (blessed and pushed)."""
     from pipelines import local_runner
-    from pipelines.config import load_config
+    from settings.config import load_config
 
     config = load_config(TAXI_CONFIG, small_overrides(e2e_root))
     return config, local_runner.run(config)

@@ -20,7 +20,7 @@ import os
 import posixpath
 
 from pipelines import vertex
-from pipelines.config import load_config
+from settings.config import load_config
 
 MARKER = "_SUCCESS"
 

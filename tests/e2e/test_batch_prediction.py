@@ -8,7 +8,8 @@ import os
 import pytest
 
 from datagen import taxi
-from serving import batch, instances, model_store
+from pipelines import batch_prediction as batch
+from serving import instances, model_store
 
 pytestmark = pytest.mark.e2e
 

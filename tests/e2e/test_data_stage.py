@@ -7,9 +7,11 @@ import os
 import pytest
 
 from components.feature_screen import FeatureScreening
-from pipelines import local_runner, mlmd, run_report
-from pipelines.config import deep_merge, load_config
+from metadata import mlmd
+from pipelines import local_runner
+from reports import run_report
 from serving import model_store
+from settings.config import deep_merge, load_config
 from tests.conftest import TAXI_CONFIG, small_overrides
 
 pytestmark = pytest.mark.e2e
@@ -26,7 +28,7 @@ def span_overrides(root: str) -> dict:
 def test_every_corrupted_input_stops_the_run_named_and_the_last_blessed_model_stays(tmp_path):
     """The suite of `make corruption-suite`: ten kinds of bad data, each stopping the pipeline with
     an error that names the problem, pushing nothing, and leaving the served model and metadata."""
-    from pipelines import corruption_suite
+    from drills import corruption_suite
 
     overrides = {"tuning": {"max_trials": 0}, "simplification": None, "framing": {"success_level": 0.6},
                  "evaluation": {"slice_lower_bound": None, "baselines": {"margin": -0.1}},
@@ -68,7 +70,7 @@ def test_bring_your_own_table_with_one_yaml_file(tmp_path):
         assert sorted(json.load(f)["excluded"]) == ["tip_amount", "tip_class"]
     assert artifacts.first("SchemaGen", "Schema")  # no curated schema: SchemaGen inferred one
     # the model did not learn from the leak: its AUC is the honest one, far from the leak's ~1.0
-    from pipelines.lineage import model_lineage
+    from metadata.lineage import model_lineage
 
     auc = {e["component"]: e["metrics"] for e in model_lineage(store, config.pipeline.name).evaluations}
     assert 0.65 < auc["Evaluator"]["candidate"]["auc"] < 0.9
@@ -108,7 +110,7 @@ def test_a_drifted_span_stops_the_run_unless_drift_is_expected(tmp_path):
         drifted = {m["feature"] for m in json.load(f) if m["drifted"]}
     assert {"payment_type", "trip_miles"} <= drifted
     # each run read the newest span, and lineage follows the spans to the models
-    from pipelines import lineage
+    from metadata import lineage
 
     trained = {s: {m["model"] for m in lineage.models_of_span(store, config.pipeline.name, s)
                    if m["component"] == "Trainer"} for s in (1, 2)}  # fmt: skip

@@ -10,8 +10,9 @@ import subprocess
 import pandas as pd
 import pytest
 
-from pipelines import lineage, mlmd, run_report
-from pipelines.code_version import code_commit
+from metadata import lineage, mlmd
+from reports import run_report
+from settings.code_version import code_commit
 
 pytestmark = pytest.mark.e2e
 

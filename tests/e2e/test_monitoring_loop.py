@@ -10,9 +10,9 @@ import pytest
 
 from datagen import taxi
 from monitoring import run as monitoring
-from pipelines.config import deep_merge, load_config
 from serving import instances, server
 from serving.client import PredictionClient
+from settings.config import deep_merge, load_config
 from tests.conftest import TAXI_CONFIG, small_overrides
 
 pytestmark = pytest.mark.e2e
@@ -73,8 +73,8 @@ def test_drifted_span_is_detected_and_retraining_runs_through_the_gates(loop):
     assert record["runner"] == "local" and record["reasons"] == decision["reasons"]
     with open(tmp_path / "monitoring" / "retraining.jsonl") as f:
         assert json.loads(f.readlines()[-1])["data"] == str(span)
-    from pipelines.mlmd import open_store
-    from pipelines.run_summary import latest_run
+    from metadata.mlmd import open_store
+    from metadata.run_summary import latest_run
 
     summary = latest_run(open_store(config.pipeline.metadata_path), config.pipeline.name)
     states = {c.component: c.state for c in summary.components}

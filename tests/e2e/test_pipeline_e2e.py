@@ -21,7 +21,7 @@ import tensorflow_transform as tft
 
 from datagen import taxi
 from pipelines import local_runner
-from pipelines.config import deep_merge, load_config
+from settings.config import deep_merge, load_config
 from tests.conftest import TAXI_CONFIG, small_overrides
 
 pytestmark = pytest.mark.e2e
@@ -213,8 +213,8 @@ def test_schema_anomaly_stops_at_the_validation_gate(first_run, root):
     unmanaged = bad.replace(data=dataclasses.replace(bad.data, generate=None))  # use the file as written
     with pytest.raises(RuntimeError, match=r"feature 'payment_type'.*Bitcoin"):
         local_runner.run(unmanaged)
-    from pipelines.mlmd import open_store
-    from pipelines.run_summary import latest_run
+    from metadata.mlmd import open_store
+    from metadata.run_summary import latest_run
 
     summary = latest_run(open_store(config.pipeline.metadata_path), config.pipeline.name)
     states = {c.component: c.state for c in summary.components}

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from datagen import taxi
-from pipelines import lineage, local_runner, mlmd
-from pipelines.config import deep_merge, load_config
+from metadata import lineage, mlmd
+from pipelines import local_runner
 from serving import instances, model_store
+from settings.config import deep_merge, load_config, workdir_overrides
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.e2e
@@ -33,7 +34,7 @@ def run(request, tmp_path_factory):
     name = request.param
     config_file, level, metric, higher = CASES[name]
     root = str(tmp_path_factory.mktemp(name))
-    overrides = deep_merge(local_runner.workdir_overrides(root), {**SMALL, "framing": {"success_level": level}})
+    overrides = deep_merge(workdir_overrides(root), {**SMALL, "framing": {"success_level": level}})
     config = load_config(os.path.join(REPO, "configs", config_file), overrides)
     return name, config, local_runner.run(config), metric, higher
 

@@ -61,11 +61,11 @@ def test_the_raw_penguins_columns_that_cannot_be_features_are_reported_not_raise
     assert found["Region"]["finding"] == "constant" and found["Region"]["excluded"]
     assert found["Stage"]["finding"] == "constant"
     assert {"Culmen_Length_mm", "Delta_15_N_o_oo", "Island", "Sex"} <= {c for c, r in found.items() if r["is_feature"]}
-    from pipelines import local_runner, run_report
-    from pipelines.config import load_config
+    from reports import run_report
+    from settings.config import load_config, workdir_overrides
 
     config = load_config(real_tables.config_path("penguins", REPO),
-                         local_runner.workdir_overrides(os.path.join(workdir, "penguins")))  # fmt: skip
+                         workdir_overrides(os.path.join(workdir, "penguins")))  # fmt: skip
     with open(run_report.write_latest(config)) as f:
         page = f.read()
     assert "gradient-boosted" in page and "the better reference is the" in page  # the reference beside the network
@@ -75,16 +75,17 @@ def test_the_raw_penguins_columns_that_cannot_be_features_are_reported_not_raise
 def test_a_later_run_validates_new_data_against_the_first_accepted_schema(workdir):
     """No curated schema: the first accepted run's schema governs later runs (ImportSchemaGen of it), so new
     data that breaks it stops the run, named, instead of becoming the new normal; `make schema` promotes it."""
-    from pipelines import local_runner, schema_proposal
-    from pipelines.config import load_config
-    from pipelines.mlmd import open_store
-    from pipelines.run_summary import latest_run
+    from metadata.mlmd import open_store
+    from metadata.run_summary import latest_run
+    from pipelines import local_runner
+    from settings.config import load_config, workdir_overrides
+    from tables import schema_proposal, schema_staging
 
     if not os.path.isdir(os.path.join(workdir, "wine")):
         real_tables.run_table("wine", workdir, repo=REPO)
     config = load_config(real_tables.config_path("wine", REPO),
-                         local_runner.workdir_overrides(os.path.join(workdir, "wine")))  # fmt: skip
-    accepted = local_runner.accepted_schema(config)
+                         workdir_overrides(os.path.join(workdir, "wine")))  # fmt: skip
+    accepted = schema_staging.accepted_schema(config)
     assert accepted and "DataValidationGate" in accepted
     path = os.path.join(config.data.path, "wine.csv")
     with open(path) as f:

@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from pipelines.config import Config, ConfigError, load_config
+from settings.config import Config, ConfigError, load_config
 
 pytestmark = pytest.mark.unit
 
@@ -103,7 +103,7 @@ def test_logs_are_json_lines_with_the_run_context(capsys):
     import json
     import logging
 
-    from pipelines import logs
+    from settings import logs
 
     logs.setup("INFO", pipeline="taxi-tips", run_id="abc")
     logs.bind(model_version="17")

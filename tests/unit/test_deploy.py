@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from pipelines import gcp_setup, vertex
-from pipelines.config import load_config
+from deploy import gcp_setup
+from pipelines import vertex
+from settings.config import load_config
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.cloud

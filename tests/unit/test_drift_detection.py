@@ -9,7 +9,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 from datagen import taxi
 from monitoring import checks
-from pipelines.config import load_config
+from settings.config import load_config
 from tests.conftest import REPO, TAXI_CONFIG
 
 pytestmark = pytest.mark.data

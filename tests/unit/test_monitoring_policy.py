@@ -7,7 +7,7 @@ import pytest
 
 from monitoring.policy import Observations, decide
 from monitoring.vertex_monitoring import job_request
-from pipelines.config import RetrainPolicyConfig, load_config
+from settings.config import RetrainPolicyConfig, load_config
 from tests.conftest import REPO, TAXI_CONFIG
 
 pytestmark = pytest.mark.unit
@@ -67,7 +67,7 @@ def test_vertex_model_monitoring_job_from_the_same_config():
 
 
 def test_monitoring_config_names_real_features(tmp_path):
-    from pipelines.config import ConfigError
+    from settings.config import ConfigError
 
     with pytest.raises(ConfigError, match="'monitoring' names 'shoe_size', which is not a feature"):
         load_config(TAXI_CONFIG, {"monitoring": {"exclude": ["shoe_size"]}})
@@ -105,7 +105,7 @@ def test_vertex_request_response_log_rows_become_log_records():
 
 def test_monitoring_names_the_problem_types_it_does_not_cover(taxi_config_path):
     from monitoring import run
-    from pipelines.config import ConfigError, load_config
+    from settings.config import ConfigError, load_config
 
     config = load_config(taxi_config_path.replace("taxi.yaml", "taxi-regression.yaml"))
     with pytest.raises(ConfigError, match="regression is not supported yet"):

@@ -7,8 +7,8 @@ import pytest
 import tensorflow_model_analysis as tfma
 
 from pipelines import pipeline as pipeline_module
-from pipelines.config import load_config
 from pipelines.pipeline import code_fingerprint, create_pipeline, eval_config
+from settings.config import load_config
 
 pytestmark = pytest.mark.unit
 

@@ -12,7 +12,7 @@ from components import file_example_gen
 from components.validation_gate import empty_value_floods
 from models.features import MISSING_TOKENS
 from models.training import training_plan
-from pipelines import feature_inference
+from tables import feature_inference
 
 pytestmark = pytest.mark.data
 

@@ -6,8 +6,8 @@ import pytest
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from pipelines.config import load_config
-from pipelines.schema_proposal import SERVING, TRAINING, curate
+from settings.config import load_config
+from tables.schema_proposal import SERVING, TRAINING, curate
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.data

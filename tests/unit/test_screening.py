@@ -91,8 +91,8 @@ def test_inference_types_columns_and_detects_personal_ones(taxi_config_path):
     what they hold even when the config does not name them."""
     import dataclasses
 
-    from pipelines.config import load_config
-    from pipelines.feature_inference import detect_personal, infer
+    from settings.config import load_config
+    from tables.feature_inference import detect_personal, infer
 
     frame = taxi.generate(3000, seed=8)
     found = detect_personal(frame)

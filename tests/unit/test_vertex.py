@@ -11,9 +11,10 @@ from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx.extensions.google_cloud_ai_platform.trainer import executor as vertex_trainer_executor
 
 from components import provenance
-from pipelines import schema_staging, vertex
-from pipelines.config import ConfigError, load_config
+from pipelines import vertex
 from pipelines.pipeline import create_pipeline
+from settings.config import ConfigError, load_config
+from tables import schema_staging
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.cloud
@@ -128,7 +129,7 @@ def test_dev_profile_runs_beam_in_the_step_and_the_schema_from_the_image(compile
     )
     with open(os.path.join(REPO, "Dockerfile")) as f:
         dockerfile = f.read()
-    assert "python -m pipelines.schema_staging --into /pipeline/staged-schemas schemas/*/schema.pbtxt" in dockerfile
+    assert "python -m tables.schema_staging --into /pipeline/staged-schemas schemas/*/schema.pbtxt" in dockerfile
     assert "Tuner" in spec["root"]["dag"]["tasks"] and executor_args(spec, "Tuner")[1].startswith("tfx.components.")
 
 
@@ -244,7 +245,7 @@ def test_bad_profile_fails_before_any_call(overrides, message):
 def test_lineage_on_vertex_ml_metadata_is_two_requests(capsys):
     """`lineage model --profile`: the newest PushedModel in the project's metadata store, then
     the lineage subgraph upstream of it; --dry-run prints them and sends nothing."""
-    from pipelines import lineage
+    from metadata import lineage
 
     requests = lineage.vertex_model_requests(load_config(DEV), "42")
     store = "projects/example-mlops-dev/locations/us-central1/metadataStores/default"

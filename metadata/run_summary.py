@@ -6,7 +6,7 @@ import dataclasses
 
 from ml_metadata.proto import metadata_store_pb2
 
-from pipelines import mlmd
+from metadata import mlmd
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Batch prediction with Apache Beam RunInference over a file set, with the pushed model.
 
-  python -m serving.batch --config configs/taxi.yaml --input 'build/data/taxi/*.csv' --output build/batch/taxi
+  python -m pipelines.batch_prediction --config configs/taxi.yaml --input 'build/data/taxi/*.csv' --output build/batch/taxi
 
 Rows are read from CSV (with a header) or JSON lines, checked against the
 model's serving schema like online requests, and scored by RunInference with a
@@ -144,7 +144,7 @@ def run(config, input_pattern: str, output: str, model_dir: str | None = None, k
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipelines.config import ConfigError, load_config
+    from settings.config import ConfigError, load_config
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configs/taxi.yaml")

@@ -1,6 +1,6 @@
 """Training steps/s with a naive input pipeline and with the tuned one, on the same data.
 
-    python -m pipelines.input_benchmark --rows 20000 --steps 400 --out build/bench/input.json
+    python -m benchmarks.input_pipeline --rows 20000 --steps 400 --out build/bench/input.json
 
 Runs the pipeline once (cached across calls) in build/bench/input-run for Transform's
 GZIP-compressed TFRecords, then trains the same model for the same number of steps with:
@@ -51,14 +51,15 @@ def bench(config_path: str, rows: int, steps: int, workdir: str) -> dict:
     import tensorflow_transform as tft
     import tf_keras as keras
 
+    from metadata import mlmd
     from models.features import FeatureSpec
     from models.model import HParams, build_model
     from models.training import cardinalities
-    from pipelines import local_runner, mlmd
-    from pipelines.config import deep_merge, load_config
+    from pipelines import local_runner
     from pipelines.pipeline import transform_custom_config
+    from settings.config import deep_merge, load_config, workdir_overrides
 
-    overrides = deep_merge(local_runner.workdir_overrides(os.path.abspath(workdir)),
+    overrides = deep_merge(workdir_overrides(os.path.abspath(workdir)),
                            {"data": {"generate": {"rows": rows}}, "tuning": {"max_trials": 0}})  # fmt: skip
     config = load_config(config_path, overrides)
     local_runner.run(config)
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="build/bench/input.json")
     args = parser.parse_args(argv)
     result = bench(args.config, args.rows, args.steps, args.workdir)
-    from pipelines.benchmark import write_result
+    from benchmarks.pipeline_timing import write_result
 
     write_result(args.out, result)
     print(f"\n{result['rows']} rows, batch {result['batch_size']}, {result['steps']} steps per variant")

@@ -1,6 +1,6 @@
 """One static HTML page per run, with PNG charts, read back from ML Metadata and the run's artifacts.
 
-python -m pipelines.run_report --config configs/taxi.yaml   (the newest run; `make run` writes it too)
+python -m reports.run_report --config configs/taxi.yaml   (the newest run; `make run` writes it too)
 
 Sections: the push decision and why; data statistics and anomalies; feature screening;
 tuning trials; learning curves; evaluation against the baselines and the last blessed
@@ -19,7 +19,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 
-from pipelines import mlmd
+from metadata import mlmd
 
 SECTIONS = ("decision", "data", "screening", "tuning", "training", "evaluation", "slices", "importance",
             "simplification")  # fmt: skip
@@ -320,7 +320,7 @@ def training_section(artifacts: RunArtifacts, out_dir: str) -> str:
 
 def margin_text(gate, margin: float | None) -> str:
     """How far the candidate may trail a baseline, in words."""
-    from pipelines.config import higher_is_better
+    from settings.config import higher_is_better
 
     higher = higher_is_better(gate.metric)
     trail = -(margin if margin is not None else -0.01 if higher else -0.03)
@@ -331,7 +331,7 @@ def margin_text(gate, margin: float | None) -> str:
 
 def reference_gap(table: dict[str, dict[str, float]], config) -> str:
     """The candidate beside the better of the linear and gradient-boosted references, on the gating metric."""
-    from pipelines.config import METRIC_KEYS, higher_is_better
+    from settings.config import METRIC_KEYS, higher_is_better
 
     values = table.get(METRIC_KEYS.get(config.evaluation.metric, ""), {})
     refs = {m: values[m] for m in ("linear", "gradient-boosted") if m in values}
@@ -352,7 +352,7 @@ def reference_gap(table: dict[str, dict[str, float]], config) -> str:
 
 
 def evaluation_section(artifacts: RunArtifacts, config, out_dir: str) -> str:
-    from pipelines.lineage import overall_metrics
+    from metadata.lineage import overall_metrics
 
     names = {"Evaluator": ("candidate", "last blessed"), "EvaluatorVsLinear": (None, "linear"),
              "EvaluatorVsBoosted": (None, "gradient-boosted"), "EvaluatorVsHeuristic": (None, "heuristic")}  # fmt: skip
@@ -533,7 +533,7 @@ def report_dir(config, run_id: str) -> str:
 
 def write_latest(config) -> str:
     """The report of the newest run of the configured pipeline; returns its path."""
-    from pipelines.run_summary import summarize
+    from metadata.run_summary import summarize
 
     store = mlmd.open_store(config.pipeline.metadata_path)
     runs = mlmd.runs(store, config.pipeline.name)
@@ -545,8 +545,7 @@ def write_latest(config) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipelines.config import ConfigError, load_config
-    from pipelines.local_runner import workdir_overrides
+    from settings.config import ConfigError, load_config, workdir_overrides
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configs/taxi.yaml")

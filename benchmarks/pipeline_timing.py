@@ -1,6 +1,6 @@
 """Times the pipeline on N generated rows, cache off, in a scratch directory.
 
-    python -m pipelines.benchmark --rows 15000 --out build/bench/pipeline.json
+    python -m benchmarks.pipeline_timing --rows 15000 --out build/bench/pipeline.json
 
 Prints each component's wall time (from ML Metadata) and the total, and writes them as JSON.
 """
@@ -16,7 +16,8 @@ import tempfile
 import time
 
 from pipelines import local_runner
-from pipelines.config import load_config
+from settings.config import load_config
+from tables.sample_data import prepare_data
 
 
 def bench(config_path: str, rows: int, workdir: str) -> dict:
@@ -30,7 +31,7 @@ def bench(config_path: str, rows: int, workdir: str) -> dict:
         },
     }
     config = load_config(config_path, overrides)
-    local_runner.prepare_data(config)  # data generation is not part of the pipeline's time
+    prepare_data(config)  # data generation is not part of the pipeline's time
     start = time.perf_counter()
     summary = local_runner.run(config)
     total = time.perf_counter() - start

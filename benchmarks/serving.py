@@ -124,7 +124,7 @@ def in_process(model_dir: str, rows: list[dict], personal: list[str]) -> dict:
 
 
 def batch_prediction(config, model_dir: str, frame, workdir: str) -> dict:
-    from serving import batch
+    from pipelines import batch_prediction as batch
 
     taxi.write_csv(frame, os.path.join(workdir, "in"))
     t = time.perf_counter()
@@ -170,7 +170,7 @@ def start_server(config_path: str, serving_dir: str, port: int, log_path: str) -
 
 def main(argv: list[str] | None = None) -> int:
     from pipelines import local_runner
-    from pipelines.config import load_config
+    from settings.config import load_config
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configs/taxi.yaml")
@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             result["batch_prediction"]["rows_per_s"] / ip["raw_rows_batch_512_rows_per_s"], 3
         ),
     }
-    from pipelines.benchmark import write_result
+    from benchmarks.pipeline_timing import write_result
 
     write_result(args.out, result)
     print(json.dumps(result["summary"], indent=2))

@@ -1,6 +1,6 @@
 """Proposes a schema from fresh statistics and shows its diff against the curated one.
 
-    python -m pipelines.schema_proposal --config configs/taxi.yaml [--write]
+    python -m tables.schema_proposal --config configs/taxi.yaml [--write]
 
 The curated schema under `schemas/` is a reviewed artifact: the pipeline imports
 it (ImportSchemaGen) rather than re-inferring it each run, so a change in the
@@ -24,7 +24,7 @@ import tensorflow_data_validation as tfdv
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from pipelines.config import Config, load_config
+from settings.config import Config, load_config
 
 TRAINING, SERVING = "TRAINING", "SERVING"
 
@@ -67,8 +67,8 @@ def propose(config: Config, csv_dir: str) -> schema_pb2.Schema:
 def promote_accepted(config: Config, write: bool, schemas_dir: str | None = None) -> int:
     """Shows (and with `write` copies, curated) the schema of the first accepted run of a table with no
     curated schema; returns the exit code."""
-    from pipelines.feature_inference import with_inferred_features
-    from pipelines.local_runner import accepted_schema
+    from tables.feature_inference import with_inferred_features
+    from tables.schema_staging import accepted_schema
 
     found = accepted_schema(config)
     if found is None:

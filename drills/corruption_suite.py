@@ -1,6 +1,6 @@
 """Corrupted inputs made from the generated data, each fed to the real pipeline.
 
-    python -m pipelines.corruption_suite --rows 1500      (make corruption-suite)
+    python -m drills.corruption_suite --rows 1500      (make corruption-suite)
 
 First a clean run blesses and pushes a model. Then each case writes a corrupted copy
 of fresh data and runs the pipeline on it, with the same metadata store and serving
@@ -100,8 +100,9 @@ def served_versions(config) -> list[str]:
 def run_case(case: Case, config_path: str, base: dict, frame: pd.DataFrame, workdir: str) -> dict:
     """Runs the pipeline on the case's corrupted data (config `base` with the case's data); returns
     what happened."""
-    from pipelines import lineage, local_runner, mlmd
-    from pipelines.config import deep_merge, load_config
+    from metadata import lineage, mlmd
+    from pipelines import local_runner
+    from settings.config import deep_merge, load_config
 
     data_dir = os.path.join(workdir, "cases", case.name)
     case.write(frame, data_dir)
@@ -134,9 +135,9 @@ def run_suite(config_path: str, workdir: str, rows: int, overrides: dict | None 
     """A clean, pushed run, then every case against it."""
     from datagen import taxi
     from pipelines import local_runner
-    from pipelines.config import deep_merge, load_config
+    from settings.config import deep_merge, load_config, workdir_overrides
 
-    base = deep_merge(local_runner.workdir_overrides(os.path.abspath(workdir)), overrides or {})
+    base = deep_merge(workdir_overrides(os.path.abspath(workdir)), overrides or {})
     base = deep_merge(base, {"data": {"generate": {"rows": rows}}})
     config = load_config(config_path, base)
     clean = local_runner.run(config)
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{r['case']:18s} {'yes' if r['caught'] else 'NO':7s} {r['seconds']:5.1f}s  {r['message'][:110]}")
     print(f"\ncaught {caught} of {len(results)}; the last blessed model stayed served in every case: "
           f"{all(r['last_blessed_intact'] for r in results)}")  # fmt: skip
-    from pipelines.benchmark import write_result
+    from benchmarks.pipeline_timing import write_result
 
     write_result(args.out, {"rows": args.rows, "caught": caught, "cases": results})
     return 0 if caught == len(results) else 1

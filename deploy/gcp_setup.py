@@ -1,6 +1,6 @@
 """The one-time Google Cloud setup for a profile, as the gcloud commands that do it.
 
-  python -m pipelines.gcp_setup --profile configs/vertex-dev.yaml > setup.sh && bash -ex setup.sh
+  python -m deploy.gcp_setup --profile configs/vertex-dev.yaml > setup.sh && bash -ex setup.sh
 
 (`deploy/setup_gcp.sh PROFILE` does both.) It enables the APIs, creates the
 buckets, the Artifact Registry repositories (Docker image and KFP templates),
@@ -18,7 +18,7 @@ import sys
 
 import yaml
 
-from pipelines.config import Config, ConfigError, load_config
+from settings.config import Config, ConfigError, load_config
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IAM_FILE = os.path.join(REPO_ROOT, "deploy", "iam.yaml")

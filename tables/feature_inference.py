@@ -16,7 +16,7 @@ Text columns that hold e-mail addresses or phone numbers are detected as persona
 and dropped at ingestion, like `data.personal_columns`.
 Runs where the data is readable (the local runner, before the pipeline is built).
 
-    python -m pipelines.feature_inference --config my-table.yaml   (make features): prints the result
+    python -m tables.feature_inference --config my-table.yaml   (make features): prints the result
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import pandas as pd
 import yaml
 
 from models.features import MISSING_TOKENS
-from pipelines.config import Config
+from settings.config import Config
 
 PERSONAL_PATTERNS = {  # what a personal column looks like, whatever its name
     "e-mail addresses": r"^[\w.+-]+@[\w-]+\.[\w.-]+$",
@@ -228,8 +228,8 @@ def with_inferred_features(config: Config) -> Config:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from pipelines.config import load_config
-    from pipelines.local_runner import prepare_data
+    from settings.config import load_config
+    from tables.sample_data import prepare_data
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True)

@@ -1,8 +1,8 @@
 """Answers lineage questions from ML Metadata.
 
-  python -m pipelines.lineage model [--version V]   what produced a pushed model (default: the newest)
-  python -m pipelines.lineage span N                 which models were trained on data span N
-  python -m pipelines.lineage runs                   every run: status, push, parameters, metrics
+  python -m metadata.lineage model [--version V]   what produced a pushed model (default: the newest)
+  python -m metadata.lineage span N                 which models were trained on data span N
+  python -m metadata.lineage runs                   every run: status, push, parameters, metrics
 
 Reads the local SQLite store of `--config`. With `--profile configs/vertex-*.yaml` the
 `model` question goes to Vertex ML Metadata instead (`--dry-run` prints the requests).
@@ -16,9 +16,8 @@ import os
 import sys
 from dataclasses import asdict, dataclass, field
 
-from pipelines import mlmd
-from pipelines.config import ConfigError, load_config
-from pipelines.local_runner import workdir_overrides
+from metadata import mlmd
+from settings.config import ConfigError, load_config, workdir_overrides
 
 
 @dataclass
@@ -118,7 +117,7 @@ def _pushed_versions(store, model_id: int) -> list[str]:
 def run_table(store, pipeline_name: str) -> list[dict]:
     """One row per run, newest first: status, push decision, parameters and key metrics
     (the experiment table: runs side by side)."""
-    from pipelines.run_summary import summarize
+    from metadata.run_summary import summarize
 
     rows = []
     for run in mlmd.runs(store, pipeline_name):

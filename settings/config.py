@@ -77,7 +77,7 @@ class FeaturesConfig:
     # "a x b" -> hash buckets: a cross of two id features (categorical, hashed, <ts>_hour, <ts>_weekday, <col>_bucket)
     crosses: dict[str, int] = field(default_factory=dict)
     infer: bool = False  # the columns not listed above (nor label, key, personal, timestamp, exclude) are
-    # features too, typed from the data (pipelines/feature_inference.py)
+    # features too, typed from the data (tables/feature_inference.py)
     exclude: tuple[str, ...] = ()  # columns inference leaves out (e.g. known only after the outcome)
 
     def inputs(self) -> tuple[str, ...]:
@@ -673,6 +673,18 @@ def _resolve_paths(config: Config, root: str) -> Config:
         m, log_path=absolute(m.log_path) or serving.log_path, output_dir=absolute(m.output_dir)
     )
     return dataclasses.replace(config, data=data, pipeline=pipe, serving=serving, monitoring=monitoring)
+
+
+def workdir_overrides(workdir: str) -> dict:
+    """Config overrides that keep every path of a run under `workdir`."""
+    return {
+        "data": {"path": os.path.join(workdir, "data")},
+        "pipeline": {
+            "root": os.path.join(workdir, "pipeline"),
+            "metadata_path": os.path.join(workdir, "metadata", "metadata.sqlite"),
+            "serving_dir": os.path.join(workdir, "serving"),
+        },
+    }
 
 
 def deep_merge(base: dict, extra: dict) -> dict:
