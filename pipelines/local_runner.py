@@ -6,11 +6,13 @@ python -m pipelines.local_runner --config configs/taxi.yaml
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
 import uuid
 
+from pipelines import progress
 from settings import logs
 from settings.config import Config, ConfigError, deep_merge, load_config, workdir_overrides
 from tables import schema_staging
@@ -63,6 +65,16 @@ def _report(config: Config) -> str:
         return f"not written ({type(e).__name__}: {e})"
 
 
+@contextlib.contextmanager
+def quiet_stdout(log_path: str, verbose: bool):
+    """What the steps print (training epochs, events) goes to the log file unless `verbose`."""
+    if verbose:
+        yield
+        return
+    with open(log_path, "a", encoding="utf-8") as log, contextlib.redirect_stdout(log):
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configs/taxi.yaml")
@@ -70,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cache", action="store_true", help="re-run every component")
     parser.add_argument("--workdir", help="put data, outputs, metadata and served models under this directory")
     parser.add_argument("--expect-push", action="store_true", help="exit 3 unless a model is blessed and pushed")
+    parser.add_argument("--verbose", action="store_true", help="stream the JSON logs and the steps' output")
     args = parser.parse_args(argv)
     overrides: dict = {}
     if args.workdir:
@@ -83,10 +96,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
-    logs.setup(config.log_level, pipeline=config.pipeline.name, run_id=uuid.uuid4().hex[:12], entry="local_runner")
+    run_id = uuid.uuid4().hex[:12]
+    log_path = os.path.join(config.pipeline.root, "logs", f"{run_id}.jsonl")
+    logs.setup(config.log_level, path=log_path, stream=args.verbose, pipeline=config.pipeline.name, run_id=run_id,
+               entry="local_runner")  # fmt: skip
+    print(f"run {run_id} of {config.pipeline.name}: one line per component (all logs: {log_path})", flush=True)
     failed = None
     try:
-        summary = run(config)
+        with progress.shown(), quiet_stdout(log_path, args.verbose):
+            summary = run(config)
     except Exception as e:  # the summary below still says where things are
         failed = e
         summary = latest_summary(config)
@@ -103,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"metadata store: {config.pipeline.metadata_path}")
     print(f"outputs:        {config.pipeline.root}")
     print(f"report:         {_report(config)}")
+    print(f"logs:           {log_path}")
     if failed:
         print(f"run failed: {failed}", file=sys.stderr)
         return 1

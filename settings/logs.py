@@ -25,16 +25,33 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def setup(level: str = "INFO", **context: str) -> None:
-    """Routes every logger (TFX's and absl's included) to stderr as JSON lines."""
+QUIET = ("absl", "tensorflow")  # below WARNING they only narrate; kept out of the JSON logs
+
+
+def _loud(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING or record.name.split(".")[0] not in QUIET
+
+
+def setup(level: str = "INFO", path: str | None = None, stream: bool = True, **context: str) -> None:
+    """Routes every logger (TFX's and absl's included) as JSON lines to stderr (`stream`) and/or to the file
+    `path` (its folder is made)."""
+    import os
+
     _CONTEXT.clear()
     _CONTEXT.update({k: str(v) for k, v in context.items() if v is not None})
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handlers: list[logging.Handler] = []
+    if stream:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    if path:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        handlers.append(logging.FileHandler(path, encoding="utf-8"))
+    for handler in handlers:
+        handler.setFormatter(JsonFormatter())
+        handler.addFilter(_loud)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = handlers
     root.setLevel(level)
-    for noisy in ("absl", "tensorflow"):
+    for noisy in QUIET:
         logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))
 
 

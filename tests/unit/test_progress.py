@@ -1,0 +1,45 @@
+"""A run you can follow: one line per component as it starts and ends, from the records LocalDagRunner logs;
+the JSON logs go to a file unless asked for."""
+
+import io
+import json
+import logging
+
+import pytest
+
+from pipelines import progress
+from settings import logs
+
+pytestmark = pytest.mark.unit
+
+
+def test_each_component_gets_a_line_when_it_starts_and_one_with_its_time_when_it_ends():
+    out = io.StringIO()
+    absl = logging.getLogger("absl")
+    with progress.shown(out, live=False) as handler:
+        absl.info("Component %s is running.", "Transform")
+        absl.info("Using connection config:\n %s", "sqlite")  # narration: not a line of its own
+        absl.info("Component %s is finished.", "Transform")
+        absl.info("Component %s is running.", "Trainer")
+    lines = out.getvalue().splitlines()
+    assert lines[0].split() == ["Transform", "started"]
+    assert lines[1].split()[:2] == ["Transform", "done"] and lines[1].endswith(" s")
+    assert lines[2].split() == ["Trainer", "started"] and len(lines) == 3
+    assert [c for c, _ in handler.finished] == ["Transform"]
+    absl.info("Component %s is running.", "Pusher")  # after the block the handler is gone
+    assert len(out.getvalue().splitlines()) == 3
+
+
+def test_json_logs_go_to_the_file_and_absl_narration_stays_out(tmp_path, capsys):
+    path = tmp_path / "logs" / "run.jsonl"
+    logs.setup("INFO", path=str(path), stream=False, pipeline="p", run_id="r1")
+    logging.getLogger("tfx.x").info("a step")
+    logging.getLogger("absl").info("Component X is running.")
+    logging.getLogger("absl").warning("worth reading")
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    entries = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [e["message"] for e in entries] == ["a step", "worth reading"]
+    assert all(e["run_id"] == "r1" for e in entries)
+    assert capsys.readouterr().err == ""  # not streamed
+    logs.setup("INFO")  # back to stderr for the tests after this one
