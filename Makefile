@@ -8,6 +8,7 @@ PYTEST_ARGS ?=
 PROFILE ?= configs/vertex-dev.yaml
 IMAGE ?=
 TAG ?= latest
+VERBOSE ?=
 DRY_RUN ?=
 INPUT ?= build/data/taxi/*.csv
 OUTPUT ?= build/batch/predictions
@@ -25,8 +26,8 @@ env: ## Build the environment if missing (Debian 13 root or venv, keyed by requi
 	@tools/devenv.sh ensure
 	@tools/devenv.sh info
 
-run: env ## Run the training pipeline end to end on the sample data (CONFIG=...)
-	$(ENV) python -m pipelines.local_runner --config $(CONFIG)
+run: env ## Run the training pipeline end to end (CONFIG=..., VERBOSE=1 streams the JSON logs)
+	$(ENV) python -m pipelines.local_runner --config $(CONFIG) $(if $(VERBOSE),--verbose)
 
 smoke: env ## A small end-to-end run (2,000 rows) in build/smoke, as Cloud Build does before pushing
 	rm -rf build/smoke
