@@ -12,7 +12,7 @@ in headless Chromium.
 from __future__ import annotations
 
 import argparse
-import html
+import functools
 import json
 import math
 import os
@@ -121,63 +121,53 @@ def histogram_chart(buckets: list[tuple[float, float, float]], title: str, out_d
 # ---------------------------------------------------------------- sections
 
 
-def _table(header: list[str], rows: list[list]) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 
 
-def _cell(value) -> str:
+def cell(value) -> str:
+    """A table cell: floats to 4 places, NaN as a dash."""
     if isinstance(value, float):
         return "—" if math.isnan(value) else f"{value:.4f}"
-    return html.escape(str(value))
+    return str(value)
 
 
-def _img(name: str, alt: str) -> str:
-    return f'<img src="{html.escape(name)}" alt="{html.escape(alt)}">'
+@functools.cache
+def environment():
+    """Jinja2 over reports/templates, autoescaped: every value from the data is escaped."""
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)  # fmt: skip
+    env.filters["cell"] = cell
+    return env
+
+
+def render_section(name: str, **context):
+    """One section's HTML (markup, so the page does not escape it again)."""
+    from markupsafe import Markup
+
+    return Markup(environment().get_template(f"sections/{name}.html.j2").render(**context))
 
 
 def decision_section(summary, config) -> str:
-    pushed = summary.pushed_model
-    if pushed:
-        verdict = f"<p class=ok>Blessed and pushed to <code>{html.escape(pushed)}</code>.</p>"
-    elif summary.blessed:
-        verdict = "<p class=ok>Blessed; this model was already being served, so nothing new was pushed.</p>"
-    elif summary.blessed is False:
-        verdict = "<p class=bad>Not blessed: not pushed. The last blessed model stays in service.</p>"
-    else:
-        verdict = "<p class=bad>The run stopped before evaluation: nothing was pushed.</p>"
-    why = ""
-    if summary.failures:
-        why = "<p>Checks that failed:</p><ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in summary.failures)
-        why += "</ul>"
-    failed = [c.component for c in summary.components if c.state == "FAILED"]
-    if failed:
-        why += f"<p class=bad>Failed components: {html.escape(', '.join(failed))}</p>"
     gate = config.evaluation
-    rule = (
-        f"<p>The gate: {html.escape(gate.metric)} ≥ {gate.lower_bound} overall"
-        + (f", ≥ {gate.slice_lower_bound} in each slice" if gate.slice_lower_bound is not None else "")
-        + (
-            f", within {margin_text(gate, gate.baselines.margin)} of the linear and heuristic baselines and within "
-            f"{margin_text(gate, gate.baselines.boosted_margin)} of the gradient-boosted reference"
-            if gate.baselines
-            else ""
-        )
-        + f", and no drop of more than {gate.max_regression} against the last blessed model.</p>"
-    )
-    rows = [[c.component, c.state, f"{c.seconds:.1f} s"] for c in summary.components]
-    return verdict + why + rule + _table(["component", "state", "time"], rows)
+    baselines = None
+    if gate.baselines:
+        baselines = {"linear": margin_text(gate, gate.baselines.margin),
+                     "boosted": margin_text(gate, gate.baselines.boosted_margin)}  # fmt: skip
+    return render_section(
+        "decision", pushed=summary.pushed_model, blessed=summary.blessed, failures=list(summary.failures),
+        failed_components=[c.component for c in summary.components if c.state == "FAILED"], gate=gate,
+        baselines=baselines, components=[[c.component, c.state, f"{c.seconds:.1f} s"] for c in summary.components],
+    )  # fmt: skip
 
 
 def data_section(artifacts: RunArtifacts, out_dir: str) -> str:
     import tensorflow_data_validation as tfdv
 
     stats_uri = artifacts.first("StatisticsGen", "ExampleStatistics")
-    if not stats_uri:
-        return "<p>No statistics in this run.</p>"
-    parts = []
-    for split in ("train", "eval"):
+    splits = []
+    for split in ("train", "eval") if stats_uri else ():
         path = os.path.join(stats_uri, f"Split-{split}", "FeatureStats.pb")
         if not os.path.exists(path):
             continue
@@ -197,30 +187,22 @@ def data_section(artifacts: RunArtifacts, out_dir: str) -> str:
                 s = feature.string_stats
                 top = ", ".join(f"{v.value} ({v.frequency:.0f})" for v in s.top_values[:3])
                 rows.append([name, f"categorical ({s.unique} values)", _missing(s.common_stats), "", "", "", "", top])
-        parts.append(f"<h3>{split} split: {dataset.num_examples} examples</h3>")
-        parts.append(_table(["feature", "type", "missing", "mean", "std", "min", "max", "top values"], rows))
-        if charts:
-            parts.append("<div class=grid>" + "".join(_img(c, c) for c in charts) + "</div>")
-    parts.append("<h3>Anomalies (ExampleValidator against the curated schema)</h3>")
-    parts.append(anomalies_html(artifacts.first("ExampleValidator", "ExampleAnomalies")))
-    parts.append("<h3>Drift against the last accepted data (the schema's drift comparators)</h3>")
-    parts.append(drift_html(artifacts.first("SpanDriftCheck", "ExampleStatistics")))
-    return "".join(parts)
+        splits.append({"name": split, "examples": dataset.num_examples, "rows": rows, "charts": charts})
+    return render_section("data", splits=splits, anomalies=anomaly_rows(artifacts.first("ExampleValidator",
+                          "ExampleAnomalies")), drift=drift_rows(artifacts.first("SpanDriftCheck", "ExampleStatistics")))  # fmt: skip
 
 
-def drift_html(uri: str | None) -> str:
+def drift_rows(uri: str | None) -> list[list] | None:
+    """The drift measurements of the run's SpanDriftCheck; None when it did not measure."""
     from components.validation_gate import DRIFT_FILE
 
     path = os.path.join(uri, DRIFT_FILE) if uri else None
     if not path or not os.path.exists(path):
-        return "<p>Not measured: the gate stopped the run, or no data had been accepted before.</p>"
+        return None
     with open(path) as f:
         measurements = json.load(f)
-    if not measurements:
-        return "<p>Not measured: the first accepted data, or no drift comparator in the schema.</p>"
-    rows = [[m["feature"], m["measure"], m["value"], m["threshold"], "drifted" if m["drifted"] else ""]
+    return [[m["feature"], m["measure"], m["value"], m["threshold"], "drifted" if m["drifted"] else ""]
             for m in measurements]  # fmt: skip
-    return _table(["feature", "measure", "value", "threshold", ""], rows)
 
 
 def _missing(common) -> str:
@@ -234,11 +216,12 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name)
 
 
-def anomalies_html(uri: str | None) -> str:
+def anomaly_rows(uri: str | None) -> list[list] | None:
+    """(split, feature, problem, detail) per anomaly ExampleValidator found; None when it did not run."""
     from tensorflow_metadata.proto.v0 import anomalies_pb2
 
     if not uri:
-        return "<p>ExampleValidator did not run.</p>"
+        return None
     rows = []
     for split in sorted(os.listdir(uri)):
         path = os.path.join(uri, split, "SchemaDiff.pb")
@@ -251,9 +234,7 @@ def anomalies_html(uri: str | None) -> str:
         if anomalies.HasField("dataset_anomaly_info"):
             info = anomalies.dataset_anomaly_info
             rows.append([split.removeprefix("Split-"), "(dataset)", info.short_description, info.description])
-    if not rows:
-        return "<p class=ok>No anomalies: every split matches the schema.</p>"
-    return "<p class=bad>Anomalies found:</p>" + _table(["split", "feature", "problem", "detail"], rows)
+    return rows
 
 
 def screening_section(artifacts: RunArtifacts) -> str:
@@ -263,40 +244,34 @@ def screening_section(artifacts: RunArtifacts) -> str:
     uri = artifacts.first("FeatureScreen", FeatureScreening.TYPE_NAME)
     path = os.path.join(uri, RESULT_FILE) if uri else None
     if not path or not os.path.exists(path):
-        return ("<p>This pipeline has no feature-screening step (config: <code>screening</code>), so no leakage "
-                "or feature-selection findings were produced.</p>")  # fmt: skip
+        return render_section("screening", found=None, rows=[])
     with open(path) as f:
         found = json.load(f)
     rows = [[r["column"], "yes" if r["is_feature"] else "no", r["finding"], r["power"],
              "excluded" if r["excluded"] else "", r["reason"]]
             for r in sorted(found["features"], key=lambda r: (r["finding"] == "ok", -r["power"]))]  # fmt: skip
-    excluded = ", ".join(found["excluded"]) or "none"
-    return (f"<p>Each column's power to predict the label on its own, out of fold, on {found['rows']} rows of the "
-            f"{found['split']} split. Features excluded from the model: <b>{html.escape(excluded)}</b>. Columns "
-            "that are not features are reported, never used.</p>"
-            + _table(["column", "feature", "finding", "power", "action", "reason"], rows))  # fmt: skip
+    return render_section("screening", found=found, rows=rows)
 
 
 def tuning_section(artifacts: RunArtifacts, out_dir: str) -> str:
     uri = artifacts.first("Tuner", "TunerResults")
     path = os.path.join(uri, "tuner_results.json") if uri else None
     if not path or not os.path.exists(path):
-        return "<p>Tuning did not run (tuning.max_trials is 0): the Trainer used the configured hyperparameters.</p>"
+        return render_section("tuning", trials=None)
     with open(path) as f:
         trials = json.load(f)
     keys = [k for k in trials[0] if k not in ("trial_id", "score")] if trials else []
     rows = [[t["trial_id"], t["score"], *[t.get(k) for k in keys]] for t in trials]
     chart = bar_chart({f"trial {t['trial_id']}": t["score"] for t in trials}, "Tuner: eval AUC per trial", out_dir,
                       "tuning.png", "eval AUC")  # fmt: skip
-    best = json.dumps(trials[0]) if trials else ""
-    return (f"<p>{len(trials)} trials, best first; the Trainer trained the best: <code>{html.escape(best)}</code></p>"
-            + _table(["trial", "score", *keys], rows) + _img(chart, "tuning trials"))  # fmt: skip
+    return render_section("tuning", trials=trials, best=json.dumps(trials[0]) if trials else "", keys=keys, rows=rows,
+                          chart=chart)  # fmt: skip
 
 
 def training_section(artifacts: RunArtifacts, out_dir: str) -> str:
     from models.trainer import LEARNING_CURVES
 
-    parts = []
+    models = []
     for component in ("Trainer", "LinearBaseline"):
         uri = artifacts.first(component, "ModelRun")
         path = os.path.join(uri, LEARNING_CURVES) if uri else None
@@ -307,48 +282,41 @@ def training_section(artifacts: RunArtifacts, out_dir: str) -> str:
         loss = line_chart({k: curves[k] for k in ("loss", "val_loss") if k in curves}, f"{component}: loss",
                           out_dir, f"loss_{component}.png", "epoch")  # fmt: skip
         metric = next((m for m in ("auc", "accuracy", "rmse") if f"val_{m}" in curves), "loss")
-        auc = line_chart({k: curves[k] for k in (metric, f"val_{metric}") if k in curves},
-                         f"{component}: {metric}", out_dir, f"metric_{component}.png", "epoch")  # fmt: skip
-        parts.append(f"<h3>{component}: {curves.get('epochs')} epochs</h3><div class=grid>"
-                     + _img(loss, "loss") + _img(auc, "auc") + "</div>")  # fmt: skip
-    if not parts:
-        return "<p>No training happened in this run.</p>"
-    return ("<p>Train vs eval per epoch; a widening gap is overfitting, two flat high losses underfitting. "
-            "Early stopping keeps the best eval epoch. TensorBoard logs are beside each curve file.</p>"
-            + "".join(parts))  # fmt: skip
+        chart = line_chart({k: curves[k] for k in (metric, f"val_{metric}") if k in curves},
+                           f"{component}: {metric}", out_dir, f"metric_{component}.png", "epoch")  # fmt: skip
+        models.append({"component": component, "epochs": curves.get("epochs"), "loss": loss, "metric": chart,
+                       "metric_name": metric})  # fmt: skip
+    return render_section("training", models=models)
 
 
 def margin_text(gate, margin: float | None) -> str:
-    """How far the candidate may trail a baseline, in words."""
+    """How the candidate must stand against a baseline, as the words before "the ... baseline"."""
     from settings.config import higher_is_better
 
     higher = higher_is_better(gate.metric)
     trail = -(margin if margin is not None else -0.01 if higher else -0.03)
+    if trail == 0:
+        return "at least level with" if higher else "at most the error of"
     if higher:
-        return f"{trail:g} {gate.metric}" if trail >= 0 else f"a lead of {-trail:g} {gate.metric}"
-    return f"{100 * trail:g} % of its {gate.metric}" if trail >= 0 else f"{100 * -trail:g} % less {gate.metric}"
+        return f"within {trail:g} {gate.metric} of" if trail > 0 else f"ahead by {-trail:g} {gate.metric} of"
+    return f"within {100 * trail:g} % of the error of" if trail > 0 else f"{100 * -trail:g} % below the error of"
 
 
-def reference_gap(table: dict[str, dict[str, float]], config) -> str:
+def reference_gap(table: dict[str, dict[str, float]], config) -> dict | None:
     """The candidate beside the better of the linear and gradient-boosted references, on the gating metric."""
     from settings.config import METRIC_KEYS, higher_is_better
 
     values = table.get(METRIC_KEYS.get(config.evaluation.metric, ""), {})
     refs = {m: values[m] for m in ("linear", "gradient-boosted") if m in values}
     if "candidate" not in values or not refs:
-        return ""
+        return None
     higher = higher_is_better(config.evaluation.metric)
     name, best = (max if higher else min)(refs.items(), key=lambda kv: kv[1])
     gap = best - values["candidate"] if higher else values["candidate"] / best - 1
-    how = (
-        (f"trails it by {gap:.4f}" if higher else f"has {100 * gap:.1f} % more error")
-        if gap > 0
-        else "matches or beats it"
-    )
-    return (
-        f"<p>On {html.escape(config.evaluation.metric)} the better reference is the {name} model "
-        f"({best:.4f}); the candidate ({values['candidate']:.4f}) {how}.</p>"
-    )
+    how = (f"trails it by {gap:.4f}" if higher else f"has {100 * gap:.1f} % more error") if gap > 0 else (
+        "matches or beats it")  # fmt: skip
+    return {"metric": config.evaluation.metric, "name": name, "best": best, "candidate": values["candidate"],
+            "how": how}  # fmt: skip
 
 
 def evaluation_section(artifacts: RunArtifacts, config, out_dir: str) -> str:
@@ -366,17 +334,14 @@ def evaluation_section(artifacts: RunArtifacts, config, out_dir: str) -> str:
             if label:
                 for metric, value in metrics.items():
                     table.setdefault(metric, {})[label] = value
-    if not table:
-        return "<p>No evaluation in this run.</p>"
     models = [m for m in ("candidate", "linear", "gradient-boosted", "heuristic", "last blessed")
               if any(m in v for v in table.values())]  # fmt: skip
     rows = [[metric, *[values.get(m, float("nan")) for m in models]] for metric, values in sorted(table.items())]
     shown = {m: table[m] for m in ("auc", "auc_precision_recall", "precision", "recall", "sparse_categorical_accuracy",
                                    "root_mean_squared_error", "mean_absolute_error") if m in table}  # fmt: skip
     chart = grouped_bars(shown, "Eval split: candidate vs baselines", out_dir, "evaluation.png") if shown else None
-    note = "" if "last blessed" in models else "<p>No earlier blessed model: this is the first candidate.</p>"
-    note += reference_gap(table, config)
-    return note + _table(["metric", *models], rows) + (_img(chart, "evaluation") if chart else "")
+    return render_section("evaluation", rows=rows, models=models, chart=chart, first="last blessed" not in models,
+                          gap=reference_gap(table, config))  # fmt: skip
 
 
 def slices_section(artifacts: RunArtifacts, config, out_dir: str) -> str:
@@ -384,7 +349,7 @@ def slices_section(artifacts: RunArtifacts, config, out_dir: str) -> str:
 
     uri = artifacts.first("Evaluator", "ModelEvaluation")
     if not uri:
-        return "<p>No evaluation in this run.</p>"
+        return render_section("slices", rows=None)
     gating = {"AUC": "auc", "SparseCategoricalAccuracy": "sparse_categorical_accuracy",
               "RootMeanSquaredError": "root_mean_squared_error", "MeanAbsoluteError": "mean_absolute_error",
               "MeanSquaredError": "mean_squared_error"}.get(config.evaluation.metric, "auc")  # fmt: skip
@@ -408,9 +373,7 @@ def slices_section(artifacts: RunArtifacts, config, out_dir: str) -> str:
     fairness = ", ".join(config.evaluation.fairness_features) or "none configured"
     shown = [w for w in wanted if any(not math.isnan(r[1 + wanted.index(w)]) for r in rows)]
     rows = [[r[0], *[r[1 + wanted.index(w)] for w in shown]] for r in rows]
-    return (f"<p>Fairness features: {html.escape(fairness)} (false positive / negative rates and predicted "
-            "positive rate at the decision threshold, per group). Failed slice checks are listed under the "
-            "decision.</p>" + _table(["slice", *shown], rows) + _img(chart, f"{gating} by slice"))  # fmt: skip
+    return render_section("slices", rows=rows, shown=shown, fairness=fairness, chart=chart, gating=gating)
 
 
 def _slice_value(key) -> str:
@@ -425,13 +388,12 @@ def importance_section(artifacts: RunArtifacts, out_dir: str) -> str:
     uri = artifacts.first("Trainer", "ModelRun")
     path = os.path.join(uri, IMPORTANCE_FILE) if uri else None
     if not path or not os.path.exists(path):
-        return "<p>No feature importance was computed for this run's model.</p>"
+        return render_section("importance", importance=None)
     with open(path) as f:
         importance = json.load(f)
     ranked = dict(sorted(importance["mean_abs_attribution"].items(), key=lambda kv: -kv[1]))
     chart = bar_chart(ranked, "Mean |integrated gradients| per raw feature", out_dir, "importance.png")
-    return (f"<p>Integrated gradients ({importance['steps']} steps) on {importance['rows']} eval rows, summed "
-            "per raw feature, averaged in absolute value.</p>" + _img(chart, "feature importance"))  # fmt: skip
+    return render_section("importance", importance=importance, chart=chart)
 
 
 def simplification_section(artifacts: RunArtifacts) -> str:
@@ -440,47 +402,14 @@ def simplification_section(artifacts: RunArtifacts) -> str:
     uri = artifacts.first("DistilledModel", "ModelRun")
     path = os.path.join(uri, RESULT_FILE) if uri else None
     if not path or not os.path.exists(path):
-        return "<p>No simplified model in this run (config: <code>simplification</code>).</p>"
+        return render_section("simplification", r=None)
     with open(path) as f:
         r = json.load(f)
     keys = ["eval_auc", "parameters", "saved_model_bytes", "latency_ms_1_row", "latency_ms_batch", "hidden_units"]
-    rows = [[k, r["full"][k], r["distilled"][k]] for k in keys]
-    return (f"<p>A narrower network distilled from the candidate (targets: {r['alpha']} × its probability + "
-            f"{1 - r['alpha']:.1f} × the label). AUC change {r['auc_change']:+.4f} with "
-            f"{100 * r['parameter_ratio']:.0f} % of the parameters; latency is one forward pass of the network "
-            f"on 1 and {r['batch_rows']} rows.</p>" + _table(["", "full", "distilled"], rows))  # fmt: skip
+    return render_section("simplification", r=r, rows=[[k, r["full"][k], r["distilled"][k]] for k in keys])
 
 
 # ---------------------------------------------------------------- page
-
-STYLE = """
-body{font-family:DejaVu Sans,Arial,sans-serif;margin:2em;max-width:1100px;color:#222}
-h1{font-size:1.5em} h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;font-size:.82em;margin:.6em 0} td,th{border:1px solid #ddd;padding:.25em .5em}
-th{background:#f3f3f3} .ok{color:#1a7f37;font-weight:bold} .bad{color:#b42318;font-weight:bold}
-.grid{display:flex;flex-wrap:wrap;gap:.5em} img{max-width:100%} nav a{margin-right:1em}
-"""
-
-# Marks the page once loaded: which sections have content, which images failed, any script error.
-CHECK_SCRIPT = """
-window.reportErrors = [];
-window.addEventListener('error', function (e) { window.reportErrors.push(String(e.message || e)); });
-window.addEventListener('load', function () {
-  var rendered = [], broken = [];
-  document.querySelectorAll('section[data-section]').forEach(function (s) {
-    var body = s.querySelector('.content');
-    if (body && body.textContent.trim().length + body.querySelectorAll('img').length > 0) {
-      rendered.push(s.dataset.section);
-    }
-  });
-  document.querySelectorAll('img').forEach(function (img) {
-    if (!img.complete || img.naturalWidth === 0) { broken.push(img.getAttribute('src')); }
-  });
-  document.body.dataset.rendered = rendered.join(',');
-  document.body.dataset.brokenImages = broken.join(',');
-  document.body.dataset.errors = window.reportErrors.join(' | ');
-});
-"""
 
 TITLES = {"decision": "Push decision", "data": "Data statistics and anomalies",
           "screening": "Leakage and feature selection", "tuning": "Tuning trials", "training": "Learning curves",
@@ -509,17 +438,12 @@ def render(summary, artifacts: RunArtifacts, config, out_dir: str) -> str:
         try:
             content = builders[key]()
         except Exception as e:  # one unreadable artifact must not cost the whole report
-            content = f"<p class=bad>This section could not be built: {html.escape(type(e).__name__)}: " \
-                      f"{html.escape(str(e))}</p>"  # fmt: skip
-        sections.append(f'<section id="{key}" data-section="{key}"><h2>{TITLES[key]}</h2>'
-                        f'<div class="content">{content}</div></section>')  # fmt: skip
-    nav = "".join(f'<a href="#{k}">{TITLES[k]}</a>' for k in SECTIONS)
+            content = render_section("error", kind=type(e).__name__, message=str(e))
+        sections.append({"key": key, "title": TITLES[key], "html": content})
     page = (
-        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>Run {html.escape(summary.run_id)}</title>"
-        f"<style>{STYLE}</style><script>{CHECK_SCRIPT}</script></head><body>"
-        f"<h1>{html.escape(config.pipeline.name)}: run {html.escape(summary.run_id)}</h1><nav>{nav}</nav>"
-        + "".join(sections)
-        + "</body></html>"
+        environment()
+        .get_template("page.html.j2")
+        .render(run_id=summary.run_id, pipeline=config.pipeline.name, sections=sections)
     )
     path = os.path.join(out_dir, "index.html")
     with open(path, "w") as f:
