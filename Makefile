@@ -16,7 +16,7 @@ LABELS ?=
 VERTEX = $(ENV) python -m pipelines.vertex --profile $(PROFILE) $(if $(IMAGE),--image $(IMAGE)) $(if $(DRY_RUN),--dry-run)
 
 .DEFAULT_GOAL := help
-.PHONY: help env run smoke serve test test-unit test-e2e bench bench-serve bench-input bench-tables corruption-suite lineage report run-batch compile-canary monitor compile-monitoring features schema lint lock clean clean-env \
+.PHONY: help env run smoke serve test test-unit test-e2e bench bench-serve bench-input bench-tables corruption-suite lineage report run-batch compile-canary monitor compile-monitoring features schema config-schema lint lock clean clean-env \
 	compile upload submit schedule trigger-bundle
 
 help: ## List the targets
@@ -105,6 +105,9 @@ trigger-bundle: ## Assemble the new-data Cloud Function's source in build/trigge
 	cp settings/__init__.py settings/config.py build/trigger/settings/
 	cp models/__init__.py models/features.py build/trigger/models/  # feature names the config checks
 	cp configs/*.yaml build/trigger/configs/
+
+config-schema: env ## Write configs/config.schema.json (the JSON Schema every configs/*.yaml names for editors)
+	$(ENV) python -m settings.config --out configs/config.schema.json
 
 lint: env ## Lint with ruff (settings in pyproject.toml)
 	$(ENV) ruff check .

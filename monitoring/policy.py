@@ -48,5 +48,5 @@ def decide(seen: Observations, policy: RetrainPolicyConfig, metric: str, min_liv
         and seen.model_age_days is not None
         and seen.model_age_days > policy.max_model_age_days
     ):
-        reasons.append(f"the served model is {seen.model_age_days:.1f} days old (limit {policy.max_model_age_days})")
+        reasons.append(f"the served model is {seen.model_age_days:.1f} days old (limit {policy.max_model_age_days:g})")
     return RetrainDecision(bool(reasons), reasons)

@@ -215,7 +215,7 @@ def retrain(config: Config, result: dict, new_data: str, profile: str | None = N
     else:
         from pipelines import local_runner
 
-        data = dataclasses.replace(config.data, path=new_data, generate=None, span_drift="report")
+        data = config.data.replace(path=new_data, generate=None, span_drift="report")
         summary = local_runner.run(config.replace(data=data))
         record.update(runner="local", run_id=summary.run_id, blessed=summary.blessed, pushed=summary.pushed_model)
     os.makedirs(config.monitoring.output_dir, exist_ok=True)

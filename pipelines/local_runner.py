@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import os
 import sys
 import uuid
@@ -25,7 +24,7 @@ def stage_schema(config: Config) -> Config:
     if not config.data.schema:
         return config
     staged = schema_staging.stage(config.data.schema, os.path.join(config.pipeline.root, "_schemas"))
-    return config.replace(data=dataclasses.replace(config.data, schema=staged))
+    return config.replace(data=config.data.replace(schema=staged))
 
 
 def run(config: Config):

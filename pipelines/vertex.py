@@ -18,7 +18,6 @@ so the new-data trigger (`triggers/`) can deploy with just those.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import json
 import os
@@ -46,9 +45,7 @@ def for_image(config: Config) -> Config:
     if data.schema:
         if not data.schema.startswith(REPO_ROOT + os.sep):
             raise ConfigError(f"{config.source}: 'data.schema' must be a file in the repository to be in the image")
-        data = dataclasses.replace(
-            data, schema=schema_staging.staged_path(data.schema, f"{v.image_workdir}/{STAGED_SCHEMAS}")
-        )
+        data = data.replace(schema=schema_staging.staged_path(data.schema, f"{v.image_workdir}/{STAGED_SCHEMAS}"))
     return config.replace(data=data)
 
 

@@ -1,21 +1,21 @@
 """The pipeline's one typed configuration, loaded from `configs/*.yaml`.
 
-Every section is a frozen dataclass. Loading is strict: an unknown key, a
+Every section is a frozen pydantic model. Loading is strict: an unknown key, a
 missing required key or a value of the wrong type raises `ConfigError` naming
 the key and the file. Nothing here reads the environment.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
-import types
 import typing
-from dataclasses import dataclass, field
+import warnings
 from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from models.features import MISSING_TOKENS
 
@@ -26,8 +26,17 @@ class ConfigError(ValueError):
     """A configuration file that cannot be used as written."""
 
 
-@dataclass(frozen=True)
-class GenerateConfig:
+class Section(BaseModel):
+    """A frozen part of the config; unknown keys are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    def replace(self, **changes: Any):
+        """A copy with these fields replaced (like dataclasses.replace)."""
+        return self.model_copy(update=changes)
+
+
+class GenerateConfig(Section):
     """Synthetic data written to `data.path` before the run (the project's sample data)."""
 
     rows: int = 20000
@@ -35,25 +44,27 @@ class GenerateConfig:
     label_signal: bool = True
 
 
-@dataclass(frozen=True)
-class DataConfig:
-    path: str = ""  # a directory of files (local or gs://); unused for BigQuery
-    format: Literal["csv", "json", "parquet", "tfrecord", "bigquery"] = "csv"  # json: JSON lines (*.jsonl)
-    query: str | None = None  # BigQuery SQL (format: bigquery), e.g. SELECT * FROM `project.dataset.table`
-    schema: str | None = None  # curated schema (ImportSchemaGen); None infers it (SchemaGen)
-    personal_columns: tuple[str, ...] = ()  # dropped at ingestion, never stored
-    hash_columns: tuple[str, ...] = ()  # personal identifiers replaced at ingestion by a keyed hash ($PII_HASH_KEY)
-    key_column: str | None = None  # identifies a row; kept through batch prediction, never a feature
-    spans: bool = False  # data arrives as span-<N>/ folders under path; each run reads the newest span
-    # drift of the train split against the last data that passed validation (the schema's drift_comparators):
-    # stop the run, or report it and go on
-    span_drift: Literal["stop", "report"] = "stop"
-    generate: GenerateConfig | None = None
-    missing_values: tuple[str, ...] = MISSING_TOKENS  # text that means "no value" (pandas' NA strings)
+# BaseModel has a deprecated `schema()` method; the YAML key is `data.schema` all the same
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message='Field name "schema"', category=UserWarning)
+
+    class DataConfig(Section):
+        path: str = ""  # a directory of files (local or gs://); unused for BigQuery
+        format: Literal["csv", "json", "parquet", "tfrecord", "bigquery"] = "csv"  # json: JSON lines (*.jsonl)
+        query: str | None = None  # BigQuery SQL (format: bigquery), e.g. SELECT * FROM `project.dataset.table`
+        schema: str | None = None  # curated schema (ImportSchemaGen); None infers it (SchemaGen)
+        personal_columns: tuple[str, ...] = ()  # dropped at ingestion, never stored
+        hash_columns: tuple[str, ...] = ()  # personal identifiers replaced at ingestion by a keyed hash ($PII_HASH_KEY)
+        key_column: str | None = None  # identifies a row; kept through batch prediction, never a feature
+        spans: bool = False  # data arrives as span-<N>/ folders under path; each run reads the newest span
+        # drift of the train split against the last data that passed validation (the schema's drift_comparators):
+        # stop the run, or report it and go on
+        span_drift: Literal["stop", "report"] = "stop"
+        generate: GenerateConfig | None = None
+        missing_values: tuple[str, ...] = MISSING_TOKENS  # text that means "no value" (pandas' NA strings)
 
 
-@dataclass(frozen=True)
-class SplitConfig:
+class SplitConfig(Section):
     """Train / eval split: by time where there is a timestamp (eval is the newest rows), else by hash."""
 
     by: Literal["auto", "time", "hash"] = "auto"  # auto: time with features.timestamp, else hash
@@ -65,17 +76,16 @@ class SplitConfig:
         return self.by == "time" or (self.by == "auto" and timestamp is not None)
 
 
-@dataclass(frozen=True)
-class FeaturesConfig:
+class FeaturesConfig(Section):
     numeric: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ()  # vocabulary with an OOV bucket
-    hashed: dict[str, int] = field(default_factory=dict)  # column -> hash buckets
+    hashed: dict[str, int] = Field(default_factory=dict)  # column -> hash buckets
     timestamp: str | None = None  # seconds since epoch -> hour and weekday features
     top_k: int = 100
     oov_buckets: int = 1
-    buckets: dict[str, int] = field(default_factory=dict)  # numeric column -> quantile buckets, an extra id feature
+    buckets: dict[str, int] = Field(default_factory=dict)  # numeric column -> quantile buckets, an extra id feature
     # "a x b" -> hash buckets: a cross of two id features (categorical, hashed, <ts>_hour, <ts>_weekday, <col>_bucket)
-    crosses: dict[str, int] = field(default_factory=dict)
+    crosses: dict[str, int] = Field(default_factory=dict)
     infer: bool = False  # the columns not listed above (nor label, key, personal, timestamp, exclude) are
     # features too, typed from the data (tables/feature_inference.py)
     exclude: tuple[str, ...] = ()  # columns inference leaves out (e.g. known only after the outcome)
@@ -86,8 +96,7 @@ class FeaturesConfig:
         return tuple(self.numeric) + tuple(self.categorical) + tuple(self.hashed) + ts
 
 
-@dataclass(frozen=True)
-class TrainerConfig:
+class TrainerConfig(Section):
     # left out (null), these adapt to the table's rows (models/training.py `training_plan`): a batch of about
     # 1/20 of the rows (16-256), real epochs with early stopping, the whole eval split each epoch
     train_steps: int | None = None
@@ -109,8 +118,7 @@ class TrainerConfig:
     class_weight: Literal["none", "balanced"] = "none"
 
 
-@dataclass(frozen=True)
-class TuningConfig:
+class TuningConfig(Section):
     """KerasTuner random search run by the TFX Tuner; the Trainer uses the best trial.
 
     `max_trials: 0` leaves the Tuner out and the Trainer uses `trainer:` as written.
@@ -125,8 +133,7 @@ class TuningConfig:
     l2: tuple[float, ...] = ()  # choices; empty: trainer.l2
 
 
-@dataclass(frozen=True)
-class ScreeningConfig:
+class ScreeningConfig(Section):
     """Leakage and feature selection before Transform (components/feature_screen.py)."""
 
     leak_power: float | None = None  # a column predicting the label this well (AUC / accuracy / R^2), alone or as a
@@ -137,8 +144,7 @@ class ScreeningConfig:
     max_rows: int = 20000  # rows of the train split screened
 
 
-@dataclass(frozen=True)
-class SimplificationConfig:
+class SimplificationConfig(Section):
     """A smaller model distilled from the candidate and compared with it (quality, size, latency)."""
 
     hidden_units: tuple[int, ...] = (16,)
@@ -147,8 +153,7 @@ class SimplificationConfig:
     alpha: float = 0.7  # weight of the candidate's probabilities in the student's targets (the rest: labels)
 
 
-@dataclass(frozen=True)
-class FramingConfig:
+class FramingConfig(Section):
     """The business problem as config: how a prediction is used, what a wrong one costs, what success is.
 
     The Evaluator's gate (`evaluation.metric`, `evaluation.lower_bound`) is derived from
@@ -168,8 +173,7 @@ class FramingConfig:
         return self.cost_false_positive / (self.cost_false_positive + self.cost_false_negative)
 
 
-@dataclass(frozen=True)
-class BaselinesConfig:
+class BaselinesConfig(Section):
     """Baselines trained and evaluated in the same run: the candidate must beat the heuristic and the linear
     model by `margin`, and come within `boosted_margin` of the gradient-boosted reference."""
 
@@ -184,8 +188,7 @@ class BaselinesConfig:
     heuristic_values: tuple[str, ...] = ()  # ...these values; no rule: the prior (positive rate)
 
 
-@dataclass(frozen=True)
-class EvaluationConfig:
+class EvaluationConfig(Section):
     metric: str = "AUC"  # the metric that gates blessing
     lower_bound: float = 0.65  # absolute floor of a higher-is-better metric, for any model
     upper_bound: float | None = None  # absolute ceiling of a lower-is-better metric (an error)
@@ -199,8 +202,7 @@ class EvaluationConfig:
     baselines: BaselinesConfig | None = BaselinesConfig()
 
 
-@dataclass(frozen=True)
-class PipelineConfig:
+class PipelineConfig(Section):
     name: str
     root: str
     metadata_path: str
@@ -209,8 +211,7 @@ class PipelineConfig:
     beam_args: tuple[str, ...] = ("--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1")
 
 
-@dataclass(frozen=True)
-class ServingConfig:
+class ServingConfig(Section):
     """The local prediction server (`make serve`), which speaks Vertex AI's predict JSON."""
 
     host: str = "127.0.0.1"
@@ -225,8 +226,7 @@ class ServingConfig:
     reject_out_of_domain: bool = True  # a categorical value outside the schema's domain is a 400
 
 
-@dataclass(frozen=True)
-class RetrainPolicyConfig:
+class RetrainPolicyConfig(Section):
     """When monitoring triggers the training pipeline; any one reason is enough."""
 
     on_skew: bool = True  # training-serving skew beyond threshold on an important feature
@@ -237,8 +237,7 @@ class RetrainPolicyConfig:
     max_model_age_days: float = 0  # retrain on schedule when the served model is older; 0: off
 
 
-@dataclass(frozen=True)
-class MonitoringConfig:
+class MonitoringConfig(Section):
     """Skew and drift checks on the prediction log, live evaluation, and the retraining policy."""
 
     log_path: str | None = None  # default: serving.log_path
@@ -256,8 +255,7 @@ class MonitoringConfig:
     retrain: RetrainPolicyConfig = RetrainPolicyConfig()
 
 
-@dataclass(frozen=True)
-class MachineConfig:
+class MachineConfig(Section):
     """A Vertex AI CustomJob worker pool (`machineSpec` + `replicaCount`)."""
 
     machine_type: str = "n1-standard-4"
@@ -266,8 +264,7 @@ class MachineConfig:
     accelerator_count: int = 0
 
 
-@dataclass(frozen=True)
-class DataflowConfig:
+class DataflowConfig(Section):
     """Runs the Beam components (ExampleGen, StatisticsGen, Transform, Evaluator) on Dataflow."""
 
     temp_location: str
@@ -277,15 +274,13 @@ class DataflowConfig:
     subnetwork: str | None = None  # regions/REGION/subnetworks/NAME, needed with a VPC
 
 
-@dataclass(frozen=True)
-class ScheduleConfig:
+class ScheduleConfig(Section):
     cron: str  # e.g. "TZ=Europe/Paris 0 3 * * 1"
     max_concurrent_run_count: int = 1
     max_run_count: int | None = None
 
 
-@dataclass(frozen=True)
-class VertexConfig:
+class VertexConfig(Section):
     """Where and how the compiled pipeline runs on Vertex AI Pipelines (a deployment profile)."""
 
     project: str
@@ -294,7 +289,7 @@ class VertexConfig:
     service_account: str
     encryption_key: str | None = None  # CMEK: projects/P/locations/L/keyRings/R/cryptoKeys/K
     network: str | None = None  # projects/NUMBER/global/networks/NAME (VPC peering)
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
     template_repository: str | None = None  # https://REGION-kfp.pkg.dev/PROJECT/REPO
     experiment: str | None = None  # Vertex AI Experiments: each submitted run is logged as a run of it
     training: MachineConfig | None = None  # Trainer as a Vertex AI CustomJob; None runs it in the pipeline step
@@ -304,8 +299,7 @@ class VertexConfig:
     image_workdir: str = "/pipeline"  # where the Dockerfile puts the checkout
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(Section):
     problem_type: ProblemType
     label: str
     data: DataConfig
@@ -326,12 +320,14 @@ class Config:
     monitoring: MonitoringConfig = MonitoringConfig()
     vertex: VertexConfig | None = None  # a deployment profile (configs/vertex-*.yaml)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"  # JSON logs of every entry point
-    source: str = ""  # the file this was loaded from
-    left_out: tuple[dict, ...] = ()  # set by feature inference: columns that cannot be features, with why
+    source: SkipJsonSchema[str] = ""  # the file this was loaded from
+    # set by feature inference: columns that cannot be features, with why
+    left_out: SkipJsonSchema[tuple[dict, ...]] = ()
 
-    def replace(self, **sections: Any) -> Config:
-        """Returns a copy with whole sections or top-level values replaced."""
-        return dataclasses.replace(self, **sections)
+    @model_validator(mode="after")
+    def _cross_field_rules(self, info: ValidationInfo) -> Config:
+        _check(self, (info.context or {}).get("path", "config"))
+        return self
 
 
 def load_config(path: str, overrides: dict[str, Any] | None = None) -> Config:
@@ -356,10 +352,7 @@ def load_config(path: str, overrides: dict[str, Any] | None = None) -> Config:
         raw = deep_merge(raw, overrides)
     raw = _derive_from_framing(raw, path)
     raw["source"] = os.path.abspath(path)
-    config = _build(Config, raw, path, "")
-    if config.label_classes and config.problem_type == "multiclass_classification" and config.num_classes is None:
-        config = config.replace(num_classes=len(config.label_classes))
-    _check(config, path)
+    config = validate(raw, path)
     return _resolve_paths(config, _repo_root(path))
 
 
@@ -520,7 +513,7 @@ def _derive_from_framing(raw: dict, path: str) -> dict:
     if not isinstance(framing, dict):
         return raw
     evaluation = dict(raw.get("evaluation") or {})
-    metric = framing.get("success_metric", FramingConfig.success_metric)
+    metric = framing.get("success_metric", FramingConfig.model_fields["success_metric"].default)
     known = {m for metrics in GATING_METRICS.values() for m in metrics}
     bound = "lower_bound" if metric not in known or higher_is_better(metric) else "upper_bound"
     for key, source in (("metric", "success_metric"), (bound, "success_level")):
@@ -659,20 +652,17 @@ def _resolve_paths(config: Config, root: str) -> Config:
     def absolute(p: str | None) -> str | None:
         return p if not p or os.path.isabs(p) or "://" in p else os.path.join(root, p)
 
-    data = dataclasses.replace(config.data, path=absolute(config.data.path), schema=absolute(config.data.schema))
+    data = config.data.replace(path=absolute(config.data.path), schema=absolute(config.data.schema))
     pipe = config.pipeline
-    pipe = dataclasses.replace(
-        pipe,
+    pipe = pipe.replace(
         root=absolute(pipe.root),
         metadata_path=absolute(pipe.metadata_path),
         serving_dir=absolute(pipe.serving_dir),
     )
-    serving = dataclasses.replace(config.serving, log_path=absolute(config.serving.log_path))
+    serving = config.serving.replace(log_path=absolute(config.serving.log_path))
     m = config.monitoring
-    monitoring = dataclasses.replace(
-        m, log_path=absolute(m.log_path) or serving.log_path, output_dir=absolute(m.output_dir)
-    )
-    return dataclasses.replace(config, data=data, pipeline=pipe, serving=serving, monitoring=monitoring)
+    monitoring = m.replace(log_path=absolute(m.log_path) or serving.log_path, output_dir=absolute(m.output_dir))
+    return config.replace(data=data, pipeline=pipe, serving=serving, monitoring=monitoring)
 
 
 def workdir_overrides(workdir: str) -> dict:
@@ -698,50 +688,92 @@ def deep_merge(base: dict, extra: dict) -> dict:
     return out
 
 
-def _build(cls: type, raw: Any, path: str, where: str) -> Any:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: '{where or '<top>'}' must be a mapping, got {type(raw).__name__}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - set(fields))
-    if unknown:
-        key = f"{where}.{unknown[0]}" if where else unknown[0]
-        raise ConfigError(f"{path}: unknown key '{key}' (allowed here: {', '.join(sorted(fields))})")
-    values = {}
-    for name, f in fields.items():
-        key = f"{where}.{name}" if where else name
-        if name not in raw:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"{path}: missing required key '{key}'")
+def validate(raw: dict, path: str) -> Config:
+    """`raw` (the merged YAML) as a Config, strictly typed as in JSON (a number where a number is asked,
+    lists for tuples); every problem raised as a ConfigError naming the file and the key."""
+    import json
+
+    multiclass = raw.get("problem_type") == "multiclass_classification"
+    if multiclass and raw.get("label_classes") and raw.get("num_classes") is None:
+        raw = {**raw, "num_classes": len(raw["label_classes"])}  # as many classes as it lists
+    try:
+        return Config.model_validate_json(json.dumps(raw), strict=True, context={"path": path})
+    except ValidationError as e:
+        raise config_error(e, path) from None
+
+
+TYPE_NAMES = {"int_type": "int", "int_parsing": "int", "float_type": "float", "float_parsing": "float",
+              "string_type": "str", "bool_type": "bool", "bool_parsing": "bool"}  # fmt: skip
+
+
+def config_error(error: ValidationError, path: str) -> ConfigError:
+    """The first problem pydantic found, in the loader's words: `<file>: <what> '<key>' ...`."""
+    first = error.errors()[0]
+    original = (first.get("ctx") or {}).get("error")
+    if isinstance(original, ConfigError):  # a cross-field rule: already worded
+        return original
+    loc = [part for part in first["loc"] if part not in ("function-after[_cross_field_rules()]",)]
+    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    kind, value = first["type"], first.get("input")
+    if kind == "extra_forbidden":
+        allowed = sorted(_model_at(loc[:-1]).model_fields)
+        return ConfigError(f"{path}: unknown key '{key}' (allowed here: {', '.join(allowed)})")
+    if kind == "missing":
+        return ConfigError(f"{path}: missing required key '{key}'")
+    if kind in TYPE_NAMES:
+        return ConfigError(f"{path}: '{key}' must be {TYPE_NAMES[kind]}, got {type(value).__name__} {value!r}")
+    if kind == "literal_error":
+        return ConfigError(f"{path}: '{key}' must be one of {first['ctx']['expected']}, got {value!r}")
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return ConfigError(f"{path}: '{key or '<top>'}' must be a mapping, got {type(value).__name__}")
+    if kind in ("list_type", "tuple_type"):
+        return ConfigError(f"{path}: '{key}' must be a list, got {type(value).__name__}")
+    return ConfigError(f"{path}: '{key}': {first['msg']}")
+
+
+def _model_at(loc: list) -> type[BaseModel]:
+    """The section class at a key path of Config (for the keys allowed there)."""
+    model: type[BaseModel] = Config
+    for part in loc:
+        if isinstance(part, int) or part not in model.model_fields:
             continue
-        values[name] = _coerce(hints[name], raw[name], path, key)
-    return cls(**values)
+        hint = model.model_fields[part].annotation
+        inner = [a for a in typing.get_args(hint) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if isinstance(hint, type) and issubclass(hint, BaseModel):
+            model = hint
+        elif inner:
+            model = inner[0]
+    return model
 
 
-def _coerce(hint: Any, value: Any, path: str, key: str) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _coerce(inner, value, path, key)
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, path, key)
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{path}: '{key}' must be one of {list(args)}, got {value!r}")
-        return value
-    if origin is tuple:
-        if not isinstance(value, list):
-            raise ConfigError(f"{path}: '{key}' must be a list, got {type(value).__name__}")
-        return tuple(_coerce(args[0], v, path, f"{key}[{i}]") for i, v in enumerate(value))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{path}: '{key}' must be a mapping, got {type(value).__name__}")
-        return {_coerce(args[0], k, path, key): _coerce(args[1], v, path, f"{key}.{k}") for k, v in value.items()}
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
-        raise ConfigError(f"{path}: '{key}' must be {hint.__name__}, got {type(value).__name__} {value!r}")
-    return value
+SCHEMA_FILE = "configs/config.schema.json"
+
+
+def json_schema() -> dict:
+    """The JSON Schema of a config file (`make config-schema`), for editors and checks. No key is required at the
+    top: a profile that `extends` a base sets only what it changes (the merged file must be whole)."""
+    schema = Config.model_json_schema()
+    schema["title"] = "TFX MLOps pipeline config (configs/*.yaml)"
+    schema["properties"]["extends"] = {"type": "string", "description": "a base config, relative to this file"}
+    schema.pop("required", None)
+    return schema
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description="Writes the config's JSON Schema (for editors and checks).")
+    parser.add_argument("--out", default=SCHEMA_FILE)
+    args = parser.parse_args(argv)
+    with open(args.out, "w") as f:
+        json.dump(json_schema(), f, indent=2, sort_keys=True)
+        f.write("\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

@@ -22,7 +22,6 @@ Runs where the data is readable (the local runner, before the pipeline is built)
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import glob
 import json
 import os
@@ -180,12 +179,12 @@ def with_safe_names(config: Config) -> Config:
     def safe(columns):
         return tuple(safe_name(c) for c in columns)
 
-    data = dataclasses.replace(config.data, personal_columns=safe(config.data.personal_columns),
+    data = config.data.replace(personal_columns=safe(config.data.personal_columns),
                                hash_columns=safe(config.data.hash_columns),
                                key_column=config.data.key_column and safe_name(config.data.key_column))  # fmt: skip
     f = config.features
-    features = dataclasses.replace(
-        f, numeric=safe(f.numeric), categorical=safe(f.categorical), exclude=safe(f.exclude),
+    features = f.replace(
+        numeric=safe(f.numeric), categorical=safe(f.categorical), exclude=safe(f.exclude),
         hashed={safe_name(k): v for k, v in f.hashed.items()}, timestamp=f.timestamp and safe_name(f.timestamp),
     )  # fmt: skip
     return config.replace(label=safe_name(config.label), data=data, features=features)
@@ -205,7 +204,7 @@ def with_inferred_features(config: Config) -> Config:
     new = sorted(set(personal) - set(config.data.personal_columns) - set(config.data.hash_columns))
     for column in new:  # dropped at ingestion like the columns the config names
         print(json.dumps({"event": "personal_column_detected", "column": column, "holds": personal[column]}))
-    data = dataclasses.replace(config.data, personal_columns=(*config.data.personal_columns, *new))
+    data = config.data.replace(personal_columns=(*config.data.personal_columns, *new))
     config = config.replace(data=data)
     if not config.label_classes:
         classes = label_classes(sample[config.label], config.problem_type)
@@ -221,7 +220,7 @@ def with_inferred_features(config: Config) -> Config:
     found, left_out = infer(sample, config)
     for item in left_out:
         print(json.dumps({"event": "column_left_out", **item}))
-    features = dataclasses.replace(config.features, infer=False, **found)
+    features = config.features.replace(infer=False, **found)
     if not features.inputs():
         raise ValueError(f"{config.source}: features.infer found no feature column in {config.data.path}")
     return config.replace(features=features, left_out=tuple(left_out))
@@ -236,8 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = load_config(args.config)
     prepare_data(config)
-    found = with_inferred_features(dataclasses.replace(config, features=dataclasses.replace(config.features,
-                                                                                            infer=True)))  # fmt: skip
+    found = with_inferred_features(config.replace(features=config.features.replace(infer=True)))  # fmt: skip
     f = found.features
     print(yaml.safe_dump({"features": {"numeric": list(f.numeric), "categorical": list(f.categorical),
                                        "hashed": dict(f.hashed), "timestamp": f.timestamp}}, sort_keys=False))  # fmt: skip

@@ -12,7 +12,6 @@ python -m tables.schema_staging --into /pipeline/staged-schemas schemas/*/schema
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import json
 import os
@@ -65,7 +64,7 @@ def with_accepted_schema(config: Config) -> Config:
         return config
     print(json.dumps({"event": "accepted_schema", "schema": found}))
     staged = stage(found, os.path.join(config.pipeline.root, "_schemas"))
-    return config.replace(data=dataclasses.replace(config.data, schema=staged))
+    return config.replace(data=config.data.replace(schema=staged))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,7 +1,6 @@
 """The loop, offline: serve predictions on a drifted span, monitor the log, see drift caught
 and retraining triggered on the new span, and the new model go through the normal gates."""
 
-import dataclasses
 import json
 import os
 import shutil
@@ -85,9 +84,7 @@ def test_drifted_span_is_detected_and_retraining_runs_through_the_gates(loop):
 
 def test_same_distribution_does_not_trigger_retraining(loop):
     config, _ = loop
-    quiet = config.replace(monitoring=dataclasses.replace(
-        config.monitoring,
-        retrain=dataclasses.replace(config.monitoring.retrain, min_new_labeled_rows=0, max_model_age_days=0),
+    quiet = config.replace(monitoring=config.monitoring.replace(retrain=config.monitoring.retrain.replace(min_new_labeled_rows=0, max_model_age_days=0),
     ))  # fmt: skip
     srv = server.build(quiet, port=0).start()
     client = PredictionClient(srv.url)

@@ -6,7 +6,6 @@ with no label signal is not blessed; data with a schema anomaly stops at the
 validation gate. After each failure the first model is still the one served.
 """
 
-import dataclasses
 import glob
 import json
 import os
@@ -210,7 +209,7 @@ def test_schema_anomaly_stops_at_the_validation_gate(first_run, root):
     frame = taxi.generate(bad.data.generate.rows, seed=3)
     frame.loc[frame.index[::3], "payment_type"] = "Bitcoin"
     taxi.write_csv(frame, bad.data.path)
-    unmanaged = bad.replace(data=dataclasses.replace(bad.data, generate=None))  # use the file as written
+    unmanaged = bad.replace(data=bad.data.replace(generate=None))  # use the file as written
     with pytest.raises(RuntimeError, match=r"feature 'payment_type'.*Bitcoin"):
         local_runner.run(unmanaged)
     from metadata.mlmd import open_store

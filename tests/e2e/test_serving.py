@@ -33,7 +33,7 @@ def serve(config, tmp_path, **serving):
     serving_dir = tmp_path / "serving"
     if not serving_dir.exists():
         shutil.copytree(config.pipeline.serving_dir, serving_dir)
-    settings = dataclasses.replace(config.serving, log_path=str(tmp_path / "log.jsonl"), poll_seconds=0.2, **serving)
+    settings = config.serving.replace(log_path=str(tmp_path / "log.jsonl"), poll_seconds=0.2, **serving)
     return server.build(config.replace(serving=settings), port=0, serving_dir=str(serving_dir)).start()
 
 

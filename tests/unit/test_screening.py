@@ -89,7 +89,6 @@ def test_excluded_features_are_deprecated_in_the_schema_transform_reads():
 def test_inference_types_columns_and_detects_personal_ones(taxi_config_path):
     """features.infer on the generated table: types from the data, and personal columns found by
     what they hold even when the config does not name them."""
-    import dataclasses
 
     from settings.config import load_config
     from tables.feature_inference import detect_personal, infer
@@ -98,7 +97,7 @@ def test_inference_types_columns_and_detects_personal_ones(taxi_config_path):
     found = detect_personal(frame)
     assert found == {"rider_email": "e-mail addresses", "rider_phone": "phone numbers"}
     config = load_config(taxi_config_path)
-    blank = dataclasses.replace(config.features, numeric=(), categorical=(), hashed={}, infer=True)
+    blank = config.features.replace(numeric=(), categorical=(), hashed={}, infer=True)
     typed, left_out = infer(frame.drop(columns=list(taxi.PERSONAL_COLUMNS)), config.replace(features=blank))
     assert left_out == []  # every column of the generated table can be a feature
     assert {"fare", "trip_miles", "trip_seconds", "pickup_latitude", "tip_amount"} <= set(typed["numeric"])
