@@ -84,15 +84,6 @@ TABLES: dict[str, Callable[[], pd.DataFrame]] = {
 }
 
 
-# Tables on which the network does not reliably come within the bar of the best reference, and why (measured on
-# this 2-core machine; the closing note of issue #13 has the figures).
-KNOWN_GAPS = {
-    "seattle_weather": "the labels change meaning over the years (rain 52 % of 2012's days, 1.4 % of 2015's; fog "
-    "1.4 % -> 47 %), so accuracy on the time split's last 293 days is mostly label drift; the network and the "
-    "linear model are tied within noise (4 seeds: 0.71-0.74 each) and 0.01 is 3 days",
-}
-
-
 def write(name: str, directory: str) -> str:
     """Writes table `name` to `directory/<name>.csv` (a `data.path` for a config); returns the file."""
     if name not in TABLES:

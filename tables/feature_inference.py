@@ -42,6 +42,8 @@ MAX_VOCABULARY = 1000
 HASH_BUCKETS = 256
 SAMPLE_ROWS = 20000
 MIN_ROWS_FOR_IDENTIFIER = 20
+BUCKET_MIN_ROWS = 1000  # from this many rows each inferred numeric feature also gets quantile-bucket ids
+NUMERIC_BUCKETS = 10
 
 
 def read_sample(config: Config, rows: int = SAMPLE_ROWS) -> pd.DataFrame:
@@ -155,7 +157,11 @@ def infer(sample: pd.DataFrame, config: Config) -> tuple[dict[str, object], list
                                   "treated_as": "categorical"}))  # fmt: skip
         else:
             hashed[column] = HASH_BUCKETS
-    return {"numeric": tuple(numeric), "categorical": tuple(categorical), "hashed": hashed}, left_out
+    buckets = dict(f.buckets)
+    if len(sample) >= BUCKET_MIN_ROWS:  # enough rows to learn a shape per bucket: a z-score alone is one slope
+        buckets.update({c: NUMERIC_BUCKETS for c in numeric if c not in buckets})
+    return {"numeric": tuple(numeric), "categorical": tuple(categorical), "hashed": hashed,
+            "buckets": buckets}, left_out  # fmt: skip
 
 
 def label_classes(labels: pd.Series, problem_type: str) -> tuple[str, ...]:

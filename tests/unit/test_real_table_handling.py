@@ -126,3 +126,17 @@ def test_a_file_read_with_the_wrong_delimiter_is_named_before_its_columns_are_re
     wrong = example(**{"trip_id;fare;big_tip": b"1;2.5;0"})
     with pytest.raises(ValueError, match="delimited by something other than commas"):
         file_example_gen.clean_example(wrong, file_example_gen.cleaning_settings(), MISSING)
+
+
+def test_numeric_features_of_a_large_enough_table_are_also_bucketized(taxi_config_path):
+    from settings.config import load_config
+
+    config = load_config(taxi_config_path)
+    blank = config.replace(features=config.features.replace(numeric=(), categorical=(), hashed={}, buckets={},
+                                                            crosses={}, infer=True))  # fmt: skip
+    rng = np.random.default_rng(0)
+    for rows, expected in ((feature_inference.BUCKET_MIN_ROWS, {"fare": feature_inference.NUMERIC_BUCKETS}), (300, {})):
+        frame = pd.DataFrame({"fare": rng.gamma(2.0, 5.0, rows), "payment_type": rng.choice(["Cash", "Card"], rows),
+                              "big_tip": rng.integers(0, 2, rows)})  # fmt: skip
+        found, _ = feature_inference.infer(frame, blank)
+        assert found["numeric"] == ("fare",) and found["buckets"] == expected
