@@ -12,6 +12,16 @@ import sys
 from urllib.parse import urlparse
 
 
+def parsed(data: bytes, content_type: str) -> dict:
+    """A JSON body as a dict; another (the HTTP layer's own plain-text refusal of a malformed request) as
+    {"error": its text}."""
+    if not data:
+        return {}
+    if content_type.startswith("application/json"):
+        return json.loads(data)
+    return {"error": data.decode("utf-8", "replace")[:500]}
+
+
 class PredictionClient:
     """One keep-alive connection; `predict` returns (HTTP status, parsed JSON body)."""
 
@@ -45,7 +55,7 @@ class PredictionClient:
                 data = response.read()
                 if response.getheader("Connection", "").lower() == "close":
                     self._conn.close()
-                return response.status, json.loads(data) if data else {}
+                return response.status, parsed(data, response.getheader("Content-Type", ""))
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 self._conn.close()  # the server closed an idle keep-alive connection: reconnect once
                 if attempt == 2:

@@ -1,4 +1,4 @@
-"""HTTP prediction server for the newest pushed model, in Vertex AI's request/response JSON.
+"""HTTP prediction server (FastAPI on uvicorn) for the newest pushed model, in Vertex AI's request/response JSON.
 
   python -m serving.server --config configs/taxi.yaml       (make serve)
 
@@ -8,6 +8,7 @@
                                    per raw input (Vertex AI's explanation form)
   GET  /health                     200 once a model is loaded, else 503
   GET  /v1/models/<name>           served versions, traffic split, input contract
+  GET  /openapi.json               the OpenAPI spec of these routes
 
 Binds 127.0.0.1 unless told otherwise. On a Vertex AI custom-container endpoint
 the routes and port come from AIP_PREDICT_ROUTE / AIP_HEALTH_ROUTE / AIP_HTTP_PORT.
@@ -30,8 +31,12 @@ import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from serving.model_store import LoadedModel, ModelStore, ModelUnavailableError
 from serving.validation import InvalidRequestError
@@ -258,111 +263,135 @@ def _reject_constant(name: str):
 
 DISCARD_LIMIT = 64 * 1024 * 1024  # an oversized body is read and dropped up to this size
 
+# The request body the predict and explain routes take (Vertex AI's predict request), for the OpenAPI spec; the
+# server validates the body itself (App.predict) so that a bad one gets the same message as always.
+PREDICT_REQUEST = {
+    "type": "object",
+    "required": ["instances"],
+    "additionalProperties": False,
+    "properties": {
+        "instances": {"type": "array", "minItems": 1, "items": {"type": "object"},
+                      "description": "rows of raw feature values, by column name"},
+        "parameters": {"type": "object"},
+    },
+}  # fmt: skip
+ERROR = {"type": "object", "properties": {"error": {"type": "string"}}, "required": ["error"]}
+PREDICT_RESPONSES = {
+    "200": {"description": "one prediction per instance, and the model version that made them"},
+    "400": {"description": "the body or an instance is invalid (the message names the field)",
+            "content": {"application/json": {"schema": ERROR}}},
+    "404": {"description": "no such route, or the model has no explain signature",
+            "content": {"application/json": {"schema": ERROR}}},
+    "411": {"description": "no Content-Length", "content": {"application/json": {"schema": ERROR}}},
+    "413": {"description": "body or instance count over the limit", "content": {"application/json": {"schema": ERROR}}},
+    "503": {"description": "no model loaded yet", "content": {"application/json": {"schema": ERROR}}},
+}  # fmt: skip
 
-def make_handler(app: App, predict_route: str, health_route: str):
+
+def make_api(app: App, predict_route: str, health_route: str):
+    """The FastAPI application over `app`: the same routes, bodies and status codes on any ASGI server."""
     metadata_route = f"/v1/models/{app.model_name}"
+    api = FastAPI(title=f"{app.model_name} prediction server", version="1", docs_url=None, redoc_url=None,
+                  description="Vertex AI's predict request and response JSON; see serving/server.py.")  # fmt: skip
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive
-        disable_nagle_algorithm = True  # headers and body go out in separate writes
-        server_version = "tfx-mlops-serving"
+    def answer(status: int, body: dict, close: bool = False) -> JSONResponse:
+        return JSONResponse(body, status_code=status, headers={"Connection": "close"} if close else None)
 
-        def log_message(self, *args):  # requests are logged as JSON lines by App
-            pass
+    @api.exception_handler(HTTPException)
+    async def no_route(request: Request, exc: HTTPException):  # 404 and 405 alike, as before: no such route
+        if exc.status_code in (404, 405):
+            return answer(404, {"error": f"no route {request.url.path[:100]}"})
+        return answer(exc.status_code, {"error": str(exc.detail)})
 
-        def _send(self, status: int, body: dict) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            if self.close_connection:
-                self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(data)
+    async def body_of(request: Request) -> bytes | JSONResponse:
+        length = request.headers.get("content-length")
+        if length is None or not length.isdigit():
+            return answer(411, {"error": "Content-Length is required"}, close=True)
+        if int(length) > app.max_body_bytes:
+            read = 0  # drained, so that closing does not reset the connection before the answer
+            async for chunk in request.stream():
+                read += len(chunk)
+                if read >= min(int(length), DISCARD_LIMIT):
+                    break
+            return answer(413, {"error": f"request body over {app.max_body_bytes} bytes"}, close=True)
+        return await request.body()
 
-        def do_GET(self):  # noqa: N802
-            if self.path == health_route:
-                try:
-                    app.store.pick()
-                    self._send(200, {"status": "ok"})
-                except ModelUnavailableError as e:
-                    self._send(503, {"status": "unavailable", "error": str(e)})
-            elif self.path == metadata_route:
-                try:
-                    self._send(200, app.metadata())
-                except ModelUnavailableError as e:
-                    self._send(503, {"error": str(e)})
-            else:
-                self._send(404, {"error": f"no route {self.path[:100]}"})
+    def scoring(explain: bool):
+        async def endpoint(request: Request):
+            body = await body_of(request)
+            if isinstance(body, JSONResponse):
+                return body
+            status, response = await run_in_threadpool(app.predict, body, explain)  # micro-batched across threads
+            return answer(status, response)
 
-        def do_POST(self):  # noqa: N802
-            explain = self.path in ("/explain", f"{metadata_route}:explain")
-            if self.path not in (predict_route, f"{metadata_route}:predict") and not explain:
-                self._drain()
-                self._send(404, {"error": f"no route {self.path[:100]}"})
-                return
-            length = self.headers.get("Content-Length")
-            if length is None or not length.isdigit():
-                self.close_connection = True
-                self._send(411, {"error": "Content-Length is required"})
-                return
-            if int(length) > app.max_body_bytes:
-                self.close_connection = True
-                self._discard(int(length))  # so that closing does not reset the connection before the answer
-                self._send(413, {"error": f"request body over {app.max_body_bytes} bytes"})
-                return
-            body = self.rfile.read(int(length))
-            status, response = app.predict(body, explain=explain)
-            self._send(status, response)
+        return endpoint
 
-        def _discard(self, length: int) -> None:
-            left = min(length, DISCARD_LIMIT)
-            while left > 0:
-                chunk = self.rfile.read(min(left, 65536))
-                if not chunk:
-                    return
-                left -= len(chunk)
+    openapi = {"requestBody": {"required": True, "content": {"application/json": {"schema": PREDICT_REQUEST}}}}
+    routes = {predict_route: False, f"{metadata_route}:predict": False, "/explain": True,
+              f"{metadata_route}:explain": True}  # fmt: skip
+    for route, explain in routes.items():
+        api.add_api_route(route, scoring(explain), methods=["POST"], openapi_extra=openapi,
+                          responses=PREDICT_RESPONSES, name=f"{'explain' if explain else 'predict'} {route}")  # fmt: skip
 
-        def _drain(self):
-            length = self.headers.get("Content-Length", "")
-            if length.isdigit() and int(length) <= app.max_body_bytes:
-                self.rfile.read(int(length))
-            else:
-                self.close_connection = True
+    @api.get(health_route, responses={"503": {"description": "no model loaded yet"}})
+    def health():
+        try:
+            app.store.pick()
+            return answer(200, {"status": "ok"})
+        except ModelUnavailableError as e:
+            return answer(503, {"status": "unavailable", "error": str(e)})
 
-    return Handler
+    @api.get(metadata_route, responses={"503": {"description": "no model loaded yet"}})
+    def metadata():
+        try:
+            return answer(200, app.metadata())
+        except ModelUnavailableError as e:
+            return answer(503, {"error": str(e)})
+
+    return api
 
 
 class Server:
-    """The HTTP server, the model watcher and the batcher, started and stopped together."""
+    """The HTTP server (FastAPI on uvicorn), the model watcher and the batcher, started and stopped together."""
 
     def __init__(self, app: App, host: str, port: int, poll_seconds: float, predict_route: str = "/predict",
                  health_route: str = "/health"):  # fmt: skip
+        import uvicorn
+
         self.app = app
-        ThreadingHTTPServer.request_queue_size = 256  # listen backlog: the default 5 drops bursts of connects
-        self.httpd = ThreadingHTTPServer((host, port), make_handler(app, predict_route, health_route))
-        self.httpd.daemon_threads = True
+        self.api = make_api(app, predict_route, health_route)
+        config = uvicorn.Config(self.api, host=host, port=port, log_level="warning", access_log=False,
+                                lifespan="off", backlog=256, timeout_keep_alive=30)  # fmt: skip
+        self.uvicorn = uvicorn.Server(config)
+        self.socket = config.bind_socket()  # bound now: `url` is known before start (port 0 picks a free one)
         self.poll_seconds = poll_seconds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
+        host, port = self.socket.getsockname()[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> Server:
+    def start(self, timeout: float = 30.0) -> Server:
         self.app.store.refresh()
         self.app.store.watch(self.poll_seconds, self._stop)
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="http", daemon=True)
+        self._thread = threading.Thread(target=self.uvicorn.run, kwargs={"sockets": [self.socket]}, name="http",
+                                        daemon=True)  # fmt: skip
         self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.uvicorn.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the server did not start on {self.url}")
+            time.sleep(0.01)
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:  # shutdown() waits for serve_forever, which must have started
-            self.httpd.shutdown()
-        self.httpd.server_close()
+        if self._thread is not None:
+            self.uvicorn.should_exit = True
+            self._thread.join(timeout=30)
+        self.socket.close()
         self.app.log.close()
 
 

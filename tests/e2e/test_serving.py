@@ -279,3 +279,36 @@ def test_1000_malformed_then_10000_valid_requests(running, rows):
     assert all(status == 200 and complete for status, complete in answered)
     assert srv.app.counts[500] == 0 and srv.app.counts[503] == 0
     assert client.get("/health")[0] == 200
+
+
+def test_fuzzed_from_its_openapi_spec_no_request_gets_a_5xx_or_hangs(running):
+    """schemathesis generates requests from the server's own OpenAPI spec, valid and invalid by the spec, for every
+    operation: at least 2,000 in all; each must be answered within the timeout, and none with a 5xx."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+
+    srv, client, _ = running
+    schema = schemathesis.openapi.from_url(f"{srv.url}/openapi.json")
+    calls, failures = [], []
+    per_operation = 300
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        modes = [schemathesis.GenerationMode.POSITIVE]
+        if operation.method.upper() == "POST":  # a GET here takes nothing that could be made invalid
+            modes.append(schemathesis.GenerationMode.NEGATIVE)
+        for mode in modes:
+
+            @given(case=operation.as_strategy(generation_mode=mode))
+            @settings(max_examples=per_operation, deadline=None, database=None, derandomize=True,
+                      suppress_health_check=list(HealthCheck))  # fmt: skip
+            def check(case):
+                response = case.call(base_url=srv.url, timeout=10)  # a hang is a timeout: the test fails
+                calls.append(response.status_code)
+                if response.status_code >= 500:
+                    failures.append((case.method, case.path, case.body, response.status_code, response.text[:200]))
+
+            check()
+    assert not failures, failures[:5]
+    assert len(calls) >= 2000, len(calls)
+    assert any(s == 200 for s in calls) and any(400 <= s < 500 for s in calls)  # both kinds were generated
+    assert srv.app.counts[500] == 0 and client.get("/health")[0] == 200
