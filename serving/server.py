@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import queue
+import socket
 import sys
 import threading
 import time
@@ -364,6 +365,9 @@ class Server:
                                 lifespan="off", backlog=256, timeout_keep_alive=30)  # fmt: skip
         self.uvicorn = uvicorn.Server(config)
         self.socket = config.bind_socket()  # bound now: `url` is known before start (port 0 picks a free one)
+        # accepted connections inherit it: headers and body go out as separate writes, and Nagle would hold the
+        # body back for the client's delayed ACK (40 ms a request)
+        self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.poll_seconds = poll_seconds
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
