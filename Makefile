@@ -50,7 +50,7 @@ bench: env ## Time each component on ROWS rows (default 15000); writes build/ben
 	$(ENV) python -m benchmarks.pipeline_timing --config $(CONFIG) --rows $(ROWS) --out build/bench/pipeline.json
 
 TABLES ?=
-bench-tables: env ## Six public tables (one YAML each): network vs linear vs boosted, per table; build/bench/tables.json
+bench-tables: env ## Seven public tables (one YAML each): network vs linear vs boosted, per table; build/bench/tables.json
 	$(ENV) python -m benchmarks.real_tables $(if $(TABLES),--tables $(TABLES)) --out build/bench/tables.json
 
 bench-input: env ## Training steps/s: naive vs tuned input pipeline on the same data; build/bench/input.json

@@ -1,7 +1,7 @@
 """Real public tables that ship inside installed PyPI packages, written out as the CSV a user would bring.
 
 Nothing is downloaded: each table is read from the files of its package (scikit-learn's bundled
-datasets, palmerpenguins, vega_datasets). `configs/tables/<name>.yaml` is the one YAML each needs;
+datasets, palmerpenguins, vega_datasets, tfx's example data). `configs/tables/<name>.yaml` is the one YAML each needs;
 the real-tables suite (tests/e2e/test_real_tables.py) and `make bench-tables` run them through the
 bring-your-own path (`features.infer`) with no code of their own.
 
@@ -74,6 +74,13 @@ def cars() -> pd.DataFrame:
     return pd.DataFrame(json.loads(path.read_text()))
 
 
+def chicago_taxi() -> pd.DataFrame:
+    """15,002 Chicago taxi trips as TFX ships them for its own example (the `tfx` package): empty cells in most
+    columns, a census tract column with one value, tips (the outcome, leaky) beside the big_tipper label."""
+    path = resources.files("tfx") / "examples" / "chicago_taxi_pipeline" / "data" / "big_tipper_label" / "data.csv"
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
 TABLES: dict[str, Callable[[], pd.DataFrame]] = {
     "breast_cancer": breast_cancer,
     "wine": wine,
@@ -81,7 +88,10 @@ TABLES: dict[str, Callable[[], pd.DataFrame]] = {
     "penguins": penguins,
     "seattle_weather": seattle_weather,
     "cars": cars,
+    "chicago_taxi": chicago_taxi,
 }
+# the suite's tables (tests/e2e/test_real_tables.py); chicago_taxi, 15,002 rows, runs in `make bench-tables` only
+SUITE = ("breast_cancer", "wine", "diabetes", "penguins", "seattle_weather", "cars")
 
 
 def write(name: str, directory: str) -> str:

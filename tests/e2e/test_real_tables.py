@@ -21,7 +21,7 @@ def workdir(tmp_path_factory) -> str:
     return str(tmp_path_factory.mktemp("tables"))
 
 
-@pytest.mark.parametrize("table", sorted(public_tables.TABLES))
+@pytest.mark.parametrize("table", public_tables.SUITE)
 def test_first_run_on_a_real_table_pushes_a_network_as_good_as_the_references(table, workdir):
     row = real_tables.run_table(table, workdir, repo=REPO)
     assert row["error"] is None, row
