@@ -35,6 +35,9 @@ COPY tables tables
 COPY pipelines pipelines
 COPY serving serving
 COPY monitoring monitoring
+COPY benchmarks benchmarks
+COPY drills drills
+COPY deploy deploy
 COPY configs configs
 COPY schemas schemas
 RUN pip install --no-cache-dir --no-deps . \

@@ -18,7 +18,6 @@ import sys
 import time
 
 TABLE_CONFIGS = "configs/tables"
-TOLERANCE = {"higher": 0.01, "lower": 0.03}  # points of AUC / accuracy; a fraction of the reference's error
 
 
 def config_path(name: str, repo: str = ".") -> str:
@@ -31,13 +30,27 @@ def run_table(name: str, workdir: str, overrides: dict | None = None, repo: str 
     from metadata import mlmd
     from metadata.lineage import run_parameters_and_metrics
     from pipelines import local_runner
-    from settings.config import METRIC_KEYS, deep_merge, higher_is_better, load_config, workdir_overrides
+    from settings.config import (
+        METRIC_KEYS,
+        deep_merge,
+        default_margin,
+        higher_is_better,
+        load_config,
+        workdir_overrides,
+    )
 
     workdir = os.path.abspath(os.path.join(workdir, name))
     config = load_config(config_path(name, repo), deep_merge(workdir_overrides(workdir), overrides or {}))
     path = public_tables.write(name, config.data.path)
     with open(path) as f:
         rows = sum(1 for _ in f) - 1
+
+    def run_ids() -> list[int]:
+        if not os.path.exists(config.pipeline.metadata_path):
+            return []
+        return [r.id for r in mlmd.runs(mlmd.open_store(config.pipeline.metadata_path), config.pipeline.name)]
+
+    before = set(run_ids())
     start = time.monotonic()
     error = None
     try:
@@ -45,10 +58,13 @@ def run_table(name: str, workdir: str, overrides: dict | None = None, repo: str 
     except Exception as e:  # a table that fails is a row of the result, named, not the end of the benchmark
         error = f"{type(e).__name__}: {str(e)[:300]}"
     seconds = time.monotonic() - start
-    store = mlmd.open_store(config.pipeline.metadata_path)
-    run = mlmd.runs(store, config.pipeline.name)[0]
-    summary = local_runner.latest_summary(config)
-    metrics = run_parameters_and_metrics(store, run, config.pipeline.name)["metrics"]
+    metrics, pushed, failures = {}, False, []
+    if set(run_ids()) - before:  # this run was recorded (it may have stopped before any model)
+        store = mlmd.open_store(config.pipeline.metadata_path)
+        run = mlmd.runs(store, config.pipeline.name)[0]
+        summary = local_runner.latest_summary(config)
+        metrics = run_parameters_and_metrics(store, run, config.pipeline.name)["metrics"]
+        pushed, failures = bool(summary.pushed_model), list(summary.failures)
     metric = config.evaluation.metric
     key = METRIC_KEYS[metric]
 
@@ -58,8 +74,8 @@ def run_table(name: str, workdir: str, overrides: dict | None = None, repo: str 
     row = {
         "table": name, "rows": rows, "problem_type": config.problem_type, "metric": metric,
         "network": value("Evaluator", "candidate"), "linear": value("EvaluatorVsLinear", "baseline"),
-        "boosted": value("EvaluatorVsBoosted", "baseline"), "pushed": bool(summary.pushed_model),
-        "failures": list(summary.failures), "error": error, "seconds": round(seconds, 1),
+        "boosted": value("EvaluatorVsBoosted", "baseline"), "pushed": pushed,
+        "failures": failures, "error": error, "seconds": round(seconds, 1),
     }  # fmt: skip
     refs = [v for v in (row["linear"], row["boosted"]) if v is not None]
     if row["network"] is not None and refs:
@@ -67,7 +83,7 @@ def run_table(name: str, workdir: str, overrides: dict | None = None, repo: str 
         best = max(refs) if higher else min(refs)
         row["best_reference"] = best
         row["gap"] = round(best - row["network"], 4) if higher else round(row["network"] / best - 1, 4)
-        row["within_bar"] = row["gap"] <= TOLERANCE["higher" if higher else "lower"]
+        row["within_bar"] = row["gap"] <= -default_margin(metric)  # the gate's own default allowance
     return row
 
 

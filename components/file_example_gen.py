@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -34,7 +33,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
-from models.features import MISSING_TOKENS
+from models.features import MISSING_TOKENS, safe_name
 
 DROP_KEY = "drop_columns"
 HASH_KEY = "hash_columns"
@@ -222,13 +221,6 @@ def cleaning_settings(numeric: Iterable[str] = (), timestamp: str | None = None,
     return {"numeric": sorted(numeric), "timestamp": timestamp, "label": label, "label_classes": list(label_classes)}
 
 
-def safe_name(column: str) -> str:
-    """A column name usable as a TensorFlow feature and signature input: runs of characters other than
-    letters, digits, `_`, `.` and `-` become `_` ("Culmen Length (mm)" -> "Culmen_Length_mm")."""
-    name = re.sub(r"[^A-Za-z0-9_.\-]+", "_", column).strip("_")
-    return name if name and name[0].isalnum() else f"c_{name}"
-
-
 def seconds_since_epoch(text: str) -> int:
     """An ISO-like date or date-time ("2012/01/31", "2012-01-31 10:15", "...T10:15:00Z"; UTC unless it says)."""
     import datetime
@@ -264,6 +256,9 @@ def clean_example(example: tf.train.Example, clean: dict, missing: frozenset[byt
         if not values:
             continue
         name = safe_name(raw_name)
+        if name in out.features.feature:
+            raise ValueError(f"columns '{raw_name}' and another both read as '{name}' (characters TensorFlow does "
+                             "not take in a name become _): rename one")  # fmt: skip
         target = out.features.feature[name]
         if name == label and classes:
             keys = [v if isinstance(v, bytes) else str(int(v) if float(v).is_integer() else v).encode() for v in values]

@@ -27,7 +27,7 @@ from models.model import HParams, head_of, output_name
 from models.trainer import CONTRACT_DIR, METADATA_FILE, train_and_export, write_serving_contract
 from models.training import feature_spec, label_prior
 
-BOOSTED_MAX_ROWS = 200_000  # a sample this large fits the trees as well as all rows would, in bounded time
+BOOSTED_MAX_ROWS = 200_000  # a random sample this large fits the trees as well as all rows would, in bounded time
 
 
 def linear_run_fn(fn_args) -> None:
@@ -118,9 +118,9 @@ def boosted_run_fn(fn_args) -> None:
     transform_output = tft.TFTransformOutput(fn_args.transform_output)
     spec = feature_spec(config, transform_output)
     columns = (*spec.dense_outputs(), *spec.categorical_outputs())
-    x, y = transformed_arrays(fn_args.train_files, transform_output, columns, spec.label, BOOSTED_MAX_ROWS)
+    x, y = transformed_arrays(fn_args.train_files, transform_output, columns, spec.label)
     num_classes = int(config.get("num_classes") or 2)
-    model = boosted.fit_boosted(x, y, head, num_classes, seed=int(config.get("seed", 0)))
+    model = boosted.fit_boosted(x, y, head, num_classes, seed=int(config.get("seed", 0)), max_rows=BOOSTED_MAX_ROWS)
     trees = boosted.BoostedModule(boosted.ensemble_arrays(model), head, num_classes if head == "multiclass" else None)
     raw_spec = transform_output.raw_feature_spec()
     module = _Boosted(transform_output, trees, {n: raw_spec[n] for n in spec.raw_inputs()}, columns, output)

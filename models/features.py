@@ -7,12 +7,22 @@ model code depends on nothing but TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 
 # what a cell holds when it holds nothing: pandas' default NA strings (feature inference reads the sample with
 # the same list), so a value is missing the same way in the inferred features, statistics, Transform and serving
 MISSING_TOKENS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>",
                   "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null")  # fmt: skip
+
+
+def safe_name(column: str) -> str:
+    """A column name usable as a TensorFlow feature and signature input: runs of characters other than
+    letters, digits, `_`, `.` and `-` become `_` ("Culmen Length (mm)" -> "Culmen_Length_mm")."""
+    name = re.sub(r"[^A-Za-z0-9_.\-]+", "_", column).strip("_")
+    return name if name and name[0].isalnum() else f"c_{name}"
+
+
 HOURS = 24
 WEEKDAYS = 7
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import sys
 import uuid
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         with progress.shown(), quiet_stdout(log_path, args.verbose):
             summary = run(config)
     except Exception as e:  # the summary below still says where things are
+        logging.exception("run failed")  # the traceback, in the log file the summary names
         failed = e
         summary = latest_summary(config)
     print()

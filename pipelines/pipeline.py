@@ -23,7 +23,7 @@ from models import screening
 from models.features import FeatureSpec
 from models.trainer import SLICE_SIGNATURE, month_name
 from settings.code_version import code_commit
-from settings.config import GATING_METRICS, Config, MachineConfig, higher_is_better
+from settings.config import GATING_METRICS, Config, MachineConfig, default_margin, higher_is_better
 
 MODEL_CODE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models")
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
@@ -273,7 +273,7 @@ def baseline_eval_config(config: Config, boosted: bool = False) -> tfma.EvalConf
     higher = higher_is_better(e.metric)
     margin = e.baselines.boosted_margin if boosted else e.baselines.margin
     if margin is None:
-        margin = -0.01 if higher else -0.03
+        margin = default_margin(e.metric)
     # an error may exceed the baseline's by a fraction of it
     change = {"absolute": {"value": margin}} if higher else {"relative": {"value": -margin}}
     beat = tfma.MetricThreshold(change_threshold=tfma.GenericChangeThreshold(direction=direction(e.metric), **change))

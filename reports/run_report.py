@@ -291,10 +291,10 @@ def training_section(artifacts: RunArtifacts, out_dir: str) -> str:
 
 def margin_text(gate, margin: float | None) -> str:
     """How the candidate must stand against a baseline, as the words before "the ... baseline"."""
-    from settings.config import higher_is_better
+    from settings.config import default_margin, higher_is_better
 
     higher = higher_is_better(gate.metric)
-    trail = -(margin if margin is not None else -0.01 if higher else -0.03)
+    trail = -(margin if margin is not None else default_margin(gate.metric))
     if trail == 0:
         return "at least level with" if higher else "at most the error of"
     if higher:

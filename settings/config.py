@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from models.features import MISSING_TOKENS
+from models.features import MISSING_TOKENS, safe_name
 
 ProblemType = Literal["binary_classification", "multiclass_classification", "regression"]
 
@@ -178,7 +178,8 @@ class BaselinesConfig(Section):
     model by `margin`, and come within `boosted_margin` of the gradient-boosted reference."""
 
     # on the gating metric, against the linear and heuristic baselines; negative allows the candidate to trail by
-    # that much; null: -0.01 (AUC / accuracy points), or 3 % of the baseline's error for an error metric
+    # that much: points of AUC / accuracy, or for an error metric a fraction of the baseline's error (-0.03 = 3 %
+    # more RMSE); null: -0.01, or -0.03 for an error metric
     margin: float | None = None
     # against the gradient-boosted reference: the candidate may trail it by this much (AUC / accuracy points; for an
     # error metric, a fraction of the reference's error: -0.03 = 3 % more RMSE); null: -0.01, or -0.03 for an error
@@ -372,12 +373,35 @@ METRIC_KEYS = {"AUC": "auc", "AUCPrecisionRecall": "auc_precision_recall", "Bina
                "MeanSquaredError": "mean_squared_error"}  # fmt: skip
 
 
+def default_margin(metric: str) -> float:
+    """How far the candidate may trail a baseline when the config does not say: 0.01 points of a higher-is-better
+    metric, or 3 % of the baseline's error (within the noise of a small eval split)."""
+    return -0.01 if higher_is_better(metric) else -0.03
+
+
 def higher_is_better(metric: str) -> bool:
     return next(m[metric] for m in GATING_METRICS.values() if metric in m)
 
 
+def _check_column_names(config: Config, path: str) -> None:
+    """Ingestion names a column as `safe_name` does; with `features.infer` the label, key, personal and feature
+    lists are renamed alike, every other place must name a column as it is read."""
+    f, d, e, m = config.features, config.data, config.evaluation, config.monitoring
+    renamed = [config.label, d.key_column, *d.personal_columns, *d.hash_columns, *f.numeric, *f.categorical,
+               *f.hashed, f.timestamp, *f.exclude]  # fmt: skip
+    crossed = [c for key in f.crosses if len(key.split(" x ")) == 2 for c in key.split(" x ")]  # else named below
+    fixed = [*f.buckets, *crossed, *e.slices, *e.fairness_features,
+             *m.exclude, *m.retrain.important_features, *(config.screening.keep if config.screening else ()),
+             e.baselines.heuristic_feature if e.baselines else None]  # fmt: skip
+    for column in fixed if f.infer else [*renamed, *fixed]:
+        if column and safe_name(column.strip()) != column.strip():
+            raise ConfigError(f"{path}: column '{column}' is read as '{safe_name(column)}' (characters TensorFlow "
+                              "does not take in a name become _): write that")  # fmt: skip
+
+
 def _check(config: Config, path: str) -> None:
     """Rules that span keys."""
+    _check_column_names(config, path)
     inputs = config.features.inputs()
     if not inputs and not config.features.infer:
         raise ConfigError(f"{path}: 'features' names no feature (list them, or set 'features.infer: true')")

@@ -70,7 +70,7 @@ def read_sample(config: Config, rows: int = SAMPLE_ROWS) -> pd.DataFrame:
 
 
 def _read(path: str, fmt: str, missing: tuple[str, ...] = MISSING_TOKENS) -> pd.DataFrame:
-    from components.file_example_gen import safe_name
+    from models.features import safe_name
 
     return _read_raw(path, fmt, missing).rename(columns=safe_name)
 
@@ -180,7 +180,7 @@ def label_classes(labels: pd.Series, problem_type: str) -> tuple[str, ...]:
 
 def with_safe_names(config: Config) -> Config:
     """Every column the config names, as ingestion names it (`safe_name`)."""
-    from components.file_example_gen import safe_name
+    from models.features import safe_name
 
     def safe(columns):
         return tuple(safe_name(c) for c in columns)
@@ -243,8 +243,12 @@ def main(argv: list[str] | None = None) -> int:
     prepare_data(config)
     found = with_inferred_features(config.replace(features=config.features.replace(infer=True)))  # fmt: skip
     f = found.features
-    print(yaml.safe_dump({"features": {"numeric": list(f.numeric), "categorical": list(f.categorical),
-                                       "hashed": dict(f.hashed), "timestamp": f.timestamp}}, sort_keys=False))  # fmt: skip
+    written = {"features": {"numeric": list(f.numeric), "categorical": list(f.categorical), "hashed": dict(f.hashed),
+                            "timestamp": f.timestamp, "buckets": dict(f.buckets)},
+               "data": {"personal_columns": list(found.data.personal_columns)}}  # fmt: skip
+    if found.label_classes:
+        written["label_classes"] = list(found.label_classes)
+    print(yaml.safe_dump(written, sort_keys=False))
     return 0
 
 

@@ -44,7 +44,7 @@ def curate(schema: schema_pb2.Schema, config: Config) -> schema_pb2.Schema:
     for feature in out.feature:
         del feature.not_in_environment[:]
         if feature.presence.min_fraction < 1.0:
-            # CSV ExampleGen writes an empty cell as an empty value list, not an absent feature
+            # a row may lack the feature (an empty cell is left out at ingestion)
             feature.value_count.min = 0
         if feature.name not in serving:
             feature.not_in_environment.append(SERVING)

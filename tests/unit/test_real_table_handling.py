@@ -140,3 +140,13 @@ def test_numeric_features_of_a_large_enough_table_are_also_bucketized(taxi_confi
                               "big_tip": rng.integers(0, 2, rows)})  # fmt: skip
         found, _ = feature_inference.infer(frame, blank)
         assert found["numeric"] == ("fare",) and found["buckets"] == expected
+
+
+def test_a_config_names_a_column_as_ingestion_reads_it(tmp_path, taxi_config_path):
+    from settings.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=r"column 'Body Mass \(g\)' is read as 'Body_Mass_g'"):
+        load_config(taxi_config_path, {"features": {"numeric": ["trip_miles", "Body Mass (g)"]}})
+    two = example(**{"a b": b"1", "a_b": b"2"})
+    with pytest.raises(ValueError, match="both read as 'a_b'"):
+        file_example_gen.clean_example(two, file_example_gen.cleaning_settings(), MISSING)
