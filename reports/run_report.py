@@ -40,6 +40,15 @@ class RunArtifacts:
         found = self.uris(component, kind)
         return found[0] if found else None
 
+    def json(self, component: str, kind: str, name: str):
+        """The JSON file `name` in the component's first artifact of `kind`; None when there is none."""
+        uri = self.first(component, kind)
+        path = os.path.join(uri, name) if uri else None
+        if not path or not os.path.exists(path):
+            return None
+        with open(path) as f:
+            return json.load(f)
+
 
 def collect(store, run, pipeline_name: str) -> RunArtifacts:
     artifacts = RunArtifacts(run=run.name)
@@ -165,6 +174,8 @@ def decision_section(summary, config) -> str:
 def data_section(artifacts: RunArtifacts, out_dir: str) -> str:
     import tensorflow_data_validation as tfdv
 
+    from components.validation_gate import DRIFT_FILE
+
     stats_uri = artifacts.first("StatisticsGen", "ExampleStatistics")
     splits = []
     for split in ("train", "eval") if stats_uri else ():
@@ -189,18 +200,13 @@ def data_section(artifacts: RunArtifacts, out_dir: str) -> str:
                 rows.append([name, f"categorical ({s.unique} values)", _missing(s.common_stats), "", "", "", "", top])
         splits.append({"name": split, "examples": dataset.num_examples, "rows": rows, "charts": charts})
     return render_section("data", splits=splits, anomalies=anomaly_rows(artifacts.first("ExampleValidator",
-                          "ExampleAnomalies")), drift=drift_rows(artifacts.first("SpanDriftCheck", "ExampleStatistics")))  # fmt: skip
+                          "ExampleAnomalies")), drift=drift_rows(artifacts.json("SpanDriftCheck", "ExampleStatistics", DRIFT_FILE)))  # fmt: skip
 
 
-def drift_rows(uri: str | None) -> list[list] | None:
-    """The drift measurements of the run's SpanDriftCheck; None when it did not measure."""
-    from components.validation_gate import DRIFT_FILE
-
-    path = os.path.join(uri, DRIFT_FILE) if uri else None
-    if not path or not os.path.exists(path):
+def drift_rows(measurements: list[dict] | None) -> list[list] | None:
+    """The drift measurements of the run's SpanDriftCheck as rows; None when it did not measure."""
+    if measurements is None:
         return None
-    with open(path) as f:
-        measurements = json.load(f)
     return [[m["feature"], m["measure"], m["value"], m["threshold"], "drifted" if m["drifted"] else ""]
             for m in measurements]  # fmt: skip
 
@@ -241,12 +247,9 @@ def screening_section(artifacts: RunArtifacts) -> str:
     """Leakage and feature-selection findings of the FeatureScreen step."""
     from components.feature_screen import RESULT_FILE, FeatureScreening
 
-    uri = artifacts.first("FeatureScreen", FeatureScreening.TYPE_NAME)
-    path = os.path.join(uri, RESULT_FILE) if uri else None
-    if not path or not os.path.exists(path):
+    found = artifacts.json("FeatureScreen", FeatureScreening.TYPE_NAME, RESULT_FILE)
+    if found is None:
         return render_section("screening", found=None, rows=[])
-    with open(path) as f:
-        found = json.load(f)
     rows = [[r["column"], "yes" if r["is_feature"] else "no", r["finding"], r["power"],
              "excluded" if r["excluded"] else "", r["reason"]]
             for r in sorted(found["features"], key=lambda r: (r["finding"] == "ok", -r["power"]))]  # fmt: skip
@@ -254,12 +257,9 @@ def screening_section(artifacts: RunArtifacts) -> str:
 
 
 def tuning_section(artifacts: RunArtifacts, out_dir: str) -> str:
-    uri = artifacts.first("Tuner", "TunerResults")
-    path = os.path.join(uri, "tuner_results.json") if uri else None
-    if not path or not os.path.exists(path):
+    trials = artifacts.json("Tuner", "TunerResults", "tuner_results.json")
+    if trials is None:
         return render_section("tuning", trials=None)
-    with open(path) as f:
-        trials = json.load(f)
     keys = [k for k in trials[0] if k not in ("trial_id", "score")] if trials else []
     rows = [[t["trial_id"], t["score"], *[t.get(k) for k in keys]] for t in trials]
     chart = bar_chart({f"trial {t['trial_id']}": t["score"] for t in trials}, "Tuner: eval AUC per trial", out_dir,
@@ -273,12 +273,9 @@ def training_section(artifacts: RunArtifacts, out_dir: str) -> str:
 
     models = []
     for component in ("Trainer", "LinearBaseline"):
-        uri = artifacts.first(component, "ModelRun")
-        path = os.path.join(uri, LEARNING_CURVES) if uri else None
-        if not path or not os.path.exists(path):
+        curves = artifacts.json(component, "ModelRun", LEARNING_CURVES)
+        if curves is None:
             continue
-        with open(path) as f:
-            curves = json.load(f)
         loss = line_chart({k: curves[k] for k in ("loss", "val_loss") if k in curves}, f"{component}: loss",
                           out_dir, f"loss_{component}.png", "epoch")  # fmt: skip
         metric = next((m for m in ("auc", "accuracy", "rmse") if f"val_{m}" in curves), "loss")
@@ -385,12 +382,9 @@ def _slice_value(key) -> str:
 def importance_section(artifacts: RunArtifacts, out_dir: str) -> str:
     from models.explain import IMPORTANCE_FILE
 
-    uri = artifacts.first("Trainer", "ModelRun")
-    path = os.path.join(uri, IMPORTANCE_FILE) if uri else None
-    if not path or not os.path.exists(path):
+    importance = artifacts.json("Trainer", "ModelRun", IMPORTANCE_FILE)
+    if importance is None:
         return render_section("importance", importance=None)
-    with open(path) as f:
-        importance = json.load(f)
     ranked = dict(sorted(importance["mean_abs_attribution"].items(), key=lambda kv: -kv[1]))
     chart = bar_chart(ranked, "Mean |integrated gradients| per raw feature", out_dir, "importance.png")
     return render_section("importance", importance=importance, chart=chart)
@@ -399,12 +393,9 @@ def importance_section(artifacts: RunArtifacts, out_dir: str) -> str:
 def simplification_section(artifacts: RunArtifacts) -> str:
     from models.distill import RESULT_FILE
 
-    uri = artifacts.first("DistilledModel", "ModelRun")
-    path = os.path.join(uri, RESULT_FILE) if uri else None
-    if not path or not os.path.exists(path):
+    r = artifacts.json("DistilledModel", "ModelRun", RESULT_FILE)
+    if r is None:
         return render_section("simplification", r=None)
-    with open(path) as f:
-        r = json.load(f)
     keys = ["eval_auc", "parameters", "saved_model_bytes", "latency_ms_1_row", "latency_ms_batch", "hidden_units"]
     return render_section("simplification", r=r, rows=[[k, r["full"][k], r["distilled"][k]] for k in keys])
 
