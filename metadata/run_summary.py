@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 from ml_metadata.proto import metadata_store_pb2
 
+from components.group_rates import slice_value
 from metadata import mlmd
 
 
@@ -58,6 +60,8 @@ def summarize(store, run, pipeline_name: str) -> RunSummary:
                 failures += tuple(prefix + line for line in validation_failures(artifact.uri))
             if type_name == "ModelBlessing":
                 blessings[component.component] = artifact.custom_properties["blessed"].int_value == 1
+                if "failures" in artifact.custom_properties:  # the BlessingGate's own checks (fairness)
+                    failures += tuple(json.loads(artifact.custom_properties["failures"].string_value))
             if type_name == "PushedModel" and artifact.custom_properties["pushed"].int_value == 1:
                 pushed = artifact.custom_properties["pushed_destination"].string_value
     # with baselines, the gate's blessing is the one that counts (every check passed)
@@ -76,17 +80,11 @@ def validation_failures(evaluation_uri: str) -> tuple[str, ...]:
     result = tfma.load_validation_result(evaluation_uri)
     lines = []
     for per_slice in result.metric_validations_per_slice:
-        where = ", ".join(f"{k.column}={_value(k)}" for k in per_slice.slice_key.single_slice_keys) or "overall"
+        where = ", ".join(f"{k.column}={slice_value(k)}" for k in per_slice.slice_key.single_slice_keys) or "overall"
         for f in per_slice.failures:
             value = f.metric_value.double_value.value
             lines.append(f"[{where}] {f.metric_key.name} = {value:.4f} fails {_threshold(f.metric_threshold)}")
     return tuple(lines)
-
-
-def _value(key) -> str:
-    kind = key.WhichOneof("kind")
-    value = getattr(key, kind) if kind else ""
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _threshold(threshold) -> str:

@@ -16,6 +16,7 @@ from tensorflow_metadata.proto.v0 import statistics_pb2
 from components.idempotent_pusher import SOURCE_FILE
 from metadata.mlmd import consumers, inputs, outputs, producer
 from metadata.mlmd import type_name as _type
+from settings.config import METRIC_KEYS
 
 
 @dataclass(frozen=True)
@@ -71,21 +72,13 @@ def find(store, served_version_dir: str) -> Baseline:
     )
 
 
-# TFMA stores a Keras metric under its instance name
-METRIC_NAMES = {"AUC": "auc", "AUCPrecisionRecall": "auc_precision_recall", "BinaryAccuracy": "binary_accuracy",
-                "Precision": "precision", "Recall": "recall",
-                "SparseCategoricalAccuracy": "sparse_categorical_accuracy",
-                "RootMeanSquaredError": "root_mean_squared_error", "MeanAbsoluteError": "mean_absolute_error",
-                "MeanSquaredError": "mean_squared_error"}  # fmt: skip
-
-
 def evaluated_metric(evaluation_uri: str | None, metric: str) -> float | None:
     """The gating metric (a class name from config) the Evaluator measured on the eval split, overall."""
     if not evaluation_uri:
         return None
     import tensorflow_model_analysis as tfma
 
-    metric = METRIC_NAMES[metric]
+    metric = METRIC_KEYS[metric]
     for metrics in tfma.load_metrics(evaluation_uri):
         if metrics.slice_key.single_slice_keys:
             continue  # only the overall slice

@@ -74,6 +74,23 @@ def _trend(points: list[tuple[str, float]], reference: float | None, width: int 
     return "".join(parts)
 
 
+def _live_table(windows: list[dict]) -> str:
+    """Every live metric of each window (the gating one, per-class recall, or the regression errors)."""
+    names = list(dict.fromkeys(k for w in windows for k in w if k not in ("window", "rows", "labelled", "bias")))
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in ["window", "rows", "labelled", *names])
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{_cell(w.get(k))}</td>" for k in ["window", "rows", "labelled", *names]) + "</tr>"
+        for w in windows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4f}" if isinstance(value, float) else html.escape(str(value))
+
+
 def render(result: dict, training: statistics_pb2.DatasetFeatureStatisticsList,
            serving: statistics_pb2.DatasetFeatureStatisticsList) -> str:  # fmt: skip
     """The page for one monitoring run (`result` is what monitoring.run writes as JSON)."""
@@ -95,6 +112,9 @@ def render(result: dict, training: statistics_pb2.DatasetFeatureStatisticsList,
     trend = [
         (w["window"], w[result["metric"]]) for w in result["live_evaluation"] if w.get(result["metric"]) is not None
     ]
+    bias = next((w["bias"] for w in reversed(result["live_evaluation"]) if w["labelled"]), [])
+    gaps = "".join(f'<li class="{"alert" if g["violated"] else "ok"}">{html.escape(g["message"])}</li>' for g in bias)
+    live = _live_table(result["live_evaluation"])
     verdict = "RETRAIN" if decision["retrain"] else "no retraining"
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in decision["reasons"]) or "<li>no rule fired</li>"
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Monitoring {html.escape(result["model_version"])}</title>
@@ -104,6 +124,7 @@ def render(result: dict, training: statistics_pb2.DatasetFeatureStatisticsList,
 <p>{result["rows"]} logged rows in {len(result["windows"])} windows; current window {result["current_window_rows"]} rows.
 <span style="color:{TRAIN}">■ training</span> <span style="color:{SERVE}">■ serving (current window)</span></p>
 <h2>Decision: {verdict}</h2><ul>{reasons}</ul>
-<h2>Live {html.escape(result["metric"])} per window</h2>{_trend(trend, result.get("training_metric"))}
+<h2>Live {html.escape(result["metric"])} per window</h2>{_trend(trend, result.get("training_metric"))}{live}
+<h2>Bias on live labels (latest labelled window)</h2><ul>{gaps or "<li>no fairness limits, or too few labelled rows per group</li>"}</ul>
 <h2>Features</h2>{"".join(rows)}
 </body></html>"""

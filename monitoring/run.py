@@ -30,8 +30,9 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from monitoring import baseline, checks, policy, report
+from monitoring.live import evaluate
 from settings import logs
-from settings.config import Config, ConfigError, load_config
+from settings.config import Config, ConfigError, higher_is_better, load_config
 
 
 def bigquery_log_query(table: str, limit_rows: int) -> str:
@@ -50,10 +51,17 @@ def records_from_bigquery_rows(rows) -> list[dict]:
         requests = [json.loads(p) for p in row["request_payload"]]
         responses = [json.loads(p) for p in row["response_payload"]]
         for request, response in zip(requests, responses, strict=True):
-            predictions = [p["probability"] if isinstance(p, dict) else p for p in response["predictions"]]
+            predictions = [_score(p) for p in response["predictions"]]
             out.append({"time": row["time"], "status": 200, "model_version": row["deployed_model_id"],
                         "instances": request["instances"], "predictions": predictions})  # fmt: skip
     return out
+
+
+def _score(prediction):
+    """A prediction's score: the binary probability, the class probabilities or the regression value."""
+    if not isinstance(prediction, dict):
+        return prediction
+    return next(prediction[k] for k in ("probability", "probabilities", "prediction") if k in prediction)
 
 
 def _log_records(path: str):
@@ -99,35 +107,12 @@ def read_labels(path: str, key_column: str, label: str) -> pd.DataFrame:
     return frame[[key_column, label]].rename(columns={key_column: "_key", label: "_label"}).astype({"_key": str})
 
 
-def metric_value(metric: str, labels, scores) -> float:
-    """A gating metric (its class name in config) on labelled live predictions; threshold 0.5."""
-    from sklearn import metrics as skm
-
-    if metric == "AUC":
-        return skm.roc_auc_score(labels, scores)
-    if metric == "AUCPrecisionRecall":
-        return skm.average_precision_score(labels, scores)
-    predicted = scores >= 0.5
-    if metric == "BinaryAccuracy":
-        return skm.accuracy_score(labels, predicted)
-    if metric == "Precision":
-        return skm.precision_score(labels, predicted, zero_division=0)
-    return skm.recall_score(labels, predicted, zero_division=0)
-
-
-def live_evaluation(parts: list[pd.DataFrame], labels: pd.DataFrame | None, metric: str) -> list[dict]:
-    """The gating metric per window on the rows whose label has arrived."""
-    out = []
-    for i, w in enumerate(parts):
-        entry = {"window": f"w{i}", "rows": len(w), "labelled": 0, metric: None}
-        if labels is not None:
-            joined = w.assign(_key=w["_key"].astype(str)).merge(labels, on="_key", how="inner")
-            entry["labelled"] = len(joined)
-            if len(joined) and joined["_label"].nunique() == 2:
-                value = metric_value(metric, joined["_label"].to_numpy(), joined["_prediction"].to_numpy())
-                entry[metric] = round(float(value), 6)
-        out.append(entry)
-    return out
+def live_bound(config: Config) -> float:
+    """The live gating metric's floor (its ceiling for an error metric): the policy's, else the Evaluator's."""
+    r, e = config.monitoring.retrain, config.evaluation
+    if higher_is_better(e.metric):
+        return r.min_live_metric if r.min_live_metric is not None else e.lower_bound
+    return r.max_live_error if r.max_live_error is not None else e.upper_bound
 
 
 def monitor(config: Config, labels_path: str | None = None, now: float | None = None) -> dict:
@@ -135,9 +120,6 @@ def monitor(config: Config, labels_path: str | None = None, now: float | None = 
     from metadata.mlmd import open_store
     from serving import model_store
 
-    if config.problem_type != "binary_classification":
-        raise ConfigError(f"{config.source}: monitoring's live metrics and retraining policy are for "
-                          f"binary_classification; {config.problem_type} is not supported yet")  # fmt: skip
     m = config.monitoring
     frame = read_log(m.log_path)
     version = str(frame["_model_version"].iloc[-1])
@@ -159,18 +141,19 @@ def monitor(config: Config, labels_path: str | None = None, now: float | None = 
 
     metric = config.evaluation.metric
     labels = read_labels(labels_path, config.data.key_column, config.label) if labels_path else None
-    live = live_evaluation(parts, labels, metric)
+    live = evaluate(config, parts, labels)
     latest_metric = next((w[metric] for w in reversed(live) if w[metric] is not None), None)
+    latest_bias = next((w["bias"] for w in reversed(live) if w["labelled"]), [])
     now = now or time.time()
     seen = policy.Observations(
         skew_alerts=sorted({c.feature for c in found if c.kind == "skew" and c.alert}),
         drift_alerts=sorted({c.feature for c in found if c.kind == "drift" and c.alert}),
         live_metric=latest_metric,
+        bias_alerts=[g["message"] for g in latest_bias if g["violated"]],
         new_labeled_rows=sum(w["labelled"] for w in live),
         model_age_days=(now - base.trained_at) / 86400.0,
     )
-    threshold = m.retrain.min_live_metric if m.retrain.min_live_metric is not None else config.evaluation.lower_bound
-    decision = policy.decide(seen, m.retrain, metric, threshold)
+    decision = policy.decide(seen, m.retrain, metric, live_bound(config), higher_is_better(metric))
     result = {
         "time": datetime.datetime.fromtimestamp(now, datetime.UTC).isoformat(),
         "model_version": version,

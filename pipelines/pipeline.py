@@ -15,7 +15,7 @@ from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 
 from components import file_example_gen, idempotent_pusher, provenance
-from components.blessing_gate import BlessingGate
+from components.blessing_gate import BlessingGate, fairness_settings
 from components.feature_screen import FeatureScreen, settings_json
 from components.serving_infra_validator import ServingInfraValidator
 from components.validation_gate import HISTOGRAM_BUCKETS, DataValidationGate, LatestOrNoneStrategy, SpanDriftCheck
@@ -45,14 +45,6 @@ METRICS = {
                                   "MultiClassConfusionMatrixPlot"),
     "regression": ("ExampleCount", "RootMeanSquaredError", "MeanAbsoluteError", "MeanSquaredError"),
 }  # fmt: skip
-FAIRNESS_RATES = ("FPR", "FNR", "PredictedPositiveRate")
-
-
-def decision_threshold(config: Config) -> float | None:
-    """From the costs in `framing:`, else 0.5; None where there is no yes/no decision."""
-    if config.problem_type != "binary_classification":
-        return None
-    return config.framing.decision_threshold if config.framing else 0.5
 
 
 def direction(metric: str):
@@ -260,6 +252,10 @@ def _baselines(config: Config, example_gen, transform, schema, trainer, evaluato
         vs_linear=versus["Linear"].outputs["blessing"],
         vs_boosted=versus["Boosted"].outputs["blessing"],
         vs_heuristic=versus["Heuristic"].outputs["blessing"],
+        evaluation_result=evaluator.outputs["evaluation"],
+        fairness=fairness_settings(
+            config.evaluation.fairness_features, config.decision_threshold(), config.evaluation.fairness.model_dump()
+        ),
     )
     return [linear, boosted, heuristic, *versus.values(), gate]
 
@@ -474,7 +470,7 @@ def trainer_custom_config(config: Config) -> dict:
     }  # fmt: skip
     return {
         **transform_custom_config(config), "hparams": hparams, "batch_size": t.batch_size, "epochs": t.epochs,
-        "early_stopping_patience": t.early_stopping_patience, "decision_threshold": decision_threshold(config),
+        "early_stopping_patience": t.early_stopping_patience, "decision_threshold": config.decision_threshold(),
         "warm_start": t.warm_start, "distribution": t.distribution, "cache_input": t.cache_input,
         "num_classes": config.num_classes, "class_weight": t.class_weight, "label_classes": list(config.label_classes),
     }  # fmt: skip
@@ -518,7 +514,7 @@ def eval_config(config: Config) -> tfma.EvalConfig:
                     ),
                 )
             )
-    t = decision_threshold(config)
+    t = config.decision_threshold()
     at_threshold = {  # Keras metric arguments
         "BinaryAccuracy": json.dumps({"threshold": t}),
         "Precision": json.dumps({"thresholds": [t]}),
@@ -532,9 +528,9 @@ def eval_config(config: Config) -> tfma.EvalConfig:
         )
         for m in METRICS[config.problem_type]
     ]
-    if e.fairness_features:  # the rates Fairness Indicators reports, with TFMA's own metrics
-        rates_config = json.dumps({"thresholds": list(e.fairness_thresholds)})
-        metrics += [tfma.MetricConfig(class_name=name, config=rates_config) for name in FAIRNESS_RATES]
+    if e.fairness_features:  # per group: FPR, FNR and positive rate come from its counts
+        counts = json.dumps({"thresholds": config.fairness_thresholds()})
+        metrics.append(tfma.MetricConfig(class_name="ConfusionMatrixAtThresholds", config=counts))
     return tfma.EvalConfig(
         # Two specs: the candidate computes the slice features; the baseline (the last blessed model,
         # which may predate that signature) runs `serving_default` in that step instead, so that both

@@ -344,39 +344,52 @@ def evaluation_section(artifacts: RunArtifacts, config, out_dir: str) -> str:
 def slices_section(artifacts: RunArtifacts, config, out_dir: str) -> str:
     import tensorflow_model_analysis as tfma
 
+    from components.group_rates import group_rates, slice_value
+    from models.fairness import FairnessLimits, gaps
+    from settings.config import METRIC_KEYS
+
     uri = artifacts.first("Evaluator", "ModelEvaluation")
     if not uri:
         return render_section("slices", rows=None)
-    gating = {"AUC": "auc", "SparseCategoricalAccuracy": "sparse_categorical_accuracy",
-              "RootMeanSquaredError": "root_mean_squared_error", "MeanAbsoluteError": "mean_absolute_error",
-              "MeanSquaredError": "mean_squared_error"}.get(config.evaluation.metric, "auc")  # fmt: skip
-    wanted = (gating, "false_positive_rate", "false_negative_rate", "predicted_positive_rate", "example_count")
-    rows, auc_by_slice = [], {}
+    gating = METRIC_KEYS[config.evaluation.metric]
+    rows, by_slice = [], {}
     for metrics in tfma.load_metrics(uri):
         keys = metrics.slice_key.single_slice_keys
         if not keys:
             continue
-        where = ", ".join(f"{k.column}={_slice_value(k)}" for k in keys)
-        values = {}
-        for kv in metrics.metric_keys_and_values:
-            if kv.key.is_diff or kv.key.model_name not in ("", "candidate") or kv.key.name not in wanted:
-                continue
-            values[kv.key.name] = kv.value.double_value.value
-        rows.append([where, *[values.get(m, float("nan")) for m in wanted]])
+        where = ", ".join(f"{k.column}={slice_value(k)}" for k in keys)
+        values = {kv.key.name: kv.value.double_value.value for kv in metrics.metric_keys_and_values
+                  if not kv.key.is_diff and kv.key.model_name in ("", "candidate")}  # fmt: skip
+        rows.append([where, values.get(gating, float("nan")), values.get("example_count", float("nan"))])
         if gating in values:
-            auc_by_slice[where] = values[gating]
+            by_slice[where] = values[gating]
     rows.sort()
-    chart = bar_chart(dict(sorted(auc_by_slice.items())), f"{gating} by slice", out_dir, "slices.png", gating)
-    fairness = ", ".join(config.evaluation.fairness_features) or "none configured"
-    shown = [w for w in wanted if any(not math.isnan(r[1 + wanted.index(w)]) for r in rows)]
-    rows = [[r[0], *[r[1 + wanted.index(w)] for w in shown]] for r in rows]
-    return render_section("slices", rows=rows, shown=shown, fairness=fairness, chart=chart, gating=gating)
-
-
-def _slice_value(key) -> str:
-    kind = key.WhichOneof("kind")
-    value = getattr(key, kind) if kind else ""
-    return value.decode() if isinstance(value, bytes) else str(value)
+    chart = bar_chart(dict(sorted(by_slice.items())), f"{gating} by slice", out_dir, "slices.png", gating)
+    e = config.evaluation
+    rates = group_rates(uri, e.fairness_features) if e.fairness_features else []
+    decision = config.decision_threshold()
+    limits = FairnessLimits(**e.fairness.model_dump())
+    groups = [[f"{r.feature}={r.group}", r.threshold, int(r.size), int(r.positives), r.fpr, r.fnr, r.positive_rate]
+              for r in rates if r.size >= limits.min_group_size]  # fmt: skip
+    small = len({(r.feature, r.group) for r in rates if r.size < limits.min_group_size})
+    measured = gaps(rates, limits, decision, every_rate=True) if rates else []
+    names = {"fpr": "FPR gap", "fnr": "FNR gap", "positive_rate": "positive rate ratio"}
+    gap_rows = [[g.feature, names[g.rate],
+                 f"{g.low_group} / {g.high_group}" if g.rate == "positive_rate" else f"{g.high_group} vs {g.low_group}",
+                 g.value, "not gated" if g.limit is None else g.limit,
+                 "-" if g.limit is None else "fails" if g.violated else "ok"] for g in measured]  # fmt: skip
+    return render_section(
+        "slices",
+        rows=rows,
+        gating=gating,
+        chart=chart,
+        fairness=list(e.fairness_features),
+        groups=groups,
+        small=small,
+        gaps=gap_rows,
+        decision=decision,
+        min_group_size=limits.min_group_size,
+    )
 
 
 def importance_section(artifacts: RunArtifacts, out_dir: str) -> str:

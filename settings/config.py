@@ -189,6 +189,16 @@ class BaselinesConfig(Section):
     heuristic_values: tuple[str, ...] = ()  # ...these values; no rule: the prior (positive rate)
 
 
+class FairnessConfig(Section):
+    """Largest allowed differences between the groups of each `fairness_features` column, at the decision
+    threshold; a model over any of them is not blessed. null: reported, not gated."""
+
+    max_fpr_gap: float | None = None  # highest minus lowest false positive rate
+    max_fnr_gap: float | None = None  # highest minus lowest false negative rate
+    min_positive_rate_ratio: float | None = None  # lowest / highest positive rate (0.8: the four-fifths rule)
+    min_group_size: int = 30  # a rate counts for a group with this many rows in its denominator (eval split)
+
+
 class EvaluationConfig(Section):
     metric: str = "AUC"  # the metric that gates blessing
     lower_bound: float = 0.65  # absolute floor of a higher-is-better metric, for any model
@@ -198,7 +208,8 @@ class EvaluationConfig(Section):
     time_slice: bool = False  # metrics per calendar month of features.timestamp, held to slice_lower_bound
     slice_lower_bound: float | None = None  # the gating metric's floor in every month; None: reported only
     fairness_features: tuple[str, ...] = ()  # sensitive slices: FPR, FNR and positive rate per value
-    fairness_thresholds: tuple[float, ...] = (0.5,)  # decision thresholds at which those rates are computed
+    fairness_thresholds: tuple[float, ...] = (0.5,)  # more thresholds at which those rates are reported
+    fairness: FairnessConfig = FairnessConfig()  # the gaps between groups that stop a model (and alert in monitoring)
     # a heuristic, a linear and a gradient-boosted model trained on the same split, to beat; null: none
     baselines: BaselinesConfig | None = BaselinesConfig()
 
@@ -234,6 +245,8 @@ class RetrainPolicyConfig(Section):
     on_drift: bool = True  # serving drift between windows beyond threshold on an important feature
     important_features: tuple[str, ...] = ()  # empty: every monitored feature
     min_live_metric: float | None = None  # live gating metric below this; None: evaluation.lower_bound
+    max_live_error: float | None = None  # an error metric (regression): live value above this; None: upper_bound
+    on_bias: bool = True  # a fairness gap over evaluation.fairness's limits on labelled live windows
     min_new_labeled_rows: int = 0  # this many newly labelled rows since the last training; 0: off
     max_model_age_days: float = 0  # retrain on schedule when the served model is older; 0: off
 
@@ -324,6 +337,16 @@ class Config(Section):
     source: SkipJsonSchema[str] = ""  # the file this was loaded from
     # set by feature inference: columns that cannot be features, with why
     left_out: SkipJsonSchema[tuple[dict, ...]] = ()
+
+    def decision_threshold(self) -> float | None:
+        """From the costs in `framing:`, else 0.5; None where there is no yes/no decision."""
+        if self.problem_type != "binary_classification":
+            return None
+        return self.framing.decision_threshold if self.framing else 0.5
+
+    def fairness_thresholds(self) -> list[float]:
+        """Where the group rates are computed: the decision threshold and the reported ones."""
+        return sorted({round(t, 6) for t in (*self.evaluation.fairness_thresholds, self.decision_threshold() or 0.5)})
 
     @model_validator(mode="after")
     def _cross_field_rules(self, info: ValidationInfo) -> Config:
@@ -468,6 +491,19 @@ def _check(config: Config, path: str) -> None:
         raise ConfigError(f"{path}: 'evaluation.time_slice' needs 'features.timestamp'")
     if not all(0 < t < 1 for t in e.fairness_thresholds):
         raise ConfigError(f"{path}: 'evaluation.fairness_thresholds' must be in (0, 1)")
+    fair = e.fairness
+    gaps = {"max_fpr_gap": fair.max_fpr_gap, "max_fnr_gap": fair.max_fnr_gap,
+            "min_positive_rate_ratio": fair.min_positive_rate_ratio}  # fmt: skip
+    for key, value in gaps.items():
+        if value is not None and not 0 <= value <= 1:
+            raise ConfigError(f"{path}: 'evaluation.fairness.{key}' must be between 0 and 1, got {value}")
+    if any(v is not None for v in gaps.values()) and not e.fairness_features:
+        raise ConfigError(f"{path}: 'evaluation.fairness' sets limits but 'evaluation.fairness_features' is empty")
+    if any(v is not None for v in gaps.values()) and not e.baselines:
+        raise ConfigError(f"{path}: 'evaluation.fairness' limits are checked by the BlessingGate, which runs with "
+                          "'evaluation.baselines': set them too")  # fmt: skip
+    if fair.min_group_size < 1:
+        raise ConfigError(f"{path}: 'evaluation.fairness.min_group_size' must be at least 1")
     f = config.framing
     if f and (f.cost_false_positive <= 0 or f.cost_false_negative <= 0):
         raise ConfigError(f"{path}: 'framing' costs must be positive")
@@ -523,6 +559,9 @@ def _check_problem_type(config: Config, path: str) -> None:
     if kind != "binary_classification":
         binary_only = {
             "evaluation.fairness_features": bool(e.fairness_features),
+            "evaluation.fairness": e.fairness.max_fpr_gap is not None
+            or e.fairness.max_fnr_gap is not None
+            or e.fairness.min_positive_rate_ratio is not None,
             "evaluation.baselines.heuristic_feature": bool(e.baselines and e.baselines.heuristic_feature),
             "simplification": config.simplification is not None,
         }

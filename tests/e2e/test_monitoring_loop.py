@@ -94,3 +94,45 @@ def test_same_distribution_does_not_trigger_retraining(loop):
     result = monitoring.monitor(quiet)
     assert [c for c in result["checks"] if c["alert"]] == []
     assert result["retraining"] == {"retrain": False, "reasons": []}
+
+
+def test_live_labels_that_fail_one_group_raise_a_bias_alert(loop):
+    """One company's ground truth contradicts every decision the model makes for it: on the live window
+    its false positive rate is 1, the gap to the other companies is over the gate's limit, and the
+    policy retrains for it. The gap is checked against numpy on the logged scores."""
+    import numpy as np
+
+    config, tmp_path = loop
+    srv = server.build(config, port=0).start()
+    client = PredictionClient(srv.url)
+    frame = taxi.generate(WINDOW, seed=71)
+    rows = instances.from_frame(frame.drop(columns=list(taxi.OUTCOMES)))
+    scores = []
+    for i in range(0, len(rows), 100):
+        status, body = client.predict(rows[i : i + 100])
+        assert status == 200, body
+        scores += [p["probability"] for p in body["predictions"]]
+    srv.stop()
+    threshold = config.decision_threshold()
+    scores, labels = np.array(scores), frame["big_tip"].to_numpy().copy()
+    failed = (frame["company"] == "Company 2").to_numpy()
+    labels[failed] = (scores[failed] <= threshold).astype(int)  # every yes is wrong, every no is wrong
+    frame.assign(big_tip=labels)[["trip_id", "big_tip"]].to_csv(tmp_path / "labels.csv", index=False)
+
+    result = monitoring.monitor(config, str(tmp_path / "labels.csv"))
+    [window] = result["live_evaluation"]
+    [fpr] = [g for g in window["bias"] if g["rate"] == "fpr"]
+    assert fpr["violated"] and fpr["high_group"] == "Company 2" and fpr["high"] == 1.0
+    limits = config.evaluation.fairness
+    companies = frame["company"].to_numpy()
+    rates = {}
+    for company in set(frame["company"].dropna()):
+        negatives = (companies == company) & (labels == 0)
+        if negatives.sum() >= limits.min_group_size:
+            rates[company] = np.mean(scores[negatives] > threshold)
+    assert fpr["low_group"] == min(rates, key=rates.get)
+    assert fpr["value"] == pytest.approx(1.0 - min(rates.values()))
+    reasons = result["retraining"]["reasons"]
+    assert f"bias on live labels: {fpr['message']}" in reasons and result["retraining"]["retrain"] is True
+    with open(os.path.join(result["output_dir"], "report.html")) as f:
+        assert "false positive rate of Company 2 is 1.000" in f.read()

@@ -229,8 +229,8 @@ def test_metrics_per_slice_and_a_failing_month_is_named(first_run, root):
     for m in tfma.load_metrics(evaluation):
         key = tuple((k.column, k.WhichOneof("kind")) for k in m.slice_key.single_slice_keys)
         sliced.setdefault(key[0][0] if key else "overall", set()).update(kv.key.name for kv in m.metric_keys_and_values)
-    assert {"overall", "payment_type", "trip_start_timestamp_month"} <= set(sliced)
-    assert {"auc", "fpr", "fnr", "predicted_positive_rate"} <= sliced["payment_type"]  # fairness rates per group
+    assert {"overall", "payment_type", "company", "trip_start_timestamp_month"} <= set(sliced)
+    assert {"auc", "confusion_matrix_at_thresholds"} <= sliced["company"]  # fairness counts per group
 
     strict = load_config(TAXI_CONFIG, deep_merge(small_overrides(root), {"evaluation": {"slice_lower_bound": 0.97}}))
     summary = local_runner.run(strict)

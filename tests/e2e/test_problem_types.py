@@ -76,3 +76,58 @@ def test_pushed_model_is_served_with_the_heads_output(run):
         a = e["attributions"][0]
         assert set(a["featureAttributions"]) == set(model.validator.rules)
         assert a["approximationError"] < 0.05 * max(0.05, abs(a["instanceOutputValue"] - a["baselineOutputValue"]))
+
+
+def test_monitoring_measures_live_quality_and_retrains_on_it(run, tmp_path):
+    """Serve the pushed model, log two windows, join labels for the second: skew and drift are measured,
+    the live metrics are the model's on those rows, and a ceiling/floor it misses fires retraining."""
+    from monitoring import run as monitoring
+    from serving import server
+    from serving.client import PredictionClient
+
+    name, config, summary, _, higher = run
+    live_config = config.replace(
+        serving=config.serving.replace(log_path=str(tmp_path / "log.jsonl")),
+        monitoring=config.monitoring.replace(
+            output_dir=str(tmp_path / "monitoring"), log_path=str(tmp_path / "log.jsonl"), window_rows=400, min_rows=100
+        ),  # fmt: skip
+    )
+    srv = server.build(live_config, port=0).start()
+    client = PredictionClient(srv.url)
+    frames = [taxi.generate(400, seed=61), taxi.generate(400, seed=62)]
+    scored = []
+    for frame in frames:
+        rows = instances.from_frame(frame.drop(columns=list(taxi.OUTCOMES)))
+        for i in range(0, len(rows), 100):
+            status, body = client.predict(rows[i : i + 100])
+            assert status == 200, body
+            scored += body["predictions"]
+    srv.stop()
+    labels = tmp_path / "labels.csv"
+    frames[1][["trip_id", config.label]].to_csv(labels, index=False)
+
+    result = monitoring.monitor(live_config, str(labels))
+    assert {c["kind"] for c in result["checks"]} == {"skew", "drift"}
+    w0, w1 = result["live_evaluation"]
+    metric = config.evaluation.metric
+    assert (w0["labelled"], w1["labelled"], w0[metric]) == (0, 400, None)
+    truth = frames[1][config.label].to_numpy()
+    second = scored[400:]
+    if name == "multiclass":
+        predicted = np.array([p["class"] for p in second])
+        assert w1[metric] == pytest.approx(np.mean(predicted == truth), abs=1e-6)
+        for c in set(truth.tolist()):
+            assert w1[f"recall_class_{c}"] == pytest.approx(np.mean(predicted[truth == c] == c), abs=1e-6)
+    else:
+        error = np.array([p["prediction"] for p in second]) - truth
+        assert w1["RootMeanSquaredError"] == pytest.approx(np.sqrt(np.mean(error**2)), abs=1e-5)
+        assert w1["MeanAbsoluteError"] == pytest.approx(np.mean(np.abs(error)), abs=1e-5)
+    assert not [r for r in result["retraining"]["reasons"] if r.startswith("live ")]  # as good live as at evaluation
+    # a bar the live metric misses fires retraining, in the metric's own direction
+    retrain = live_config.monitoring.retrain
+    strict = retrain.replace(min_live_metric=0.99) if higher else retrain.replace(max_live_error=0.01)
+    result = monitoring.monitor(live_config.replace(monitoring=live_config.monitoring.replace(retrain=strict)),
+                                str(labels))  # fmt: skip
+    word = "below 0.99" if higher else "above 0.01"
+    assert f"live {metric} {w1[metric]:.4f} is {word}" in result["retraining"]["reasons"]
+    assert result["retraining"]["retrain"] is True

@@ -101,12 +101,69 @@ def test_vertex_request_response_log_rows_become_log_records():
     (record,) = records_from_bigquery_rows([row])
     assert record["model_version"] == "77" and record["predictions"] == [0.1, 0.9]
     assert record["instances"][1] == {"fare": 4.0} and record["status"] == 200
+    # multiclass and regression answers: the class probabilities, the value
+    row["response_payload"] = [json.dumps({"predictions": [{"probabilities": [0.2, 0.8], "class": 1},
+                                                           {"prediction": 2.5}]})]  # fmt: skip
+    assert records_from_bigquery_rows([row])[0]["predictions"] == [[0.2, 0.8], 2.5]
 
 
-def test_monitoring_names_the_problem_types_it_does_not_cover(taxi_config_path):
-    from monitoring import run
-    from settings.config import ConfigError, load_config
+def test_an_error_metric_fires_above_its_ceiling_and_bias_is_a_reason():
+    seen = Observations(live_metric=2.3, bias_alerts=["company: false positive rate of Company 2 is 0.9 ..."])
+    decision = decide(seen, RetrainPolicyConfig(), "RootMeanSquaredError", 2.0, higher_is_better=False)
+    assert decision.reasons == ["live RootMeanSquaredError 2.3000 is above 2.0",
+                                "bias on live labels: company: false positive rate of Company 2 is 0.9 ..."]  # fmt: skip
+    assert (
+        decide(Observations(live_metric=1.9), RetrainPolicyConfig(), "MeanAbsoluteError", 2.0, False).retrain is False
+    )
+    assert decide(seen, RetrainPolicyConfig(on_bias=False), "RootMeanSquaredError", 2.5, False).retrain is False
 
-    config = load_config(taxi_config_path.replace("taxi.yaml", "taxi-regression.yaml"))
-    with pytest.raises(ConfigError, match="regression is not supported yet"):
-        run.monitor(config)
+
+@pytest.mark.parametrize("config_file", ["taxi-multiclass.yaml", "taxi-regression.yaml"])
+def test_live_quality_for_multiclass_and_regression(config_file):
+    import numpy as np
+
+    from monitoring.live import quality
+
+    config = load_config(os.path.join(REPO, "configs", config_file))
+    rng = np.random.default_rng(3)
+    if config.problem_type == "regression":
+        truth, predicted = rng.gamma(2.0, 1.0, 300), rng.gamma(2.0, 1.0, 300)
+        found = quality(config, truth, list(predicted))
+        assert found["RootMeanSquaredError"] == pytest.approx(np.sqrt(np.mean((truth - predicted) ** 2)))
+        assert found["MeanAbsoluteError"] == pytest.approx(np.mean(np.abs(truth - predicted)))
+        assert found[config.evaluation.metric] == found["RootMeanSquaredError"]
+        return
+    truth = rng.integers(0, 3, 300)
+    probabilities = rng.dirichlet([1, 1, 1], 300)
+    found = quality(config, truth, probabilities.tolist())
+    predicted = probabilities.argmax(axis=1)
+    assert found["SparseCategoricalAccuracy"] == pytest.approx(np.mean(predicted == truth))
+    for c in range(3):
+        assert found[f"recall_class_{c}"] == pytest.approx(np.mean(predicted[truth == c] == c))
+
+
+def test_text_labels_arrive_as_class_ids():
+    import pandas as pd
+
+    from monitoring.live import labels_as_ids
+
+    config = load_config(
+        os.path.join(REPO, "configs", "taxi-multiclass.yaml"), {"label_classes": ["low", "mid", "high"]}
+    )
+    assert labels_as_ids(config, pd.Series(["high", "low", "mid"], dtype=object)).tolist() == [2, 0, 1]
+    with pytest.raises(ValueError, match="'huge' is not one of label_classes"):
+        labels_as_ids(config, pd.Series(["huge"], dtype=object))
+
+
+@pytest.mark.parametrize("config_file", ["taxi-multiclass.yaml", "taxi-regression.yaml"])
+def test_vertex_model_monitoring_job_for_each_problem_type(config_file):
+    config = load_config(os.path.join(REPO, "configs", config_file))
+    request = job_request(config, "projects/p/locations/l/endpoints/1", ["3"], "bq://p.taxi.trips",
+                          categorical={"payment_type", "company"})  # fmt: skip
+    objective = request.model_deployment_monitoring_job.model_deployment_monitoring_objective_configs[
+        0
+    ].objective_config
+    assert objective.training_dataset.target_field == config.label  # tip_class / tip_amount
+    skew = objective.training_prediction_skew_detection_config.skew_thresholds
+    assert set(skew) == set(config.features.inputs()) - set(config.monitoring.exclude)
+    assert config.label not in skew and skew["company"].value == config.monitoring.skew_linf

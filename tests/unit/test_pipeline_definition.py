@@ -87,15 +87,16 @@ def test_thresholds_come_from_config(taxi_config_path):
     # the last blessed model may predate that signature; every model has serving_default
     assert baseline.is_baseline and list(baseline.preprocessing_function_names) == ["serving_default"]
     sliced = {tuple(s.feature_keys) for s in ec.slicing_specs}
-    assert sliced == {(), ("payment_type",), ("trip_start_timestamp_month",)}
+    assert sliced == {(), ("payment_type",), ("company",), ("trip_start_timestamp_month",)}  # company: fairness
     at = {
         m.class_name: json.loads(m.config)
         for m in ec.metrics_specs[0].metrics
         if m.class_name in ("Precision", "Recall")
     }
     assert at == {"Precision": {"thresholds": [0.25]}, "Recall": {"thresholds": [0.25]}}  # 1 / (1 + 3) from framing
-    rates = {m.class_name: json.loads(m.config) for m in ec.metrics_specs[0].metrics if m.class_name in ("FPR", "FNR")}
-    assert rates == {"FPR": {"thresholds": [0.3, 0.5]}, "FNR": {"thresholds": [0.3, 0.5]}}
+    # per fairness group: the counts at the decision threshold and at the reported ones
+    [counts] = [m for m in ec.metrics_specs[0].metrics if m.class_name == "ConfusionMatrixAtThresholds"]
+    assert json.loads(counts.config) == {"thresholds": [0.25, 0.5]}
     # calibration and the confusion matrices are computed for every binary evaluation
     names = {m.class_name for m in ec.metrics_specs[0].metrics}
     assert {"Calibration", "ConfusionMatrixPlot", "CalibrationPlot"} <= names
