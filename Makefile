@@ -16,7 +16,7 @@ LABELS ?=
 VERTEX = $(ENV) python -m pipelines.vertex --profile $(PROFILE) $(if $(IMAGE),--image $(IMAGE)) $(if $(DRY_RUN),--dry-run)
 
 .DEFAULT_GOAL := help
-.PHONY: help env run smoke serve test test-unit test-e2e bench bench-serve bench-input bench-tables corruption-suite lineage report run-batch compile-canary monitor compile-monitoring features schema config-schema lint lock clean clean-env \
+.PHONY: help env run smoke serve test test-unit test-e2e bench bench-serve bench-batch bench-input bench-tables corruption-suite lineage report run-batch compile-canary monitor compile-monitoring features schema config-schema lint lock clean clean-env \
 	compile upload submit schedule trigger-bundle
 
 help: ## List the targets
@@ -79,6 +79,9 @@ compile-monitoring: env ## Compile the monitoring pipeline (KFP v2) for PROFILE
 
 bench-serve: env ## Load-test the server (separate client process, loopback) vs in-process calls; build/bench/serving.json
 	$(ENV) python -m benchmarks.serving --config $(CONFIG) --out build/bench/serving.json
+
+bench-batch: env ## Batch prediction of ROWS rows (default 1,000,000), CSV in, JSON lines out, vs the model in-process; build/bench/batch.json
+	$(ENV) python -m benchmarks.batch_prediction --config $(CONFIG) --rows $(if $(filter command line environment,$(origin ROWS)),$(ROWS),1000000)
 
 features: env ## Infer the features of CONFIG's table from its data (what features.infer does), as YAML
 	$(ENV) python -m tables.feature_inference --config $(CONFIG)

@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 
+from benchmarks.batch_prediction import end_to_end
 from datagen import taxi
 from serving import instances, model_store
 from serving.client import PredictionClient
@@ -123,16 +124,6 @@ def in_process(model_dir: str, rows: list[dict], personal: list[str]) -> dict:
     return out
 
 
-def batch_prediction(config, model_dir: str, frame, workdir: str) -> dict:
-    from pipelines import batch_prediction as batch
-
-    taxi.write_csv(frame, os.path.join(workdir, "in"))
-    t = time.perf_counter()
-    batch.run(config, os.path.join(workdir, "in", "*.csv"), os.path.join(workdir, "out", "p"), model_dir)
-    elapsed = time.perf_counter() - t
-    return {"rows": len(frame), "seconds": round(elapsed, 2), "rows_per_s": round(len(frame) / elapsed, 1)}
-
-
 def start_server(config_path: str, serving_dir: str, port: int, log_path: str) -> subprocess.Popen:
     profile = os.path.join(os.path.dirname(log_path), "bench-serving.yaml")
     with open(profile, "w") as f:
@@ -208,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
-        result["batch_prediction"] = batch_prediction(config, model_dir, frame.head(args.batch_rows), tmp)
+        result["batch_prediction"] = end_to_end(config, model_dir, frame.head(args.batch_rows), tmp, files=1)
     ip = result["in_process"]
     single_c1 = next(r for r in result["server"] if r["rows_per_request"] == 1 and r["concurrency"] == 1)
     batched_c32 = next(r for r in result["server"] if r["rows_per_request"] == BATCH_ROWS and r["concurrency"] == 32)

@@ -13,14 +13,16 @@ in-process runner locally, Dataflow with a profile that sets `vertex.dataflow`.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import apache_beam as beam
-import tensorflow as tf
+import numpy as np
+import pandas as pd
+from apache_beam.io import fileio
 from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -30,97 +32,151 @@ from serving.validation import InvalidRequestError
 ERRORS = "errors"
 
 
-class ServingModelHandler(ModelHandler[tf.Tensor, PredictionResult, Any]):
-    """A TensorFlow model handler for RunInference: loads the pushed SavedModel and calls its
-    `serving_default` signature on batches of serialized tf.Examples.
+class FrameModelHandler(ModelHandler[pd.DataFrame, PredictionResult, model_store.LoadedModel]):
+    """A RunInference model handler whose elements are chunks of rows (DataFrames, as Beam's own
+    `SklearnModelHandlerPandas` takes): the pushed model scores each chunk column by column through its
+    `serving_columns` signature, with no tf.Example or dict per row.
 
-    Beam's own `TFModelHandlerTensor` loads models with Keras (Keras 3 here cannot load this
-    SavedModel) and imports tensorflow_hub, which needs `pkg_resources` that setuptools >= 81
-    no longer ships; this handler needs neither.
+    Beam's `TFModelHandlerTensor` loads models with Keras (Keras 3 here cannot load this SavedModel)
+    and imports tensorflow_hub, which needs `pkg_resources` that setuptools >= 81 no longer ships.
     """
 
-    def __init__(self, model_dir: str, output: str, min_batch_size: int = 1, max_batch_size: int = 512):
+    def __init__(self, model_dir: str, personal_columns: list[str]):
         super().__init__()
         self._model_dir = model_dir
-        self._output = output
-        self._batching = {"min_batch_size": min_batch_size, "max_batch_size": max_batch_size}
+        self._personal = personal_columns
 
-    def load_model(self):
-        return tf.saved_model.load(self._model_dir)
+    def load_model(self) -> model_store.LoadedModel:
+        return model_store.load(self._model_dir, self._personal)
 
-    def run_inference(self, batch: Sequence[tf.Tensor], model, inference_args: dict | None = None
+    def run_inference(self, batch: Sequence[pd.DataFrame], model, inference_args: dict | None = None
                       ) -> Iterable[PredictionResult]:  # fmt: skip
-        scores = model.signatures["serving_default"](examples=tf.stack(batch))[self._output]
-        flat = tf.reshape(scores, [-1]).numpy()
-        return [PredictionResult(e, float(s), self._model_dir) for e, s in zip(batch, flat, strict=True)]
+        return [PredictionResult(frame, model.predict_frame(frame), model.version) for frame in batch]
 
     def batch_elements_kwargs(self) -> dict:
-        return self._batching
+        return {"min_batch_size": 1, "max_batch_size": 1}  # an element is already a batch of rows
 
     def get_metrics_namespace(self) -> str:
-        return "ServingModelHandler"
+        return "FrameModelHandler"
 
 
-class ToExample(beam.DoFn):
-    """(key, serialized tf.Example) for a valid row; invalid rows to the `errors` output."""
+class ReadChunks(beam.DoFn):
+    """A matched file -> DataFrames of `rows` rows (CSV with a header, or JSON lines).
 
-    def __init__(self, model_dir: str, key_column: str, personal_columns: list[str]):
+    CSV is parsed by Arrow (multi-threaded), with the model inputs' types from the serving schema; a
+    file Arrow cannot convert that way (text in a numeric column) is read by pandas instead, so that
+    each bad value is reported on its own row rather than failing the file."""
+
+    def __init__(self, rows: int, column_types: dict[str, str]):
+        self._rows = rows
+        self._types = column_types
+
+    def process(self, readable):
+        import pyarrow as pa
+        from pyarrow import csv
+
+        with readable.open() as f:
+            data = f.read()
+        if readable.metadata.path.endswith((".jsonl", ".json")):
+            yield from pd.read_json(io.BytesIO(data), lines=True, chunksize=self._rows, dtype=False)
+            return
+        try:
+            types = {name: getattr(pa, kind)() for name, kind in self._types.items()}
+            table = csv.read_csv(
+                pa.py_buffer(data), convert_options=csv.ConvertOptions(column_types=types, strings_can_be_null=True)
+            )
+        except pa.ArrowInvalid:
+            for chunk in pd.read_csv(io.BytesIO(data), chunksize=self._rows):
+                yield self._numbers_from_text(chunk)
+            return
+        for chunk in table.to_batches(max_chunksize=self._rows):
+            yield chunk.to_pandas()
+
+    def _numbers_from_text(self, chunk: pd.DataFrame) -> pd.DataFrame:
+        """In a numeric input column pandas read as text, every value that is a number becomes one; the
+        rest stay text, for the validator to name (a CSV cell is text either way)."""
+        for name, kind in self._types.items():
+            if kind != "string" and name in chunk and chunk[name].dtype == object:
+                numbers = pd.to_numeric(chunk[name], errors="coerce")
+                chunk[name] = numbers.astype(object).where(numbers.notna() | chunk[name].isna(), chunk[name])
+        return chunk
+
+
+class ValidateChunk(beam.DoFn):
+    """(keys, inputs) of a chunk's valid rows; each invalid row to the `errors` output with its reason.
+    Rows are checked column by column, and the ones that check does not clear one by one (the
+    online server's messages)."""
+
+    def __init__(self, model_dir: str, key_column: str, personal_columns: list[str], drop_columns: list[str]):
         self._model_dir = model_dir
         self._key = key_column
         self._personal = personal_columns
+        self._drop = set(drop_columns)
         self._validator = None
 
     def setup(self):
         self._validator = model_store.load_validator(self._model_dir, self._personal, ignore_other_schema_columns=True)
 
-    def process(self, row: dict):
-        key = row.get(self._key)
-        values = {k: v for k, v in row.items() if k != self._key}
-        try:
-            instance = self._validator.instance(_drop_nan(values), 0)
-        except InvalidRequestError as e:
-            yield beam.pvalue.TaggedOutput(ERRORS, {"key": key, "error": str(e).replace("instances[0]: ", "")})
-            return
-        yield key, tf.constant(model_store.to_example(instance))
+    def process(self, chunk: pd.DataFrame):
+        keys = [_plain(k) for k in chunk[self._key]] if self._key in chunk else [None] * len(chunk)
+        inputs = chunk.drop(columns=[c for c in chunk.columns if c == self._key or c in self._drop])
+        passing = self._validator.passing_rows(inputs)
+        rules = list(self._validator.rules)
+        frame, frame_keys = inputs.reindex(columns=rules)[passing], [k for k, p in zip(keys, passing, strict=True) if p]
+        rescued = []
+        for i in np.flatnonzero(~passing):
+            row = {k: _plain(v) for k, v in inputs.iloc[i].items() if not _missing(v)}
+            try:
+                rescued.append(self._validator.instance(row, 0))
+                frame_keys.append(keys[i])
+            except InvalidRequestError as e:
+                yield beam.pvalue.TaggedOutput(ERRORS, {"key": keys[i], "error": str(e).replace("instances[0]: ", "")})
+        if rescued:
+            frame = pd.concat([frame, pd.DataFrame(rescued, columns=rules)], ignore_index=True)
+        if frame_keys:
+            yield frame_keys, frame
 
 
-def _drop_nan(row: dict) -> dict:
-    return {k: v for k, v in row.items() if not (isinstance(v, float) and v != v)}
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
 
 
-def _read(pipeline, pattern: str):
-    if pattern.endswith((".jsonl", ".json")):
-        return pipeline | "ReadJsonLines" >> beam.io.ReadFromText(pattern) | "Parse" >> beam.Map(json.loads)
-    return (
-        pipeline
-        | "ReadCsv" >> beam.io.ReadFromCsv(pattern)
-        | "ToDict" >> beam.Map(lambda r: {k: (v.item() if hasattr(v, "item") else v) for k, v in r._asdict().items()})
-    )
+def _plain(value):
+    """A numpy scalar as the Python value json.dumps and the validator expect."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def to_json_lines(keys: list, scores: list, version: str, output: str) -> str:
+    """One JSON line per row: key, model version, prediction (the element WriteToText writes)."""
+    frame = pd.DataFrame({"key": keys, "model_version": version, output: scores})
+    return frame.to_json(orient="records", lines=True, double_precision=15).rstrip("\n")
 
 
 def build(pipeline, model_dir: str, input_pattern: str, output: str, key_column: str,
-          personal_columns: list[str], drop_columns: list[str] = ()) -> None:  # fmt: skip
+          personal_columns: list[str], drop_columns: list[str] = (), chunk_rows: int = 8192) -> None:  # fmt: skip
     """Adds read -> validate -> RunInference -> write to `pipeline`."""
     contract = model_store.read_contract(model_dir)
     version = os.path.basename(model_dir.rstrip("/"))
-    rows = _read(pipeline, input_pattern) | "DropColumns" >> beam.Map(
-        lambda r: {k: v for k, v in r.items() if k not in drop_columns}
+    rules = model_store.load_validator(model_dir, personal_columns).rules
+    types = {n: {"string": "string", "int": "int64", "float": "float64"}[r.kind] for n, r in rules.items()}
+    chunks = (
+        pipeline
+        | "Match" >> fileio.MatchFiles(input_pattern)
+        | "Open" >> fileio.ReadMatches()
+        | "ReadChunks" >> beam.ParDo(ReadChunks(chunk_rows, types))
     )
-    examples = rows | "Validate" >> beam.ParDo(ToExample(model_dir, key_column, personal_columns)).with_outputs(
-        ERRORS, main="valid"
-    )
-    handler = KeyedModelHandler(ServingModelHandler(model_dir, contract["output"]))
+    validated = chunks | "Validate" >> beam.ParDo(
+        ValidateChunk(model_dir, key_column, personal_columns, list(drop_columns))
+    ).with_outputs(ERRORS, main="valid")
+    handler = KeyedModelHandler(FrameModelHandler(model_dir, personal_columns))
     (
-        examples.valid
+        validated.valid
         | "RunInference" >> RunInference(handler)
-        | "Format"
-        >> beam.MapTuple(
-            lambda key, result: json.dumps({"key": key, "model_version": version, contract["output"]: result.inference})
-        )
+        | "Format" >> beam.MapTuple(lambda keys, r: to_json_lines(keys, r.inference, version, contract["output"]))
         | "WritePredictions" >> beam.io.WriteToText(output, file_name_suffix=".jsonl")
     )
     (
-        examples[ERRORS]
+        validated[ERRORS]
         | "FormatErrors" >> beam.Map(json.dumps)
         | "WriteErrors" >> beam.io.WriteToText(f"{output}-{ERRORS}", file_name_suffix=".jsonl")
     )

@@ -119,6 +119,26 @@ class LoadedModel:
             columns[name] = tf.constant(values, dtype)
         return columns
 
+    def predict_frame(self, frame) -> list:
+        """Scores the rows of a DataFrame of valid inputs (`RequestValidator.passing_rows`; NaN or None for a
+        missing optional value) column by column: the batch path, without a dict per row."""
+        if self._columns_fn is None:
+            rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+            return self.predict_serialized([to_example(r) for r in rows])
+        columns = {}
+        for name, (dtype, optional) in self._column_inputs.items():
+            column = frame.get(name)
+            present = np.zeros(len(frame), bool) if column is None else column.notna().to_numpy()
+            if optional:
+                columns[f"{name}__present"] = tf.constant(present)
+            if dtype == tf.string:
+                values = np.where(present, column.to_numpy(dtype=object) if column is not None else "", "")
+                columns[name] = tf.constant(values.astype(object), tf.string)
+            else:
+                raw = column.to_numpy(dtype=float, na_value=0.0) if column is not None else np.zeros(len(frame))
+                columns[name] = tf.constant(raw.astype(dtype.as_numpy_dtype))
+        return per_row(self._columns_fn(**columns)[self.output])
+
     def predict_serialized(self, examples: list[bytes]) -> list[float]:
         return per_row(self._fn(examples=tf.constant(examples, dtype=tf.string))[self.output])
 

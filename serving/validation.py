@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 SERVING_ENVIRONMENT = "SERVING"
@@ -132,6 +133,49 @@ class RequestValidator:
             raise InvalidRequestError(f"{where}: field '{name}' value {value} is outside [{rule.low}, {rule.high}]")
         return value
 
+    def passing_rows(self, frame) -> np.ndarray:
+        """Rows of a pandas DataFrame (one row per instance, NaN for a missing value) that certainly pass
+        `instance`, checked column by column; False only means "check this row with `instance`", whose
+        message is the one reported. Batch prediction scores the passing rows without a per-row call."""
+        import pandas as pd
+
+        ok = np.ones(len(frame), dtype=bool)
+        if any(c not in self.rules and c not in self.dropped for c in frame.columns):
+            return ~ok  # an unknown column: every row gets its own message
+        for name, rule in self.rules.items():
+            if name not in frame:
+                if rule.required:
+                    return ~ok
+                continue
+            column = frame[name]
+            present = column.notna().to_numpy()
+            if rule.required:
+                ok &= present
+            if rule.kind == "string":
+                if pd.api.types.infer_dtype(column, skipna=True) not in ("string", "empty"):
+                    ok &= ~present | column.map(lambda v: isinstance(v, str)).to_numpy()
+                if rule.domain is not None and self.reject_out_of_domain:
+                    ok &= ~present | column.isin(rule.domain).to_numpy()
+                continue
+            if pd.api.types.is_bool_dtype(column):
+                ok &= ~present
+                continue
+            if pd.api.types.is_numeric_dtype(column):
+                values = column.to_numpy(dtype=float, na_value=np.nan)
+                checked = np.isfinite(values)
+            else:  # mixed: numbers pass here, text and booleans go row by row
+                number = column.map(_is_number).to_numpy(dtype=bool)
+                values = pd.to_numeric(column.where(number), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+                checked = number & np.isfinite(values)
+            if rule.kind == "int":
+                checked &= (values == np.floor(values)) & (np.abs(values) < 2**62)
+            if rule.low is not None:
+                checked &= values >= rule.low
+            if rule.high is not None:
+                checked &= values <= rule.high
+            ok &= ~present | checked
+        return ok
+
     def example_instance(self) -> dict[str, Any]:
         """A valid instance with every required field (for warm-up and canary requests)."""
         out: dict[str, Any] = {}
@@ -157,6 +201,10 @@ class RequestValidator:
             }
             for name, r in self.rules.items()
         }
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
 def _short(text: str, limit: int = 60) -> str:

@@ -27,15 +27,23 @@ def test_batch_prediction_keeps_keys_and_matches_online_scores(first_run, tmp_pa
     frame = taxi.generate(400, seed=21)
     frame.loc[frame.index[7], "payment_type"] = "Bitcoin"  # one row outside the schema's domain
     taxi.write_csv(frame, str(tmp_path / "in"))
+    # a second file with text in a numeric column: Arrow cannot type it, pandas reads it, the row is named
+    text = taxi.generate(3, seed=22)
+    text["fare"] = text["fare"].astype(object)
+    text.loc[text.index[1], "fare"] = "twelve"
+    taxi.write_csv(text, str(tmp_path / "in"), "more.csv")
     output = str(tmp_path / "out" / "predictions")
     used = batch.run(config, str(tmp_path / "in" / "*.csv"), output)
     assert used == summary.pushed_model
 
     rows, errors = read_lines(output + "-0*.jsonl"), read_lines(output + "-errors*.jsonl")
-    bad_key = frame["trip_id"].iloc[7]
-    assert [e["key"] for e in errors] == [bad_key]
-    assert "payment_type" in errors[0]["error"] and "Bitcoin" in errors[0]["error"]
-    assert sorted(r["key"] for r in rows) == sorted(k for k in frame["trip_id"] if k != bad_key)
+    bad_key, text_key = frame["trip_id"].iloc[7], text["trip_id"].iloc[1]
+    by_error = {e["key"]: e["error"] for e in errors}
+    assert sorted(by_error) == sorted([bad_key, text_key])
+    assert "payment_type" in by_error[bad_key] and "Bitcoin" in by_error[bad_key]
+    assert by_error[text_key] == "field 'fare' must be a number, got str"
+    scored = [*frame["trip_id"], *text["trip_id"]]
+    assert sorted(r["key"] for r in rows) == sorted(k for k in scored if k not in (bad_key, text_key))
     version = os.path.basename(summary.pushed_model)
     assert {r["model_version"] for r in rows} == {version}
 

@@ -57,3 +57,39 @@ def test_schema_without_a_model_input_is_refused():
 
 def test_example_instance_is_valid(validator):
     assert validator.instance(validator.example_instance(), 0)["payment_type"] == "Cash"
+
+
+def test_rows_passed_column_by_column_pass_one_by_one(validator):
+    """Batch prediction's column check never passes a row the per-row check refuses, and passes the
+    valid rows without one; every other row gets the per-row check's own message."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(4)
+    n = 400
+    good = {"trip_seconds": rng.uniform(60, 3000, n), "fare": rng.uniform(3, 80, n),
+            "payment_type": rng.choice(["Cash", "Credit Card", "Mobile"], n).astype(object),
+            "pickup_community_area": rng.integers(1, 77, n), "trip_start_timestamp": rng.integers(1, 2**31, n)}  # fmt: skip
+    bad_values = {"trip_seconds": [np.nan, np.inf, -5.0], "fare": [np.nan, -1.0, 1e300, np.inf],
+                  "payment_type": [None, "Gold", 7, ""], "pickup_community_area": [2.5, -3.0, np.nan, 2.0**70],
+                  "trip_start_timestamp": [np.nan, 0.5]}  # fmt: skip
+    frames = [pd.DataFrame(good)]
+    for column, values in bad_values.items():
+        for v in values:
+            frame = pd.DataFrame(good).head(5).astype(object)
+            frame[column] = [v] * 5
+            frames.append(frame)
+    frame = pd.concat(frames, ignore_index=True)
+    frame["rider_email"] = "x@y.z"  # dropped on arrival
+    passing = validator.passing_rows(frame)
+    assert passing[:n].all()  # valid rows: no per-row check
+    for i, row in enumerate(frame.to_dict("records")):
+        row = {k: v.item() if hasattr(v, "item") else v for k, v in row.items()}
+        row = {k: v for k, v in row.items() if not (v is None or (isinstance(v, float) and v != v))}
+        try:
+            validator.instance(row, 0)
+            valid = True
+        except InvalidRequestError:
+            valid = False
+        assert valid or not passing[i], (i, row)
+    assert not validator.passing_rows(frame.assign(tip_amount=1.0)).any()  # an unknown column: row by row
