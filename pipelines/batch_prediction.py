@@ -23,7 +23,7 @@ import apache_beam as beam
 import numpy as np
 import pandas as pd
 from apache_beam.io import fileio
-from apache_beam.ml.inference.base import KeyedModelHandler, ModelHandler, PredictionResult, RunInference
+from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInference
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from serving import model_store
@@ -32,10 +32,14 @@ from serving.validation import InvalidRequestError
 ERRORS = "errors"
 
 
-class FrameModelHandler(ModelHandler[pd.DataFrame, PredictionResult, model_store.LoadedModel]):
+Chunk = tuple[list, pd.DataFrame]  # the rows' keys, their model inputs
+
+
+class FrameModelHandler(ModelHandler[Chunk, PredictionResult, model_store.LoadedModel]):
     """A RunInference model handler whose elements are chunks of rows (DataFrames, as Beam's own
-    `SklearnModelHandlerPandas` takes): the pushed model scores each chunk column by column through its
-    `serving_columns` signature, with no tf.Example or dict per row.
+    `SklearnModelHandlerPandas` takes, with their keys): the pushed model scores each chunk column by
+    column through its `serving_columns` signature, with no tf.Example or dict per row. A result's
+    `example` is the chunk's keys.
 
     Beam's `TFModelHandlerTensor` loads models with Keras (Keras 3 here cannot load this SavedModel)
     and imports tensorflow_hub, which needs `pkg_resources` that setuptools >= 81 no longer ships.
@@ -49,9 +53,12 @@ class FrameModelHandler(ModelHandler[pd.DataFrame, PredictionResult, model_store
     def load_model(self) -> model_store.LoadedModel:
         return model_store.load(self._model_dir, self._personal)
 
-    def run_inference(self, batch: Sequence[pd.DataFrame], model, inference_args: dict | None = None
+    def run_inference(self, batch: Sequence[Chunk], model, inference_args: dict | None = None
                       ) -> Iterable[PredictionResult]:  # fmt: skip
-        return [PredictionResult(frame, model.predict_frame(frame), model.version) for frame in batch]
+        return [PredictionResult(keys, model.predict_frame(frame), model.version) for keys, frame in batch]
+
+    def get_num_bytes(self, batch: Sequence[Chunk]) -> int:
+        return int(sum(frame.memory_usage(index=False).sum() for _, frame in batch))  # Beam's default pickles
 
     def batch_elements_kwargs(self) -> dict:
         return {"min_batch_size": 1, "max_batch_size": 1}  # an element is already a batch of rows
@@ -118,7 +125,7 @@ class ValidateChunk(beam.DoFn):
         self._validator = model_store.load_validator(self._model_dir, self._personal, ignore_other_schema_columns=True)
 
     def process(self, chunk: pd.DataFrame):
-        keys = [_plain(k) for k in chunk[self._key]] if self._key in chunk else [None] * len(chunk)
+        keys = chunk[self._key].tolist() if self._key in chunk else [None] * len(chunk)
         inputs = chunk.drop(columns=[c for c in chunk.columns if c == self._key or c in self._drop])
         passing = self._validator.passing_rows(inputs)
         rules = list(self._validator.rules)
@@ -168,11 +175,10 @@ def build(pipeline, model_dir: str, input_pattern: str, output: str, key_column:
     validated = chunks | "Validate" >> beam.ParDo(
         ValidateChunk(model_dir, key_column, personal_columns, list(drop_columns))
     ).with_outputs(ERRORS, main="valid")
-    handler = KeyedModelHandler(FrameModelHandler(model_dir, personal_columns))
     (
         validated.valid
-        | "RunInference" >> RunInference(handler)
-        | "Format" >> beam.MapTuple(lambda keys, r: to_json_lines(keys, r.inference, version, contract["output"]))
+        | "RunInference" >> RunInference(FrameModelHandler(model_dir, personal_columns))
+        | "Format" >> beam.Map(lambda r: to_json_lines(r.example, r.inference, version, contract["output"]))
         | "WritePredictions" >> beam.io.WriteToText(output, file_name_suffix=".jsonl")
     )
     (
