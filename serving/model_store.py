@@ -81,6 +81,11 @@ class LoadedModel:
             return {self.output: score}
         return {self.output: score, "decision": score >= self.decision_threshold}
 
+    def response(self, scores: list, model_name: str) -> dict:
+        """The Vertex AI predict response for these scores."""
+        return {"predictions": [self.answer(s) for s in scores], "deployedModelId": self.version,
+                "model": model_name, "modelVersionId": self.version}  # fmt: skip
+
     def predict(self, instances: list[dict[str, Any]]) -> list[float]:
         """Scores validated instances (the validator's output)."""
         if self._columns_fn is None:

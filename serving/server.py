@@ -40,7 +40,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from serving.model_store import LoadedModel, ModelStore, ModelUnavailableError
-from serving.validation import InvalidRequestError
+from serving.validation import InvalidRequestError, request_instances
 
 
 class PredictionLog:
@@ -184,12 +184,7 @@ class App:
                 record["keys"] = [str(raw.get(self.key_column, ""))[:200] for raw in instances]
             scores = self._score(model, rows)
             status = 200
-            response = {
-                "predictions": [model.answer(s) for s in scores],
-                "deployedModelId": model.version,
-                "model": self.model_name,
-                "modelVersionId": model.version,
-            }
+            response = model.response(scores, self.model_name)
             if explain:
                 try:
                     response["explanations"] = model.explain(rows)
@@ -221,17 +216,7 @@ class App:
             raise InvalidRequestError("request body is nested too deeply") from None
         except ValueError as e:
             raise InvalidRequestError(f"request body is not valid JSON: {str(e)[:120]}") from None
-        if not isinstance(payload, dict) or "instances" not in payload:
-            raise InvalidRequestError('request body must be a JSON object with an "instances" list')
-        extra = sorted(set(payload) - {"instances", "parameters"})
-        if extra:
-            raise InvalidRequestError(f"unknown top-level field '{str(extra[0])[:60]}'")
-        instances = payload["instances"]
-        if not isinstance(instances, list) or not instances:
-            raise InvalidRequestError('"instances" must be a non-empty list')
-        if len(instances) > self.max_instances:
-            raise InvalidRequestError(f"{len(instances)} instances exceed the limit of {self.max_instances}", 413)
-        return instances
+        return request_instances(payload, self.max_instances)
 
     def _score(self, model: LoadedModel, rows: list[dict]) -> list[float]:
         keys = [(model.version, *r.values()) for r in rows] if self.cache.size else None

@@ -27,6 +27,21 @@ class InvalidRequestError(ValueError):
         self.status = status
 
 
+def request_instances(payload: Any, max_instances: int) -> list:
+    """The instances of a decoded Vertex AI predict request body (`{"instances": [...], "parameters": ...}`)."""
+    if not isinstance(payload, dict) or "instances" not in payload:
+        raise InvalidRequestError('request body must be a JSON object with an "instances" list')
+    extra = sorted(set(payload) - {"instances", "parameters"})
+    if extra:
+        raise InvalidRequestError(f"unknown top-level field '{str(extra[0])[:60]}'")
+    instances = payload["instances"]
+    if not isinstance(instances, list) or not instances:
+        raise InvalidRequestError('"instances" must be a non-empty list')
+    if len(instances) > max_instances:
+        raise InvalidRequestError(f"{len(instances)} instances exceed the limit of {max_instances}", 413)
+    return instances
+
+
 @dataclass(frozen=True)
 class FieldRule:
     name: str

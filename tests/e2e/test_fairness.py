@@ -77,8 +77,10 @@ NOISY = "Company 2"
 def test_a_model_unfair_to_one_group_is_not_blessed_and_the_gap_is_named(tmp_path):
     """Labels of one company are coin flips: the model learns that its riders tip far more often, and at
     the decision threshold wrongly suggests big tips to most of them. Every other bar is cleared."""
+    # no tuner and no distilled model: neither bears on the gate, and the suite has a time budget
     overrides = deep_merge(small_overrides(str(tmp_path), rows=3000, seed=7),
-                           {"evaluation": {"fairness": {"min_group_size": 30}}})  # fmt: skip
+                           {"evaluation": {"fairness": {"min_group_size": 30}}, "tuning": {"max_trials": 0},
+                            "simplification": None})  # fmt: skip
     config = load_config(TAXI_CONFIG, overrides)
     frame = taxi.generate(3000, seed=7)
     noisy = frame["company"] == NOISY

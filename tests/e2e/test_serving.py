@@ -312,3 +312,39 @@ def test_fuzzed_from_its_openapi_spec_no_request_gets_a_5xx_or_hangs(running):
     assert len(calls) >= 2000, len(calls)
     assert any(s == 200 for s in calls) and any(400 <= s < 500 for s in calls)  # both kinds were generated
     assert srv.app.counts[500] == 0 and client.get("/health")[0] == 200
+
+
+def test_the_aiplatform_sdks_own_model_server_serves_the_predictor(first_run, monkeypatch):
+    """The custom prediction routine: the SDK's CprModelServer and PredictionHandler load ServingPredictor
+    from the pushed version, and answer as this project's server does (scores, decisions, a 400 naming the
+    field)."""
+    from fastapi.testclient import TestClient
+    from google.cloud.aiplatform.prediction.model_server import CprModelServer
+
+    config, summary = first_run
+    env = {"HANDLER_MODULE": "google.cloud.aiplatform.prediction.handler", "HANDLER_CLASS": "PredictionHandler",
+           "PREDICTOR_MODULE": "serving.cpr", "PREDICTOR_CLASS": "ServingPredictor",
+           "AIP_STORAGE_URI": summary.pushed_model, "PERSONAL_COLUMNS": ",".join(config.data.personal_columns),
+           "KEY_COLUMN": config.data.key_column,
+           "AIP_HTTP_PORT": "8080", "AIP_HEALTH_ROUTE": "/health", "AIP_PREDICT_ROUTE": "/predict"}  # fmt: skip
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    cpr = TestClient(CprModelServer().app)
+    assert cpr.get("/health").status_code == 200
+    rows = instances.from_frame(taxi.generate(20, seed=31).drop(columns=list(taxi.OUTCOMES)))
+    ours = server.build(config, port=0).start()
+    try:
+        status, expected = PredictionClient(ours.url).predict(rows)
+        _, refused = PredictionClient(ours.url).predict([{**rows[0], "payment_type": "Bitcoin"}])
+    finally:
+        ours.stop()
+    answer = cpr.post("/predict", json={"instances": rows})
+    assert status == answer.status_code == 200
+    got = answer.json()
+    assert got["deployedModelId"] == expected["deployedModelId"] == os.path.basename(summary.pushed_model)
+    assert [p["decision"] for p in got["predictions"]] == [p["decision"] for p in expected["predictions"]]
+    assert [p["probability"] for p in got["predictions"]] == pytest.approx(
+        [p["probability"] for p in expected["predictions"]], abs=1e-6
+    )
+    bad = cpr.post("/predict", json={"instances": [{**rows[0], "payment_type": "Bitcoin"}]})
+    assert bad.status_code == 400 and bad.json()["detail"] == refused["error"]

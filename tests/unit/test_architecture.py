@@ -53,7 +53,7 @@ def test_every_import_points_down_the_layers():
     graph = project_imports()
     # the reader sees lazy imports and `from package import module` (else it could pass on nothing)
     assert "serving.server" in graph["components.serving_infra_validator"]
-    assert "pipelines.batch_prediction" in graph["benchmarks.serving"]
+    assert "pipelines.batch_prediction" in graph["benchmarks.batch_prediction"]
     upward = [
         f"{module} -> {target}"
         for module, targets in graph.items()
