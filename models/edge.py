@@ -57,6 +57,20 @@ def network_function(model, output: str):
     return tf.function(lambda x: {output: model(x, training=False)}, input_signature=[spec]).get_concrete_function()
 
 
+def convert_network(model, output: str, quantize: bool) -> bytes:
+    """The Keras network over its transformed inputs, builtin ops only."""
+    weights = tf.Module()  # what the converter freezes: the network's variables, not the whole model (with
+    weights.variables_ = list(model.variables)  # its Transform layer, ten times slower to convert)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([network_function(model, output)], weights)
+    return convert(converter, quantize, flex=False)
+
+
+def convert_raw_input(saved_model_dir: str, quantize: bool) -> bytes:
+    """The SavedModel's raw-column signature, Transform graph inside, with Select TF ops where needed."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[RAW_SIGNATURE])
+    return convert(converter, quantize, flex=True)
+
+
 def flex_ops(content: bytes) -> list[str]:
     """The TensorFlow ops a converted model runs through the Flex delegate (none: builtins only)."""
     from tensorflow.lite.python import schema_py_generated as schema
@@ -98,17 +112,14 @@ def export(model, spec: FeatureSpec, saved_model_dir: str, out_dir: str, eval_in
     size, median latency on 1 and `batch_rows` rows, and the largest score difference on the eval rows
     `eval_inputs` (transformed, as `eval_features` reads them)."""
     tf.io.gfile.makedirs(out_dir)
-    network = network_function(model, output)
-    weights = tf.Module()  # what the converter freezes: the network's variables, not the whole model (with
-    weights.variables_ = list(model.variables)  # its Transform layer, ten times slower to convert)
     seconds, contents = {}, {}
     for kind, file in FILES.items():
         start = time.perf_counter()
+        quantize = kind.endswith("quantized")
         if kind.startswith("raw"):
-            converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[RAW_SIGNATURE])
+            contents[kind] = convert_raw_input(saved_model_dir, quantize)
         else:
-            converter = tf.lite.TFLiteConverter.from_concrete_functions([network], weights)
-        contents[kind] = convert(converter, quantize=kind.endswith("quantized"), flex=kind.startswith("raw"))
+            contents[kind] = convert_network(model, output, quantize)
         seconds[kind] = round(time.perf_counter() - start, 2)
         with tf.io.gfile.GFile(os.path.join(out_dir, file), "wb") as f:
             f.write(contents[kind])
