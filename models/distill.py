@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
+from models.measure import directory_bytes, latency_ms
 from models.model import HParams, build_model
 from models.trainer import CONTRACT_DIR, METADATA_FILE, WEIGHTS_FILE, export_serving_model, write_serving_contract
 from models.training import cardinalities, feature_spec, fit, make_datasets, plan_for
@@ -83,7 +82,7 @@ def compare(teacher: keras.Model, student: keras.Model, evaluation: tf.data.Data
         found[name] = {
             "eval_auc": round(float(metrics["auc"]), 4),
             "parameters": int(model.count_params()),
-            "saved_model_bytes": directory_bytes(path),
+            "saved_model_bytes": directory_bytes(path, CONTRACT_DIR),
             "latency_ms_1_row": latency_ms(model, {k: v[:1] for k, v in batch.items() if k in model.input_names}),
             "latency_ms_batch": latency_ms(model, {k: v for k, v in batch.items() if k in model.input_names}),
             "hidden_units": [model.get_layer(n).units for n in _hidden(model)],
@@ -92,26 +91,6 @@ def compare(teacher: keras.Model, student: keras.Model, evaluation: tf.data.Data
     found["auc_change"] = round(found["distilled"]["eval_auc"] - found["full"]["eval_auc"], 4)
     found["parameter_ratio"] = round(found["distilled"]["parameters"] / found["full"]["parameters"], 3)
     return found
-
-
-def latency_ms(model: keras.Model, inputs: dict, calls: int = 100) -> float:
-    """Median wall time of one traced forward pass."""
-    forward = tf.function(lambda x: model(x, training=False))
-    forward(inputs)
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        forward(inputs)
-        times.append(time.perf_counter() - start)
-    return round(float(np.median(times)) * 1000, 4)
-
-
-def directory_bytes(path: str) -> int:
-    """Bytes of the SavedModel, without the files beside it (assets.extra) that differ by model kind."""
-    return sum(
-        os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files
-        if CONTRACT_DIR not in os.path.relpath(d, path).split(os.sep)
-    )  # fmt: skip
 
 
 def _hidden(model: keras.Model) -> list[str]:

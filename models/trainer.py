@@ -12,7 +12,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from models import explain
+from models import edge, explain
 from models.features import FeatureSpec
 from models.model import OBJECTIVE, HParams, build_model, head_of, output_name
 from models.training import (
@@ -43,11 +43,12 @@ def run_fn(fn_args) -> None:
     if fn_args.hyperparameters:
         best = keras_tuner.HyperParameters.from_config(fn_args.hyperparameters)
         hparams = hparams_from_values(best.values, hparams)
-    train_and_export(fn_args, hparams)
+    train_and_export(fn_args, hparams, edge_settings=config.get("edge"))
 
 
-def train_and_export(fn_args, hparams: HParams) -> None:
-    """Trains `build_model(hparams)` on the transformed examples and exports it for serving."""
+def train_and_export(fn_args, hparams: HParams, edge_settings: dict | None = None) -> None:
+    """Trains `build_model(hparams)` on the transformed examples and exports it for serving (and, with
+    `edge_settings`, for devices: `models/edge.py`)."""
     config = fn_args.custom_config
     plan = plan_for(fn_args)
     keras.utils.set_random_seed(int(config.get("seed", 0)))
@@ -80,6 +81,13 @@ def train_and_export(fn_args, hparams: HParams) -> None:
                            output_name(config), config.get("label_classes") or ())  # fmt: skip
     model.save_weights(os.path.join(fn_args.serving_model_dir, CONTRACT_DIR, WEIGHTS_FILE))
     write_model_metadata(fn_args.serving_model_dir, config, hparams, history)
+    if edge_settings:  # TFLite files in the model's assets.extra (pushed with it), compared in edge.json
+        rows = edge.eval_features(fn_args.eval_files, transform_output.transformed_feature_spec(),
+                                  list(model.input_names), int(edge_settings["eval_rows"]))  # fmt: skip
+        tflite_dir = os.path.join(fn_args.serving_model_dir, CONTRACT_DIR, edge.TFLITE_DIR)
+        result = edge.export(model, spec, fn_args.serving_model_dir, tflite_dir, rows, output_name(config))
+        edge.write_result(result, fn_args.model_run_dir)
+        print(json.dumps({"event": "edge_export", "conversion_seconds": result["conversion_seconds"]}))
 
 
 def export_serving_model(model: keras.Model, transform_output, spec: FeatureSpec, path: str,

@@ -4,7 +4,7 @@ python -m reports.run_report --config configs/taxi.yaml   (the newest run; `make
 
 Sections: the push decision and why; data statistics and anomalies; feature screening;
 tuning trials; learning curves; evaluation against the baselines and the last blessed
-model; slices and fairness; feature importance; the simplified model against the full one. No server, no external script: it opens
+model; slices and fairness; feature importance; the simplified model against the full one; the TensorFlow Lite files. No server, no external script: it opens
 from disk. A small inline script marks the page as rendered, which the e2e test checks
 in headless Chromium.
 """
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from metadata import mlmd
 
 SECTIONS = ("decision", "data", "screening", "tuning", "training", "evaluation", "slices", "importance",
-            "simplification")  # fmt: skip
+            "simplification", "edge")  # fmt: skip
 
 
 @dataclass
@@ -413,12 +413,28 @@ def simplification_section(artifacts: RunArtifacts) -> str:
     return render_section("simplification", r=r, rows=[[k, r["full"][k], r["distilled"][k]] for k in keys])
 
 
+def edge_section(artifacts: RunArtifacts) -> str:
+    from models.edge import RESULT_FILE
+
+    r = artifacts.json("Trainer", "ModelRun", RESULT_FILE)
+    if r is None:
+        return render_section("edge", r=None)
+    formats = [r["formats"][k] for k in ("saved_model", "tflite_float", "tflite_quantized")]
+    rows = [[key, *[f[key] for f in formats]] for key in ("bytes", "latency_ms_1_row", "latency_ms_batch")]
+    rows.append(["largest score difference", *[f"{f['max_abs_diff']:.2e}" for f in formats]])
+    rows.append(["conversion seconds", "—", r["conversion_seconds"]["float"], r["conversion_seconds"]["quantized"]])
+    raw = [f"{kind}: {r['formats'][f'tflite_raw_{kind}']['bytes']} bytes, converted in "
+           f"{r['conversion_seconds'][f'raw_{kind}']} s" for kind in ("float", "quantized")]  # fmt: skip
+    return render_section("edge", r=r, rows=rows, raw=raw)
+
+
 # ---------------------------------------------------------------- page
 
 TITLES = {"decision": "Push decision", "data": "Data statistics and anomalies",
           "screening": "Leakage and feature selection", "tuning": "Tuning trials", "training": "Learning curves",
           "evaluation": "Evaluation vs baselines and the last blessed model", "slices": "Slices and fairness",
-          "importance": "Feature importance", "simplification": "Simplified model vs the full one"}  # fmt: skip
+          "importance": "Feature importance", "simplification": "Simplified model vs the full one",
+          "edge": "On-device model (TensorFlow Lite)"}  # fmt: skip
 
 
 def render(summary, artifacts: RunArtifacts, config, out_dir: str) -> str:
@@ -436,6 +452,7 @@ def render(summary, artifacts: RunArtifacts, config, out_dir: str) -> str:
         "slices": lambda: slices_section(artifacts, config, out_dir),
         "importance": lambda: importance_section(artifacts, out_dir),
         "simplification": lambda: simplification_section(artifacts),
+        "edge": lambda: edge_section(artifacts),
     }
     sections = []
     for key in SECTIONS:

@@ -153,6 +153,12 @@ class SimplificationConfig(Section):
     alpha: float = 0.7  # weight of the candidate's probabilities in the student's targets (the rest: labels)
 
 
+class EdgeConfig(Section):
+    """TensorFlow Lite files beside the SavedModel (float32 and dynamic-range quantized), compared with it."""
+
+    eval_rows: int = Field(512, ge=1)  # eval rows the TFLite scores are compared on
+
+
 class FramingConfig(Section):
     """The business problem as config: how a prediction is used, what a wrong one costs, what success is.
 
@@ -329,6 +335,7 @@ class Config(Section):
     framing: FramingConfig | None = None
     evaluation: EvaluationConfig = EvaluationConfig()
     simplification: SimplificationConfig | None = None  # None: no distilled model
+    edge: EdgeConfig | None = None  # None: no TFLite export
     screening: ScreeningConfig | None = ScreeningConfig()  # null: the configured features go to Transform unscreened
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()

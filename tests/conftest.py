@@ -30,6 +30,7 @@ def small_overrides(
         },
         # slices are computed (months of ~66 eval rows) but, this small, only reported
         "framing": {"success_level": 0.65},
+        "edge": None,  # four TFLite conversions cost ~15 s a run: only `first_run` makes them
         # at 2,000 rows the network's lead over the linear baseline (~0.01 AUC) is within noise: the
         # baseline mechanics run, with a margin the e2e test of the baselines gate tightens
         "evaluation": {
@@ -59,5 +60,5 @@ def first_run(e2e_root):
     from pipelines import local_runner
     from settings.config import load_config
 
-    config = load_config(TAXI_CONFIG, small_overrides(e2e_root))
+    config = load_config(TAXI_CONFIG, {**small_overrides(e2e_root), "edge": {"eval_rows": 512}})
     return config, local_runner.run(config)

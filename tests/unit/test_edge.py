@@ -1,0 +1,39 @@
+"""The network converted to TensorFlow Lite gives the Keras model's scores, for every head, with builtin ops."""
+
+import numpy as np
+import pytest
+
+from models import edge
+from models.features import FeatureSpec
+from models.model import HParams, build_model
+
+pytestmark = pytest.mark.model
+
+
+@pytest.mark.parametrize("head, classes, output", [("binary", 2, "probability"), ("multiclass", 3, "probabilities"),
+                                                   ("regression", 2, "prediction")])  # fmt: skip
+def test_tflite_network_scores_like_keras_float_and_quantized(head, classes, output):
+    model = build_model(("x", "x_missing"), {"c": 5}, HParams(hidden_units=(64, 32)), head, classes)
+    rng = np.random.default_rng(0)
+    rows = {"x": rng.normal(size=64).astype(np.float32), "x_missing": np.zeros(64, np.float32),
+            "c": rng.integers(0, 5, size=64)}  # fmt: skip
+    expected = model(rows, training=False).numpy().reshape(64, -1)
+    sizes = {}
+    for quantize, tolerance in ((False, 1e-5), (True, 0.05)):
+        content = edge.convert_network(model, output, quantize)
+        sizes[quantize] = len(content)
+        assert edge.flex_ops(content) == []
+        got = edge.scores(edge.runner(content), rows)
+        assert got.shape == expected.shape
+        assert np.max(np.abs(got - expected)) <= tolerance * max(1.0, float(np.max(np.abs(expected))))
+    assert sizes[True] < 0.75 * sizes[False]  # the 64 x 32 kernel (2,048 weights) is stored as int8
+
+
+def test_every_network_input_has_its_device_preprocessing_named():
+    spec = FeatureSpec(label="y", numeric=("fare",), categorical=("payment",), hashed={"taxi": 8},
+                       timestamp="ts", buckets={"fare": 4}, crosses={"ts_hour x ts_weekday": 16})  # fmt: skip
+    inputs = ["fare", "fare_missing", "payment", "taxi", "ts_hour", "ts_weekday", "fare_bucket", "ts_hour_x_ts_weekday"]
+    found = {p["input"]: p for p in edge.device_preprocessing(spec, inputs)}
+    assert list(found) == inputs
+    assert found["fare_bucket"]["from"] == "fare" and "quantile bucket of 4" in found["fare_bucket"]["how"]
+    assert all(p["how"] != "as Transform outputs it" for p in found.values())
