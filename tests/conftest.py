@@ -44,6 +44,12 @@ def small_overrides(
     return small
 
 
+def first_run_overrides(root: str) -> dict:
+    """The shared first run's settings: the small ones, with the TFLite export. A later run in its
+    root starts from these, so that what it does not change comes from the cache."""
+    return {**small_overrides(root), "edge": {"eval_rows": 512}}
+
+
 @pytest.fixture
 def taxi_config_path() -> str:
     return TAXI_CONFIG
@@ -60,5 +66,5 @@ def first_run(e2e_root):
     from pipelines import local_runner
     from settings.config import load_config
 
-    config = load_config(TAXI_CONFIG, {**small_overrides(e2e_root), "edge": {"eval_rows": 512}})
+    config = load_config(TAXI_CONFIG, first_run_overrides(e2e_root))
     return config, local_runner.run(config)

@@ -21,7 +21,7 @@ import tensorflow_transform as tft
 from datagen import taxi
 from pipelines import local_runner
 from settings.config import deep_merge, load_config
-from tests.conftest import TAXI_CONFIG, small_overrides
+from tests.conftest import TAXI_CONFIG, first_run_overrides, small_overrides
 
 pytestmark = pytest.mark.e2e
 
@@ -232,7 +232,9 @@ def test_metrics_per_slice_and_a_failing_month_is_named(first_run, root):
     assert {"overall", "payment_type", "company", "trip_start_timestamp_month"} <= set(sliced)
     assert {"auc", "confusion_matrix_at_thresholds"} <= sliced["company"]  # fairness counts per group
 
-    strict = load_config(TAXI_CONFIG, deep_merge(small_overrides(root), {"evaluation": {"slice_lower_bound": 0.97}}))
+    strict = load_config(
+        TAXI_CONFIG, deep_merge(first_run_overrides(root), {"evaluation": {"slice_lower_bound": 0.97}})
+    )
     summary = local_runner.run(strict)
     states = {c.component: c.state for c in summary.components}
     assert states["Trainer"] == "CACHED" and states["Evaluator"] == "COMPLETE"
@@ -251,7 +253,9 @@ def test_a_model_that_does_not_beat_the_baselines_is_not_pushed(first_run, root)
         models = {kv.key.model_name for kv in metrics.metric_keys_and_values if kv.key.name == "auc"}
         assert models == {"candidate", "baseline"}
 
-    strict = load_config(TAXI_CONFIG, deep_merge(small_overrides(root), {"evaluation": {"baselines": {"margin": 0.5}}}))
+    strict = load_config(
+        TAXI_CONFIG, deep_merge(first_run_overrides(root), {"evaluation": {"baselines": {"margin": 0.5}}})
+    )
     summary = local_runner.run(strict)
     states = {c.component: c.state for c in summary.components}
     assert states["Trainer"] == "CACHED" and states["EvaluatorVsLinear"] == "COMPLETE"
