@@ -12,7 +12,7 @@ import tensorflow_transform as tft
 
 from models import edge
 from models.trainer import CONTRACT_DIR
-from tests.e2e.test_pipeline_e2e import newest_output
+from tests.e2e.test_pipeline_e2e import oldest_output
 
 pytestmark = pytest.mark.e2e
 
@@ -30,14 +30,14 @@ def read(path: str) -> bytes:
 def test_tflite_scores_match_the_saved_model_on_raw_eval_rows(first_run, record_property):
     config, summary = first_run
     tflite_dir = os.path.join(summary.pushed_model, CONTRACT_DIR, edge.TFLITE_DIR)  # pushed with the SavedModel
-    files = sorted(glob.glob(os.path.join(newest_output(config, "CsvExampleGen", "examples"), "Split-eval", "*")))
+    files = sorted(glob.glob(os.path.join(oldest_output(config, "CsvExampleGen", "examples"), "Split-eval", "*")))
     rows = config.edge.eval_rows
     serialized = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP").take(rows)]
     saved = tf.saved_model.load(summary.pushed_model)
     expected = saved.signatures["serving_default"](examples=tf.constant(serialized))["probability"].numpy()
 
     # the same raw rows through the Transform graph: what the device computes before `features*.tflite`
-    transform_output = tft.TFTransformOutput(newest_output(config, "Transform", "transform_graph"))
+    transform_output = tft.TFTransformOutput(oldest_output(config, "Transform", "transform_graph"))
     raw_spec = transform_output.raw_feature_spec()
     parsed = tf.io.parse_example(tf.constant(serialized), {n: raw_spec[n] for n in config.features.inputs()})
     transformed = {k: v.numpy() for k, v in transform_output.transform_features_layer()(parsed).items()}
@@ -64,7 +64,7 @@ def test_tflite_scores_match_the_saved_model_on_raw_eval_rows(first_run, record_
         assert "StringToHashBucketFast" in edge.flex_ops(raw_model)  # needs the Flex delegate, as stated
 
     # the Trainer's own comparison, which the report shows, agrees and names every input's preprocessing
-    with open(os.path.join(newest_output(config, "Trainer", "model_run"), edge.RESULT_FILE)) as f:
+    with open(os.path.join(oldest_output(config, "Trainer", "model_run"), edge.RESULT_FILE)) as f:
         result = json.load(f)
     assert result["flex_ops"] == edge.flex_ops(read(os.path.join(tflite_dir, edge.FILES["raw_float"])))
     assert result["formats"]["tflite_float"]["max_abs_diff"] <= FLOAT_TOLERANCE

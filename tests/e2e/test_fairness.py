@@ -17,14 +17,9 @@ from pipelines import local_runner
 from reports.run_report import RunArtifacts, slices_section
 from settings.config import deep_merge, load_config
 from tests.conftest import TAXI_CONFIG, small_overrides
+from tests.e2e.test_pipeline_e2e import oldest_output
 
 pytestmark = pytest.mark.e2e
-
-
-def oldest_output(config, component: str, output: str) -> str:
-    """The first run's artifact (artifact directories are named by execution id)."""
-    paths = glob.glob(os.path.join(config.pipeline.root, component, output, "*"))
-    return min(paths, key=lambda p: int(os.path.basename(p)))
 
 
 def eval_predictions(config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

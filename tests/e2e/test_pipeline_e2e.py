@@ -43,6 +43,12 @@ def newest_output(config, component: str, output: str) -> str:
     return max(paths, key=lambda p: int(os.path.basename(p)))
 
 
+def oldest_output(config, component: str, output: str) -> str:
+    """The shared first run's artifact directory: the first execution in its root."""
+    paths = glob.glob(os.path.join(config.pipeline.root, component, output, "*"))
+    return min(paths, key=lambda p: int(os.path.basename(p)))
+
+
 def raw_examples(frame: pd.DataFrame, columns) -> list[bytes]:
     """Serialized tf.Examples holding only the given raw columns, as a client would send."""
     out = []
