@@ -1,16 +1,24 @@
-"""Pusher that does not push the same model twice.
+"""Pusher that does not push the same model twice, and never shows a half-copied one.
 
 A re-run on unchanged inputs takes the Trainer's model from the cache, and the
 Evaluator re-checks it against the new baseline: itself, now the latest blessed
 model. The stock Pusher would then copy it again under a new version. This one
 records the source model's URI beside each version it writes and, when the
 model is already served, marks the existing version as the push instead.
+
+The stock Pusher copies into the version directory in place: a server polling the
+directory, a kill or a full disk mid-copy could see or leave a partial model under a
+version name. To a local directory this one copies into a hidden staging directory
+and renames it into place, so a version directory is whole or absent. (To gs:// it
+keeps the stock copy, saved_model.pb last, which is what model servers wait for.)
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import time
 
 from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.io import fileio
@@ -21,6 +29,11 @@ from tfx.utils import io_utils, proto_utils
 from models.trainer import CONTRACT_DIR, METADATA_FILE
 
 SOURCE_FILE = "source_model_uri.txt"  # in assets.extra, which model servers ignore
+STAGING_PREFIX = ".incoming-"  # not a number: model servers and serving.model_store skip it
+
+
+class PushError(OSError):
+    """The copy into the serving directory failed; nothing was pushed."""
 
 
 def served_version_of(base_directory: str, model_uri: str) -> str | None:
@@ -28,6 +41,8 @@ def served_version_of(base_directory: str, model_uri: str) -> str | None:
     if not fileio.isdir(base_directory):
         return None
     for version in sorted(fileio.listdir(base_directory)):
+        if not version.rstrip("/").isdigit():
+            continue  # a staging directory
         marker = os.path.join(base_directory, version, "assets.extra", SOURCE_FILE)
         if fileio.exists(marker) and io_utils.read_string_file(marker).strip() == model_uri:
             return version.rstrip("/")
@@ -40,8 +55,11 @@ class Executor(pusher_executor.Executor):
         destination = pusher_pb2.PushDestination()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
         base = destination.filesystem.base_directory
-        version = served_version_of(base, model_uri) if self.CheckBlessing(input_dict) else None
-        if version is None:
+        blessed = self.CheckBlessing(input_dict)
+        version = served_version_of(base, model_uri) if blessed else None
+        if version is None and blessed and "://" not in base:
+            version = push_atomically(self.GetModelPath(input_dict), base, model_uri)
+        elif version is None:
             super().Do(input_dict, output_dict, exec_properties)
             model_push = artifact_utils.get_single_instance(output_dict[standard_component_specs.PUSHED_MODEL_KEY])
             if model_push.get_int_custom_property("pushed") == 1:
@@ -53,6 +71,40 @@ class Executor(pusher_executor.Executor):
         io_utils.copy_dir(self.GetModelPath(input_dict), model_push.uri)
         self._MarkPushed(model_push, pushed_destination=os.path.join(base, version), pushed_version=version)
         record_model_metadata(model_push, os.path.join(base, version))
+
+
+def push_atomically(model_path: str, base_directory: str, model_uri: str) -> str:
+    """Copies the model to `base_directory/<unix time>` through a staging directory and one rename; the
+    version. On a failure (a full disk) the staging copy is removed and PushError names the cause."""
+    os.makedirs(base_directory, exist_ok=True)
+    for name in os.listdir(base_directory):
+        if name.startswith(STAGING_PREFIX) and not _alive(name.rsplit("-", 1)[-1]):  # a killed push's
+            shutil.rmtree(os.path.join(base_directory, name), ignore_errors=True)
+    version = int(time.time())
+    while os.path.exists(os.path.join(base_directory, str(version))):
+        version += 1
+    staging = os.path.join(base_directory, f"{STAGING_PREFIX}{version}-{os.getpid()}")
+    try:
+        shutil.copytree(model_path, staging)
+        io_utils.write_string_file(os.path.join(staging, "assets.extra", SOURCE_FILE), model_uri)
+        os.rename(staging, os.path.join(base_directory, str(version)))
+    except OSError as e:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise PushError(f"pushing {model_path} to {base_directory} failed, nothing was pushed "
+                        f"(the versions already there are still served): {e}") from e  # fmt: skip
+    return str(version)
+
+
+def _alive(pid: str) -> bool:
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def record_model_metadata(model_push, model_dir: str) -> None:

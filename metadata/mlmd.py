@@ -76,3 +76,17 @@ def property_value(artifact, name: str):
                 return None
             return getattr(value, kind)
     return None
+
+
+def abandon_unfinished(store, pipeline_name: str, reason: str) -> list[int]:
+    """Marks the pipeline's executions still NEW or RUNNING as CANCELED, with `reason`; their ids. Only
+    for a caller that holds the run lock: then no live run owns them (they belong to a killed one)."""
+    active = (metadata_store_pb2.Execution.NEW, metadata_store_pb2.Execution.RUNNING)
+    stale = [e for e in store.get_executions() if e.last_known_state in active]
+    stale = [e for e in stale if node_id(store, e.id, pipeline_name) is not None]
+    for execution in stale:
+        execution.last_known_state = metadata_store_pb2.Execution.CANCELED
+        execution.custom_properties["abandoned"].string_value = reason
+    if stale:
+        store.put_executions(stale)
+    return [e.id for e in stale]

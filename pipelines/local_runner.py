@@ -12,7 +12,7 @@ import os
 import sys
 import uuid
 
-from pipelines import progress
+from pipelines import progress, run_lock
 from settings import logs
 from settings.config import Config, ConfigError, deep_merge, load_config, workdir_overrides
 from tables import schema_staging
@@ -28,20 +28,27 @@ def stage_schema(config: Config) -> Config:
     return config.replace(data=config.data.replace(schema=staged))
 
 
-def run(config: Config):
-    """Runs the pipeline once; returns the run's summary read from ML Metadata."""
+def run(config: Config, run_id: str = ""):
+    """Runs the pipeline once, holding the run lock of its root and metadata store (RunLockedError
+    at once if another run has it); returns the run's summary read from ML Metadata."""
     from tfx import v1 as tfx
 
-    from metadata.mlmd import open_store
+    from metadata.mlmd import abandon_unfinished, open_store
     from metadata.run_summary import latest_run
     from pipelines.pipeline import create_pipeline
     from tables.feature_inference import with_inferred_features
 
-    prepare_data(config)
-    config = with_inferred_features(with_accepted_schema(stage_schema(config)))
-    os.makedirs(os.path.dirname(config.pipeline.metadata_path), exist_ok=True)
-    tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
-    return latest_run(open_store(config.pipeline.metadata_path), config.pipeline.name)
+    with run_lock.held(config.pipeline.root, config.pipeline.metadata_path, run_id):
+        prepare_data(config)
+        config = with_inferred_features(with_accepted_schema(stage_schema(config)))
+        os.makedirs(os.path.dirname(config.pipeline.metadata_path), exist_ok=True)
+        if os.path.exists(config.pipeline.metadata_path):
+            store = open_store(config.pipeline.metadata_path)
+            abandoned = abandon_unfinished(store, config.pipeline.name, f"its run died; found by run {run_id or '?'}")
+            if abandoned:
+                logging.warning("executions %s of a run that died are marked CANCELED", abandoned)
+        tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+        return latest_run(open_store(config.pipeline.metadata_path), config.pipeline.name)
 
 
 def latest_summary(config: Config):
@@ -104,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     failed = None
     try:
         with progress.shown(), quiet_stdout(log_path, args.verbose):
-            summary = run(config)
+            summary = run(config, run_id)
+    except run_lock.RunLockedError as e:
+        print(f"not started: {e}", file=sys.stderr)
+        return 4
     except Exception as e:  # the summary below still says where things are
         logging.exception("run failed")  # the traceback, in the log file the summary names
         failed = e

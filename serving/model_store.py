@@ -213,9 +213,12 @@ class ModelStore:
         self._lock = threading.Lock()
         self._models: dict[str, LoadedModel] = {}
         self._split: list[tuple[str, int]] = []  # (version, percent)
+        self._refused: dict[str, tuple[int, str]] = {}  # version -> (saved_model.pb mtime, why)
 
     def refresh(self) -> bool:
-        """Serves the newest version (and, with a canary share, the previous one). True if anything changed."""
+        """Serves the newest loadable version (and, with a canary share, the loadable one before). A version
+        that fails to load is refused, logged once with the reason, and not tried again unless its
+        saved_model.pb changes. True if anything changed."""
         if is_model_dir(self.serving_dir):  # one model, e.g. AIP_STORAGE_URI on a Vertex AI endpoint
             if not self._models:
                 model = load(self.serving_dir, self.personal_columns, self.reject_out_of_domain)
@@ -223,21 +226,43 @@ class ModelStore:
                     self._models, self._split = {model.version: model}, [(model.version, 100)]
                 return True
             return False
-        available = versions(self.serving_dir)
-        if not available:
+        count = 2 if self.canary_percent else 1
+        loaded: dict[str, LoadedModel] = {}
+        for version in reversed(versions(self.serving_dir)):  # newest first
+            if len(loaded) == count:
+                break
+            model = self._models.get(version) or self._try_load(version)
+            if model is not None:
+                loaded[version] = model
+        if not loaded or set(loaded) == set(self._models):
             return False
-        wanted = available[-2:] if self.canary_percent and len(available) > 1 else available[-1:]
-        if set(wanted) == set(self._models):
-            return False
-        loaded = {v: self._models.get(v) or self._load(v) for v in wanted}
+        wanted = sorted(loaded, key=int)
         if len(wanted) == 2:
             split = [(wanted[0], 100 - self.canary_percent), (wanted[1], self.canary_percent)]
         else:
             split = [(wanted[0], 100)]
         with self._lock:
-            self._models, self._split = loaded, split
+            self._models, self._split = {v: loaded[v] for v in wanted}, split
         logging.info("serving versions %s", dict(split))
         return True
+
+    def refused(self) -> dict[str, str]:
+        """Versions that failed to load: version -> why."""
+        return {version: why for version, (_, why) in self._refused.items()}
+
+    def _try_load(self, version: str) -> LoadedModel | None:
+        path = os.path.join(self.serving_dir, version)
+        stamp = tf.io.gfile.stat(os.path.join(path, "saved_model.pb")).mtime_nsec
+        if self._refused.get(version, (None,))[0] == stamp:
+            return None
+        try:
+            return self._load(version)
+        except Exception as e:  # whatever is wrong with the directory, the served model stays
+            why = f"{type(e).__name__}: {str(e)[:300]}"
+            self._refused[version] = (stamp, why)
+            logging.error("refusing model version %s in %s (still serving %s): %s", version, self.serving_dir,
+                          self.split() or "nothing", why)  # fmt: skip
+            return None
 
     def _load(self, version: str) -> LoadedModel:
         path = os.path.join(self.serving_dir, version)

@@ -40,44 +40,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from serving.model_store import LoadedModel, ModelStore, ModelUnavailableError
+from serving.prediction_log import PredictionLog
 from serving.validation import InvalidRequestError, request_instances
-
-
-class PredictionLog:
-    """JSON lines written by a background thread; a full queue drops lines (counted), never blocks a request."""
-
-    def __init__(self, path: str | None, capacity: int = 10000):
-        self.path = path
-        self.dropped = 0
-        self._queue: queue.Queue = queue.Queue(capacity)
-        self._thread = None
-        if path:
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            self._thread = threading.Thread(target=self._write, name="prediction-log", daemon=True)
-            self._thread.start()
-
-    def add(self, record: dict) -> None:
-        if not self.path:
-            return
-        try:
-            self._queue.put_nowait(record)
-        except queue.Full:
-            self.dropped += 1
-
-    def _write(self) -> None:
-        with open(self.path, "a", encoding="utf-8") as f:
-            while True:
-                record = self._queue.get()
-                if record is None:
-                    return
-                f.write(json.dumps(record, separators=(",", ":")) + "\n")
-                if self._queue.empty():
-                    f.flush()
-
-    def close(self) -> None:
-        if self._thread:
-            self._queue.put(None)
-            self._thread.join(timeout=5)
 
 
 class Batcher:
@@ -240,6 +204,8 @@ class App:
             "requests": {str(k): v for k, v in sorted(self.counts.items())},
             "cache_hits": self.cache.hits,
             "log_lines_dropped": self.log.dropped,
+            "log_lines_lost": self.log.lost,  # the write failed (a full disk): see the server's error log
+            "refused_versions": self.store.refused(),
         }
 
 

@@ -60,7 +60,12 @@ def propose(config: Config, csv_dir: str) -> schema_pb2.Schema:
         raise ValueError(f"{config.source}: schema proposals need data.generate (or point at real data)")
     frame = taxi.generate(gen.rows, gen.seed).drop(columns=list(config.data.personal_columns))
     path = taxi.write_csv(frame, csv_dir)
-    stats = tfdv.generate_statistics_from_csv(path)
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    # the run's Beam runner (by default Beam would start a job server that leaves a beam-temp* directory in
+    # /tmp) and an output in `csv_dir` (by default TFDV writes into a new temporary directory it keeps)
+    stats = tfdv.generate_statistics_from_csv(path, output_path=os.path.join(csv_dir, "stats.tfrecord"),
+                                              pipeline_options=PipelineOptions(list(config.pipeline.beam_args)))  # fmt: skip
     return curate(tfdv.infer_schema(stats, infer_feature_shape=True), config)
 
 
