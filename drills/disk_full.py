@@ -82,7 +82,7 @@ def push_on_full_disk(config, model_dir: str, workdir: str) -> dict:
     return {
         "drill": "disk full while pushing", "error": error[:300], "left_in_serving_dir": listing,
         "served_during": served_during, "pushed_after_space_freed": new, "problems": problems, "ok": not problems,
-        "happened": f"push failed ({error.split(': ')[-1][:40]}); version {old} stayed served; "
+        "happened": f"push failed ({'disk full' if 'No space left' in error else error[:60]}), version {old} stayed served; "
                     f"the next push swapped in {new}",
         "lost": "nothing" if not problems else "; ".join(problems)[:300],
     }  # fmt: skip
