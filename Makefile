@@ -16,7 +16,7 @@ LABELS ?=
 VERTEX = $(ENV) python -m pipelines.vertex --profile $(PROFILE) $(if $(IMAGE),--image $(IMAGE)) $(if $(DRY_RUN),--dry-run)
 
 .DEFAULT_GOAL := help
-.PHONY: help env run smoke serve test test-unit test-e2e bench bench-serve bench-batch bench-input bench-tables corruption-suite lineage report run-batch compile-canary monitor compile-monitoring features schema config-schema lint lock clean clean-env \
+.PHONY: help env run smoke serve test test-unit test-e2e bench bench-serve bench-batch bench-input bench-tables corruption-suite drills lineage report run-batch compile-canary monitor compile-monitoring features schema config-schema lint lock clean clean-env \
 	compile upload submit schedule trigger-bundle
 
 help: ## List the targets
@@ -58,6 +58,9 @@ bench-input: env ## Training steps/s: naive vs tuned input pipeline on the same 
 
 corruption-suite: env ## Feed 10 kinds of corrupted data to the pipeline; each must stop it, named, and push nothing
 	$(ENV) python -m drills.corruption_suite --config $(CONFIG)
+
+drills: env ## Kill a run at 5 points, two runs at once, full disks, hot swap under load, bad models, leftovers; build/drills/
+	$(ENV) python -m drills.run_all --out build/drills/drills.json
 
 lineage: env ## What produced the newest pushed model (Q=model|runs|"span N"), from ML Metadata
 	$(ENV) python -m metadata.lineage $(or $(Q),model) --config $(CONFIG)

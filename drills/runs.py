@@ -33,16 +33,23 @@ SMALL = {
 
 
 def write_config(workdir: str, rows: int = 1500, seed: int = 1, overrides: dict | None = None) -> str:
-    """A drill config under `workdir` (data, pipeline root, metadata, serving and logs inside it); its path."""
+    """A small drill config under `workdir` (data, pipeline root, metadata, serving and logs inside it); its path."""
     from settings.config import deep_merge, workdir_overrides
 
     workdir = os.path.abspath(workdir)
-    raw = deep_merge(workdir_overrides(workdir), SMALL)
-    raw = deep_merge(raw, {"data": {"generate": {"rows": rows, "seed": seed},
-                                    "schema": os.path.join(REPO, "schemas", "taxi", "schema.pbtxt")},
-                           "serving": {"log_path": os.path.join(workdir, "prediction_logs", "predictions.jsonl")}})  # fmt: skip
-    raw = deep_merge(raw, overrides or {})
-    path = os.path.join(workdir, "configs", "drill.yaml")
+    raw = deep_merge(
+        deep_merge(workdir_overrides(workdir), SMALL), {"data": {"generate": {"rows": rows, "seed": seed}}}
+    )
+    return write_yaml(workdir, deep_merge(raw, overrides or {}))
+
+
+def write_yaml(directory: str, overrides: dict) -> str:
+    """`<directory>/configs/drill.yaml`: taxi.yaml with `overrides` (the curated schema named by its absolute
+    path: relative paths resolve against `directory`); its path."""
+    from settings.config import deep_merge
+
+    raw = deep_merge({"data": {"schema": os.path.join(REPO, "schemas", "taxi", "schema.pbtxt")}}, overrides)
+    path = os.path.join(directory, "configs", "drill.yaml")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         yaml.safe_dump({"extends": TAXI, **raw}, f, sort_keys=False)

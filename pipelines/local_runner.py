@@ -1,6 +1,9 @@
 """Runs the pipeline on this machine: LocalDagRunner, Beam DirectRunner, SQLite ML Metadata.
 
 python -m pipelines.local_runner --config configs/taxi.yaml
+
+One run at a time per pipeline root and metadata store (pipelines/run_lock.py). Exit codes: 1 the run
+failed, 2 a config error, 3 no model pushed (with --expect-push), 4 another run holds the lock.
 """
 
 from __future__ import annotations
