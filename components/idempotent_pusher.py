@@ -90,8 +90,10 @@ def push_atomically(model_path: str, base_directory: str, model_uri: str) -> str
         os.rename(staging, os.path.join(base_directory, str(version)))
     except OSError as e:
         shutil.rmtree(staging, ignore_errors=True)
+        # copytree reports every file that failed (shutil.Error: a list of (source, destination, why))
+        why = e.args[0][0][2] if isinstance(e, shutil.Error) and e.args and e.args[0] else str(e)
         raise PushError(f"pushing {model_path} to {base_directory} failed, nothing was pushed "
-                        f"(the versions already there are still served): {e}") from e  # fmt: skip
+                        f"(the versions already there are still served): {why}") from e  # fmt: skip
     return str(version)
 
 

@@ -13,19 +13,33 @@ import subprocess
 import time
 
 from drills import runs
-from drills.killed_run import store_problems
+from drills.checks import store_problems
 from pipelines import run_lock
 
 
-def _second_run(config_path: str, timeout: float = 120) -> runs.Outcome:
+def _second_run(config_path: str, timeout: float = 120, view: tuple[str, str] | None = None) -> runs.Outcome:
     start = time.monotonic()
-    second = runs.start_pipeline(config_path)
+    second = runs.start_pipeline(config_path, view=view)
     try:
         output, _ = second.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(second.pid, signal.SIGKILL)
         output, _ = second.communicate()
     return runs.Outcome(second.returncode, output, round(time.monotonic() - start, 1))
+
+
+def second_run_stops(config_path: str, first_pid: int, view: tuple[str, str] | None = None,
+                     local=lambda p: p) -> dict:  # fmt: skip
+    """Once the run `first_pid` holds the lock, a second run on the same config (and view); how it ended."""
+    config = runs.load(config_path)
+    lock = local(run_lock.lock_paths(config.pipeline.root, config.pipeline.metadata_path)[0])
+    runs.wait_for(lambda: run_lock.holder(lock).get("pid") == first_pid, 120, "the first run taking the lock")
+    second = _second_run(config_path, view=view)
+    stopped = second.returncode == 4 and f"held by pid {first_pid}" in second.output
+    message = next((line for line in second.output.splitlines() if "held by pid" in line), "")
+    return {"second_exit": second.returncode, "second_s": second.seconds, "message": message[:300],
+            "problems": [] if stopped else [f"the second run did not stop naming pid {first_pid} "
+                                            f"(exit {second.returncode}): {second.output[-300:]}"]}  # fmt: skip
 
 
 def run_drill(config_path: str, holder_in_process: bool = False) -> dict:

@@ -17,12 +17,14 @@ import time
 
 from drills import runs
 
+DRILLS_WORKDIR = os.path.join(runs.REPO, "build", "drills")
+
 
 def _checkout_paths() -> set[str]:
-    """Every file and directory in the checkout (git itself aside); a new directory counts once."""
+    """Every file and directory in the checkout (git itself and make drills' own workdir aside)."""
     found = set()
     for directory, dirs, files in os.walk(runs.REPO):
-        dirs[:] = [d for d in dirs if d != ".git"]
+        dirs[:] = [d for d in dirs if d != ".git" and os.path.join(directory, d) != DRILLS_WORKDIR]
         found.update(os.path.join(directory, n) for n in (*dirs, *files))
     return found
 

@@ -17,7 +17,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from drills import bad_model, concurrent_runs, disk_full, hot_swap, housekeeping, killed_run, runs
+from drills import bad_model, checks, concurrent_runs, disk_full, hot_swap, housekeeping, killed_run, runs
 
 
 def _timed(name: str, drill: Callable[[], dict | list[dict]]) -> list[dict]:
@@ -41,7 +41,7 @@ def run_all(workdir: str, requests: int, concurrency: int, kill_points: dict[str
     config_path = os.path.join(killed_dir, "configs", "drill.yaml")
     config = runs.load(config_path)
     serving = config.pipeline.serving_dir
-    newest = os.path.join(serving, killed_run.served(serving)[-1])
+    newest = os.path.join(serving, checks.served(serving)[-1])
     results += _timed("two runs at once", lambda: concurrent_runs.run_drill(config_path))
     results += _timed("disk full while pushing", lambda: disk_full.push_on_full_disk(config, newest, workdir))
     results += _timed("disk full while logging", lambda: disk_full.log_on_full_disk(config, serving, workdir))

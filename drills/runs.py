@@ -79,8 +79,9 @@ def start_pipeline(config_path: str, env: dict | None = None, view: tuple[str, s
     so that a copy of a finished workdir is run again with every path, and so the cache, unchanged."""
     command = [sys.executable, "-m", "pipelines.local_runner", "--config", config_path]
     if view:
-        script = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
-        command = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "drill", *view, *command]
+        # private in this namespace only (a chroot's / is no mount point, so not `unshare --propagation private`)
+        script = 'mount --make-private "$(stat -c %m "$2")" && mount --bind "$1" "$2" && shift 2 && exec "$@"'
+        command = ["unshare", "--mount", "--propagation", "unchanged", "sh", "-c", script, "drill", *view, *command]
     return subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         env={**os.environ, "PYTHONPATH": REPO, **(env or {})},
@@ -88,11 +89,16 @@ def start_pipeline(config_path: str, env: dict | None = None, view: tuple[str, s
 
 
 def run_pipeline(config_path: str, kill_during: str | None = None, after_start: float = 0.0,
-                 timeout: float = 600, env: dict | None = None, view: tuple[str, str] | None = None) -> Outcome:  # fmt: skip
+                 timeout: float = 600, env: dict | None = None, view: tuple[str, str] | None = None,
+                 on_start: Callable[[int], None] | None = None, before_kill: Callable[[], None] | None = None,
+                 ) -> Outcome:  # fmt: skip
     """The local runner to its end (see start_pipeline). With `kill_during`, its process group gets SIGKILL
-    `after_start` seconds after that component's progress line says it started."""
+    `after_start` seconds after that component's progress line says it started. `on_start` gets its pid;
+    `before_kill` is called (and waited for) just before the kill."""
     start = time.monotonic()
     proc = start_pipeline(config_path, env, view)
+    if on_start:
+        on_start(proc.pid)
     watchdog = threading.Timer(timeout, os.killpg, (proc.pid, signal.SIGKILL))
     watchdog.start()
     lines: list[str] = []
@@ -102,6 +108,8 @@ def run_pipeline(config_path: str, kill_during: str | None = None, after_start: 
             lines.append(line)
             if kill_during and (m := _STARTED.match(line)) and m.group(1) == kill_during:
                 time.sleep(after_start)
+                if before_kill:
+                    before_kill()
                 os.killpg(proc.pid, signal.SIGKILL)
                 killed_at = kill_during
                 break

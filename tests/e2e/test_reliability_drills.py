@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from drills import bad_model, concurrent_runs, disk_full, hot_swap, housekeeping, killed_run, runs
+from drills import bad_model, disk_full, hot_swap, housekeeping, killed_run, runs
 from settings.config import deep_merge
 from tests.conftest import small_overrides
 
@@ -16,23 +16,18 @@ pytestmark = pytest.mark.e2e
 
 def test_a_run_killed_during_the_evaluator_reruns_from_the_cache(first_run, e2e_root, tmp_path):
     """A copy of the first run's workdir, seen by the runs at its own path (so the cache holds), with a new
-    regression bound: the Evaluator runs again and is killed; the re-run takes the rest from the cache."""
+    regression bound: the Evaluator runs again and is killed; the re-run takes the rest from the cache.
+    While the first run goes, a second one on the same workdir must stop, naming it."""
     copy = str(tmp_path / "copy")
     shutil.copytree(e2e_root, copy, symlinks=True)
     config_path = runs.write_yaml(str(tmp_path), deep_merge(small_overrides(e2e_root), {"evaluation": {"max_regression": 0.049}}))  # fmt: skip
     result = killed_run.kill_and_rerun(config_path, "Evaluator", 1.0, view=(copy, e2e_root),
-                                       local=lambda p: p.replace(e2e_root, copy, 1))  # fmt: skip
+                                       local=lambda p: p.replace(e2e_root, copy, 1), second_run=True)  # fmt: skip
     assert result["problems"] == []
+    assert result["second_run"]["second_exit"] == 4 and "held by pid" in result["second_run"]["message"]
     assert {"CsvExampleGen", "Transform", "Trainer"} <= set(result["cached_on_rerun"])
     assert "Evaluator" not in result["cached_on_rerun"]
     assert os.listdir(first_run[0].pipeline.serving_dir)  # the original is untouched
-
-
-def test_a_second_run_on_the_same_workdir_stops_naming_the_first(tmp_path):
-    result = concurrent_runs.run_drill(runs.write_config(str(tmp_path)), holder_in_process=True)
-    assert result["problems"] == [] and result["second_exit"] == 4
-    assert f"held by pid {os.getpid()}" in result["message"]
-    assert not os.path.exists(tmp_path / "metadata" / "metadata.sqlite")  # stopped before touching the store
 
 
 def test_a_full_disk_fails_the_push_cleanly_and_the_old_model_stays_served(first_run, tmp_path):
