@@ -11,10 +11,11 @@ FINISHED = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.
 ACTIVE = (metadata_store_pb2.Execution.NEW, metadata_store_pb2.Execution.RUNNING)
 
 
-def store_problems(metadata_path: str, pipeline_name: str, local=lambda p: p) -> list[str]:
+def store_problems(metadata_path: str, pipeline_name: str, local=lambda p: p, allow_active: bool = False) -> list[str]:
     """What in ML Metadata a run could misread: a finished execution with an output that is not LIVE or not
     on disk, a LIVE artifact that no finished execution produced, an execution still NEW or RUNNING.
-    `local` maps a recorded path to where it is now (a copied workdir)."""
+    `local` maps a recorded path to where it is now (a copied workdir); `allow_active`: right after a kill,
+    the killed execution is still RUNNING (the next run marks it CANCELED)."""
     from metadata import mlmd
 
     store = mlmd.open_store(metadata_path)
@@ -24,7 +25,7 @@ def store_problems(metadata_path: str, pipeline_name: str, local=lambda p: p) ->
         if mlmd.node_id(store, execution_id, pipeline_name) is None:
             continue
         name = f"execution {execution_id} ({mlmd.node_id(store, execution_id, pipeline_name)})"
-        if state in ACTIVE:
+        if state in ACTIVE and not allow_active:
             problems.append(f"{name} is still {metadata_store_pb2.Execution.State.Name(state)}")
         if state in FINISHED:
             for artifact in mlmd.outputs(store, execution_id):

@@ -23,10 +23,11 @@ _DONE = re.compile(r"^\s+(\S+)\s+done\s", re.MULTILINE)
 
 
 def kill_and_rerun(config_path: str, component: str, after_start: float, view: tuple[str, str] | None = None,
-                   local=lambda p: p, second_run: bool = False) -> dict:  # fmt: skip
+                   local=lambda p: p, second_run: bool = False, tmpdir: str | None = None) -> dict:  # fmt: skip
     """One kill point: the run killed during `component`, checked, run again, checked. `view` and `local`
     run a copied workdir in place of the original (see runs.run_pipeline). With `second_run`, another run
-    is started on the same workdir while the first one runs, and must stop (concurrent_runs)."""
+    is started on the same workdir while the first one runs, and must stop (concurrent_runs). With `tmpdir`,
+    the re-run's TMPDIR, which must be empty when it ends."""
     from metadata import mlmd
     from metadata.run_summary import latest_run
 
@@ -48,11 +49,15 @@ def kill_and_rerun(config_path: str, component: str, after_start: float, view: t
     after_kill = served(serving_dir)
     added = [v for v in after_kill if v not in before]
     kill_problems = served_problems(serving_dir, local)
+    kill_problems += [f"after the kill: {p}" for p in store_problems(metadata_path, config.pipeline.name, local, True)]
     if killed.killed_at is None:
         kill_problems.append(f"{component} never started (exit {killed.returncode}): {killed.output[-500:]}")
     if after_kill[: len(before)] != before or len(added) > 1:
         kill_problems.append(f"served versions went from {before} to {after_kill}")
-    rerun = runs.run_pipeline(config_path, view=view)
+    if tmpdir:
+        os.makedirs(tmpdir, exist_ok=True)
+    rerun = runs.run_pipeline(config_path, view=view, env={"TMPDIR": tmpdir} if tmpdir else None)
+    left = sorted(os.listdir(tmpdir)) if tmpdir else []
     summary = latest_run(mlmd.open_store(metadata_path), config.pipeline.name)
     states = {c.component: c.state for c in summary.components}
     not_cached = sorted(c for c in finished if states.get(c) != "CACHED")
@@ -63,7 +68,7 @@ def kill_and_rerun(config_path: str, component: str, after_start: float, view: t
         problems.append(f"the re-run did not complete (exit {rerun.returncode}): {states}")
     if not_cached:
         problems.append(f"finished before the kill but not taken from the cache: {not_cached}")
-    problems += served_problems(serving_dir, local)
+    problems += served_problems(serving_dir, local) + [f"the re-run left {n} in its TMPDIR" for n in left]
     newest = served(serving_dir)[-1:] or [None]
     expected = os.path.basename(summary.pushed_model) if summary.pushed_model else (after_kill[-1:] or [None])[0]
     if newest[0] != expected:

@@ -79,8 +79,8 @@ def start_pipeline(config_path: str, env: dict | None = None, view: tuple[str, s
     so that a copy of a finished workdir is run again with every path, and so the cache, unchanged."""
     command = [sys.executable, "-m", "pipelines.local_runner", "--config", config_path]
     if view:
-        # private in this namespace only (a chroot's / is no mount point, so not `unshare --propagation private`)
-        script = 'mount --make-private "$(stat -c %m "$2")" && mount --bind "$1" "$2" && shift 2 && exec "$@"'
+        # mounts private to the namespace: in a chroot, / is no mount point (and devenv's mounts are private)
+        script = 'mount --make-rprivate / 2>/dev/null; mount --bind "$1" "$2" && shift 2 && exec "$@"'
         command = ["unshare", "--mount", "--propagation", "unchanged", "sh", "-c", script, "drill", *view, *command]
     return subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
