@@ -42,7 +42,8 @@ def run_all(workdir: str, requests: int, concurrency: int, kill_points: dict[str
     config = runs.load(config_path)
     serving = config.pipeline.serving_dir
     newest = os.path.join(serving, checks.served(serving)[-1])
-    results += _timed("two runs at once", lambda: concurrent_runs.run_drill(config_path))
+    # new data: the first run has work to do while the second one starts
+    results += _timed("two runs at once", lambda: concurrent_runs.run_drill(runs.write_config(killed_dir, seed=30)))
     results += _timed("disk full while pushing", lambda: disk_full.push_on_full_disk(config, newest, workdir))
     results += _timed("disk full while logging", lambda: disk_full.log_on_full_disk(config, serving, workdir))
     new = hot_swap.distilled_model(config.pipeline.root)

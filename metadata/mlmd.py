@@ -9,12 +9,18 @@ INPUT = metadata_store_pb2.Event.INPUT
 OUTPUT = metadata_store_pb2.Event.OUTPUT
 
 
-def open_store(metadata_path: str) -> metadata_store.MetadataStore:
-    """The local SQLite store; opening an absent file creates it, so callers check first."""
+def connection_config(metadata_path: str) -> metadata_store_pb2.ConnectionConfig:
+    """The local SQLite store's connection (TFX's sqlite_metadata_connection_config, without its mkdir: defining a
+    pipeline touches no disk; the runner makes the directory)."""
     config = metadata_store_pb2.ConnectionConfig()
     config.sqlite.filename_uri = metadata_path
     config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
-    return metadata_store.MetadataStore(config)
+    return config
+
+
+def open_store(metadata_path: str) -> metadata_store.MetadataStore:
+    """The local SQLite store; opening an absent file creates it, so callers check first."""
+    return metadata_store.MetadataStore(connection_config(metadata_path))
 
 
 def type_name(store, artifact) -> str:

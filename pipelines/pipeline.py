@@ -19,6 +19,7 @@ from components.blessing_gate import BlessingGate, fairness_settings
 from components.feature_screen import FeatureScreen, settings_json
 from components.serving_infra_validator import ServingInfraValidator
 from components.validation_gate import HISTOGRAM_BUCKETS, DataValidationGate, LatestOrNoneStrategy, SpanDriftCheck
+from metadata.mlmd import connection_config
 from models import screening
 from models.features import FeatureSpec
 from models.trainer import SLICE_SIGNATURE, month_name
@@ -170,7 +171,7 @@ def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl
         trainer, *distilled, baseline, evaluator, *baseline_nodes, infra_validator, pusher,
     ]  # fmt: skip
     metadata = (
-        tfx.orchestration.metadata.sqlite_metadata_connection_config(config.pipeline.metadata_path)
+        connection_config(config.pipeline.metadata_path)
         if config.pipeline.metadata_path and config.vertex is None
         else None
     )
