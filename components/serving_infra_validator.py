@@ -67,6 +67,9 @@ def canary_check(model_dir: str, instances: list[dict], personal_columns: list[s
         except Exception as e:
             server.stop()
             return [f"loading the model as the server does failed: {type(e).__name__}: {str(e)[:300]}"]
+        if store.refused():  # the store refuses a model it cannot load, and says why
+            server.stop()
+            return [f"loading the model as the server does failed: {store.refused()['1']}"]
         try:
             client = PredictionClient(server.url)
             if client.get("/health")[0] != 200:

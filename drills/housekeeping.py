@@ -8,12 +8,15 @@ checkout, count too.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable, Iterator
 
 from drills import runs
 
@@ -38,23 +41,43 @@ def _beam_temp() -> set[str]:
     return set(glob.glob("/tmp/beam-temp-*"))
 
 
-def leftovers(name: str, command: list[str], workdir: str, timeout: float = 900) -> dict:
-    """Runs `command` from the checkout with its own TMPDIR; what it left outside `workdir`."""
+def leftovers(name: str, command: list[str] | Callable[[], None], workdir: str, timeout: float = 900) -> dict:
+    """Runs `command` (from the checkout, or a function in this process) with its own TMPDIR; what it left
+    outside `workdir`."""
     tmpdir = os.path.join(workdir, "tmpdir-" + name.replace(" ", "-"))
     shutil.rmtree(tmpdir, ignore_errors=True)
     os.makedirs(tmpdir)
     before_checkout, before_tmp = _checkout_paths(), _beam_temp()
     start = time.monotonic()
-    done = subprocess.run(command, cwd=runs.REPO, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONPATH": runs.REPO, "TMPDIR": tmpdir})  # fmt: skip
+    problems = []
+    if callable(command):
+        with _tempdir(tmpdir):
+            command()
+    else:
+        done = subprocess.run(command, cwd=runs.REPO, capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, "PYTHONPATH": runs.REPO, "TMPDIR": tmpdir})  # fmt: skip
+        if done.returncode != 0:
+            problems.append(f"exit {done.returncode}: {(done.stdout + done.stderr)[-400:]}")
     seconds = round(time.monotonic() - start, 1)
     left = sorted(n for n in os.listdir(tmpdir) if not n.startswith("pytest-of-"))
     left += sorted(_beam_temp() - before_tmp)
     left += _new(_checkout_paths(), before_checkout)
-    problems = [f"left {path}" for path in left]
-    if done.returncode != 0:
-        problems.append(f"exit {done.returncode}: {(done.stdout + done.stderr)[-400:]}")
-    return {"command": name, "seconds": seconds, "left": left, "problems": problems}
+    return {"command": name, "seconds": seconds, "left": left, "problems": [f"left {p}" for p in left] + problems}
+
+
+@contextlib.contextmanager
+def _tempdir(path: str) -> Iterator[None]:
+    """`path` as this process's temporary directory (and its children's) for the block."""
+    saved, saved_env = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir, os.environ["TMPDIR"] = path, path
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved
+        if saved_env is None:
+            del os.environ["TMPDIR"]
+        else:
+            os.environ["TMPDIR"] = saved_env
 
 
 def commands(workdir: str, full: bool) -> dict[str, list[str]]:
