@@ -9,7 +9,7 @@ import pytest
 
 from drills import bad_model, disk_full, hot_swap, housekeeping, killed_run, runs
 from settings.config import deep_merge
-from tests.conftest import small_overrides
+from tests.conftest import first_run_overrides
 
 pytestmark = pytest.mark.e2e
 
@@ -20,7 +20,7 @@ def test_a_run_killed_during_the_evaluator_reruns_from_the_cache(first_run, e2e_
     leaves nothing in its TMPDIR. (Two runs at once: tests/unit/test_run_lock.py here, make drills in full.)"""
     copy = str(tmp_path / "copy")
     shutil.copytree(e2e_root, copy, symlinks=True)
-    config_path = runs.write_yaml(str(tmp_path), deep_merge(small_overrides(e2e_root), {"evaluation": {"max_regression": 0.049}}))  # fmt: skip
+    config_path = runs.write_yaml(str(tmp_path), deep_merge(first_run_overrides(e2e_root), {"evaluation": {"max_regression": 0.049}}))  # fmt: skip
     result = killed_run.kill_and_rerun(config_path, "Evaluator", 1.0, view=(copy, e2e_root),
                                        local=lambda p: p.replace(e2e_root, copy, 1), tmpdir=str(tmp_path / "tmpdir"))  # fmt: skip
     assert result["problems"] == []
