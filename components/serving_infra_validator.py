@@ -47,9 +47,10 @@ def valid_prediction(output: str, value) -> bool:
 
 def canary_check(model_dir: str, instances: list[dict], personal_columns: list[str]) -> list[str]:
     """Serves `model_dir` on loopback and sends the canary requests; returns the problems found."""
+    from serving.app import App
     from serving.client import PredictionClient
     from serving.model_store import ModelStore, load_validator
-    from serving.server import App, Server
+    from serving.server import Server
     from settings.config import ServingConfig
 
     validator = load_validator(model_dir, personal_columns, ignore_other_schema_columns=True)
