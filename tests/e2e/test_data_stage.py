@@ -9,6 +9,7 @@ import pytest
 from components.feature_screen import FeatureScreening
 from metadata import mlmd
 from pipelines import local_runner
+from reports import artifacts as artifacts_of
 from reports import run_report
 from serving import model_store
 from settings.config import deep_merge, load_config
@@ -65,7 +66,7 @@ def test_bring_your_own_table_with_one_yaml_file(tmp_path):
     assert {"fare", "trip_miles", "payment_type", "company", "pickup_community_area", "trip_start_timestamp"} <= inputs
     assert not inputs & {"tip_amount", "tip_class", "big_tip", "trip_id", *taxi.PERSONAL_COLUMNS}
     store = mlmd.open_store(config.pipeline.metadata_path)
-    artifacts = run_report.collect(store, mlmd.runs(store, config.pipeline.name)[0], config.pipeline.name)
+    artifacts = artifacts_of.collect(store, mlmd.runs(store, config.pipeline.name)[0], config.pipeline.name)
     with open(os.path.join(artifacts.first("FeatureScreen", FeatureScreening.TYPE_NAME), "screening.json")) as f:
         assert sorted(json.load(f)["excluded"]) == ["tip_amount", "tip_class"]
     assert artifacts.first("SchemaGen", "Schema")  # no curated schema: SchemaGen inferred one
@@ -105,7 +106,7 @@ def test_a_drifted_span_stops_the_run_unless_drift_is_expected(tmp_path):
     retrained = local_runner.run(expected)
     assert retrained.blessed is not None  # it got past the gate to evaluation
     store = mlmd.open_store(config.pipeline.metadata_path)
-    artifacts = run_report.collect(store, mlmd.runs(store, config.pipeline.name)[0], config.pipeline.name)
+    artifacts = artifacts_of.collect(store, mlmd.runs(store, config.pipeline.name)[0], config.pipeline.name)
     with open(os.path.join(artifacts.first("SpanDriftCheck", "ExampleStatistics"), "span_drift.json")) as f:
         drifted = {m["feature"] for m in json.load(f) if m["drifted"]}
     assert {"payment_type", "trip_miles"} <= drifted

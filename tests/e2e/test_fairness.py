@@ -14,7 +14,8 @@ import tensorflow as tf
 from components.group_rates import group_rates
 from datagen import taxi
 from pipelines import local_runner
-from reports.run_report import RunArtifacts, slices_section
+from reports.artifacts import RunArtifacts
+from reports.model_sections import slices_section
 from settings.config import deep_merge, load_config
 from tests.conftest import TAXI_CONFIG, small_overrides
 from tests.e2e.test_pipeline_e2e import oldest_output

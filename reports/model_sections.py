@@ -1,0 +1,150 @@
+"""The report's sections on the models: evaluation against the baselines, slices and fairness,
+feature importance, the simplified model, the TensorFlow Lite files."""
+
+from __future__ import annotations
+
+from reports.artifacts import RunArtifacts
+from reports.charts import bar_chart, grouped_bars
+from reports.templating import render_section
+
+
+def margin_text(gate, margin: float | None) -> str:
+    """How the candidate must stand against a baseline, as the words before "the ... baseline"."""
+    from settings.config import default_margin, higher_is_better
+
+    higher = higher_is_better(gate.metric)
+    trail = -(margin if margin is not None else default_margin(gate.metric))
+    if trail == 0:
+        return "at least level with" if higher else "at most the error of"
+    if higher:
+        return f"within {trail:g} {gate.metric} of" if trail > 0 else f"ahead by {-trail:g} {gate.metric} of"
+    return f"within {100 * trail:g} % of the error of" if trail > 0 else f"{100 * -trail:g} % below the error of"
+
+
+def reference_gap(table: dict[str, dict[str, float]], config) -> dict | None:
+    """The candidate beside the better of the linear and gradient-boosted references, on the gating metric."""
+    from settings.config import METRIC_KEYS, higher_is_better
+
+    values = table.get(METRIC_KEYS.get(config.evaluation.metric, ""), {})
+    refs = {m: values[m] for m in ("linear", "gradient-boosted") if m in values}
+    if "candidate" not in values or not refs:
+        return None
+    higher = higher_is_better(config.evaluation.metric)
+    name, best = (max if higher else min)(refs.items(), key=lambda kv: kv[1])
+    gap = best - values["candidate"] if higher else values["candidate"] / best - 1
+    how = (f"trails it by {gap:.4f}" if higher else f"has {100 * gap:.1f} % more error") if gap > 0 else (
+        "matches or beats it")  # fmt: skip
+    return {"metric": config.evaluation.metric, "name": name, "best": best, "candidate": values["candidate"],
+            "how": how}  # fmt: skip
+
+
+def evaluation_section(artifacts: RunArtifacts, config, out_dir: str) -> str:
+    from metadata.lineage import overall_metrics
+
+    names = {"Evaluator": ("candidate", "last blessed"), "EvaluatorVsLinear": (None, "linear"),
+             "EvaluatorVsBoosted": (None, "gradient-boosted"), "EvaluatorVsHeuristic": (None, "heuristic")}  # fmt: skip
+    table: dict[str, dict[str, float]] = {}
+    for component, (candidate_name, baseline_name) in names.items():
+        uri = artifacts.first(component, "ModelEvaluation")
+        if not uri:
+            continue
+        for model, metrics in overall_metrics(uri).items():
+            label = candidate_name if model == "candidate" else baseline_name
+            if label:
+                for metric, value in metrics.items():
+                    table.setdefault(metric, {})[label] = value
+    models = [m for m in ("candidate", "linear", "gradient-boosted", "heuristic", "last blessed")
+              if any(m in v for v in table.values())]  # fmt: skip
+    rows = [[metric, *[values.get(m, float("nan")) for m in models]] for metric, values in sorted(table.items())]
+    shown = {m: table[m] for m in ("auc", "auc_precision_recall", "precision", "recall", "sparse_categorical_accuracy",
+                                   "root_mean_squared_error", "mean_absolute_error") if m in table}  # fmt: skip
+    chart = grouped_bars(shown, "Eval split: candidate vs baselines", out_dir, "evaluation.png") if shown else None
+    return render_section("evaluation", rows=rows, models=models, chart=chart, first="last blessed" not in models,
+                          gap=reference_gap(table, config))  # fmt: skip
+
+
+def slices_section(artifacts: RunArtifacts, config, out_dir: str) -> str:
+    import tensorflow_model_analysis as tfma
+
+    from components.group_rates import group_rates, slice_value
+    from models.fairness import FairnessLimits, gaps
+    from settings.config import METRIC_KEYS
+
+    uri = artifacts.first("Evaluator", "ModelEvaluation")
+    if not uri:
+        return render_section("slices", rows=None)
+    gating = METRIC_KEYS[config.evaluation.metric]
+    rows, by_slice = [], {}
+    for metrics in tfma.load_metrics(uri):
+        keys = metrics.slice_key.single_slice_keys
+        if not keys:
+            continue
+        where = ", ".join(f"{k.column}={slice_value(k)}" for k in keys)
+        values = {kv.key.name: kv.value.double_value.value for kv in metrics.metric_keys_and_values
+                  if not kv.key.is_diff and kv.key.model_name in ("", "candidate")}  # fmt: skip
+        rows.append([where, values.get(gating, float("nan")), values.get("example_count", float("nan"))])
+        if gating in values:
+            by_slice[where] = values[gating]
+    rows.sort()
+    chart = bar_chart(dict(sorted(by_slice.items())), f"{gating} by slice", out_dir, "slices.png", gating)
+    e = config.evaluation
+    rates = group_rates(uri, e.fairness_features) if e.fairness_features else []
+    decision = config.decision_threshold()
+    limits = FairnessLimits(**e.fairness.model_dump())
+    groups = [[f"{r.feature}={r.group}", r.threshold, int(r.size), int(r.positives), r.fpr, r.fnr, r.positive_rate]
+              for r in rates if r.size >= limits.min_group_size]  # fmt: skip
+    small = len({(r.feature, r.group) for r in rates if r.size < limits.min_group_size})
+    measured = gaps(rates, limits, decision, every_rate=True) if rates else []
+    names = {"fpr": "FPR gap", "fnr": "FNR gap", "positive_rate": "positive rate ratio"}
+    gap_rows = [[g.feature, names[g.rate],
+                 f"{g.low_group} / {g.high_group}" if g.rate == "positive_rate" else f"{g.high_group} vs {g.low_group}",
+                 g.value, "not gated" if g.limit is None else g.limit,
+                 "-" if g.limit is None else "fails" if g.violated else "ok"] for g in measured]  # fmt: skip
+    return render_section(
+        "slices",
+        rows=rows,
+        gating=gating,
+        chart=chart,
+        fairness=list(e.fairness_features),
+        groups=groups,
+        small=small,
+        gaps=gap_rows,
+        decision=decision,
+        min_group_size=limits.min_group_size,
+    )
+
+
+def importance_section(artifacts: RunArtifacts, out_dir: str) -> str:
+    from models.explain import IMPORTANCE_FILE
+
+    importance = artifacts.json("Trainer", "ModelRun", IMPORTANCE_FILE)
+    if importance is None:
+        return render_section("importance", importance=None)
+    ranked = dict(sorted(importance["mean_abs_attribution"].items(), key=lambda kv: -kv[1]))
+    chart = bar_chart(ranked, "Mean |integrated gradients| per raw feature", out_dir, "importance.png")
+    return render_section("importance", importance=importance, chart=chart)
+
+
+def simplification_section(artifacts: RunArtifacts) -> str:
+    from models.distill import RESULT_FILE
+
+    r = artifacts.json("DistilledModel", "ModelRun", RESULT_FILE)
+    if r is None:
+        return render_section("simplification", r=None)
+    keys = ["eval_auc", "parameters", "saved_model_bytes", "latency_ms_1_row", "latency_ms_batch", "hidden_units"]
+    return render_section("simplification", r=r, rows=[[k, r["full"][k], r["distilled"][k]] for k in keys])
+
+
+def edge_section(artifacts: RunArtifacts) -> str:
+    from models.edge import RESULT_FILE
+
+    r = artifacts.json("Trainer", "ModelRun", RESULT_FILE)
+    if r is None:
+        return render_section("edge", r=None)
+    formats = [r["formats"][k] for k in ("saved_model", "tflite_float", "tflite_quantized")]
+    rows = [[key, *[f[key] for f in formats]] for key in ("bytes", "latency_ms_1_row", "latency_ms_batch")]
+    rows.append(["largest score difference", *[f"{f['max_abs_diff']:.2e}" for f in formats]])
+    rows.append(["conversion seconds", "—", r["conversion_seconds"]["float"], r["conversion_seconds"]["quantized"]])
+    raw = [f"{kind}: {r['formats'][f'tflite_raw_{kind}']['bytes']} bytes, converted in "
+           f"{r['conversion_seconds'][f'raw_{kind}']} s" for kind in ("float", "quantized")]  # fmt: skip
+    return render_section("edge", r=r, rows=rows, raw=raw)
