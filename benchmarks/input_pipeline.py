@@ -56,7 +56,7 @@ def bench(config_path: str, rows: int, steps: int, workdir: str) -> dict:
     from models.model import HParams, build_model
     from models.training import cardinalities
     from pipelines import local_runner
-    from pipelines.pipeline import transform_custom_config
+    from pipelines.custom_configs import transform_custom_config
     from settings.config import deep_merge, load_config, workdir_overrides
 
     overrides = deep_merge(workdir_overrides(os.path.abspath(workdir)),

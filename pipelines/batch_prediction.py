@@ -190,7 +190,7 @@ def build(pipeline, model_dir: str, input_pattern: str, output: str, key_column:
 
 def run(config, input_pattern: str, output: str, model_dir: str | None = None, key_column: str | None = None) -> str:
     """Runs batch prediction with the newest pushed model (or `model_dir`); returns the model used."""
-    from pipelines.pipeline import beam_args
+    from pipelines.runtime import beam_args
 
     if model_dir is None:
         available = model_store.versions(config.pipeline.serving_dir)

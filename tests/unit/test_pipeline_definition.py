@@ -6,8 +6,10 @@ import shutil
 import pytest
 import tensorflow_model_analysis as tfma
 
-from pipelines import pipeline as pipeline_module
-from pipelines.pipeline import code_fingerprint, create_pipeline, eval_config
+from pipelines import custom_configs
+from pipelines.custom_configs import code_fingerprint
+from pipelines.eval_configs import eval_config
+from pipelines.pipeline import create_pipeline
 from settings.config import load_config
 
 pytestmark = pytest.mark.unit
@@ -137,9 +139,9 @@ def test_month_of_a_timestamp():
 
 def test_code_fingerprint_changes_with_model_code(tmp_path):
     copy = tmp_path / "models"
-    shutil.copytree(pipeline_module.MODEL_CODE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(custom_configs.MODEL_CODE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
     before = code_fingerprint(str(copy))
-    assert before == code_fingerprint(pipeline_module.MODEL_CODE_DIR)
+    assert before == code_fingerprint(custom_configs.MODEL_CODE_DIR)
     with open(copy / "model.py", "a") as f:
         f.write("\n# changed\n")
     assert code_fingerprint(str(copy)) != before
@@ -177,7 +179,7 @@ def test_local_beam_steps_name_a_dependency_so_tfx_builds_no_package(taxi_config
 
     from tfx.utils import dependency_utils
 
-    from pipelines.pipeline import beam_args
+    from pipelines.runtime import beam_args
 
     args = beam_args(load_config(taxi_config_path))
     [setup] = [a for a in args if a.startswith("--setup_file=")]

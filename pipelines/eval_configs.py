@@ -1,0 +1,117 @@
+"""The Evaluators' TFMA configs: the candidate's gates (bound, regression against the last blessed
+model, months, fairness counts) and each baseline comparison."""
+
+from __future__ import annotations
+
+import json
+
+import tensorflow_model_analysis as tfma
+from tensorflow_model_analysis.proto import config_pb2 as tfma_config
+
+from models.trainer import SLICE_SIGNATURE, month_name
+from settings.config import GATING_METRICS, Config, default_margin, higher_is_better
+
+SERVING_SIGNATURE = "serving_default"
+
+METRICS = {
+    # calibration: mean prediction / mean label (1.0 when scores are calibrated probabilities, which the
+    # cost-derived decision threshold assumes); the plots hold the confusion matrices and the reliability curve
+    "binary_classification": ("ExampleCount", *GATING_METRICS["binary_classification"], "Calibration",
+                              "ConfusionMatrixPlot", "CalibrationPlot"),
+    "multiclass_classification": ("ExampleCount", "SparseCategoricalAccuracy", "SparseCategoricalCrossentropy",
+                                  "MultiClassConfusionMatrixPlot"),
+    "regression": ("ExampleCount", "RootMeanSquaredError", "MeanAbsoluteError", "MeanSquaredError"),
+}  # fmt: skip
+
+
+def direction(metric: str):
+    return tfma.MetricDirection.HIGHER_IS_BETTER if higher_is_better(metric) else tfma.MetricDirection.LOWER_IS_BETTER
+
+
+def eval_config(config: Config) -> tfma.EvalConfig:
+    """TFMA config. Overall, the gating metric must clear `lower_bound` and must not drop by more
+    than `max_regression` against the last blessed model (ignored for the first model); in each
+    calendar month it must clear `slice_lower_bound`. Categorical and fairness slices are reported.
+    (A MetricConfig's plain `threshold` would hold every slice to the overall bound.)"""
+    e = config.evaluation
+    higher = higher_is_better(e.metric)
+    bound = {"lower_bound": {"value": e.lower_bound}} if higher else {"upper_bound": {"value": e.upper_bound}}
+    allowed_change = -e.max_regression - 1e-10 if higher else e.max_regression + 1e-10
+    threshold = tfma.MetricThreshold(
+        value_threshold=tfma.GenericValueThreshold(**bound),
+        change_threshold=tfma.GenericChangeThreshold(direction=direction(e.metric), absolute={"value": allowed_change}),
+    )
+    slices = [tfma.SlicingSpec(feature_keys=[f]) for f in dict.fromkeys(e.slices + e.fairness_features)]
+    gated = [tfma_config.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
+    if e.time_slice:
+        month = tfma.SlicingSpec(feature_keys=[month_name(config.features.timestamp)])
+        slices.append(month)
+        if e.slice_lower_bound is not None:  # months are large and balanced; category values may not be
+            gated.append(
+                tfma_config.PerSliceMetricThreshold(
+                    slicing_specs=[month],
+                    threshold=tfma.MetricThreshold(
+                        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": e.slice_lower_bound})
+                    ),
+                )
+            )
+    t = config.decision_threshold()
+    at_threshold = {  # Keras metric arguments
+        "BinaryAccuracy": json.dumps({"threshold": t}),
+        "Precision": json.dumps({"thresholds": [t]}),
+        "Recall": json.dumps({"thresholds": [t]}),
+    } if t is not None else {}  # fmt: skip
+    metrics = [
+        tfma.MetricConfig(
+            class_name=m,
+            config=at_threshold.get(m),
+            per_slice_thresholds=gated if m == e.metric else None,
+        )
+        for m in METRICS[config.problem_type]
+    ]
+    if e.fairness_features:  # per group: FPR, FNR and positive rate come from its counts
+        counts = json.dumps({"thresholds": config.fairness_thresholds()})
+        metrics.append(tfma.MetricConfig(class_name="ConfusionMatrixAtThresholds", config=counts))
+    return tfma.EvalConfig(
+        # Two specs: the candidate computes the slice features; the baseline (the last blessed model,
+        # which may predate that signature) runs `serving_default` in that step instead, so that both
+        # models have outputs there: TFMA stores a lone model's outputs without its name, and the
+        # slicer then finds no month under "candidate". With no baseline, TFX drops its spec.
+        model_specs=[
+            tfma.ModelSpec(
+                name=tfma.CANDIDATE_KEY,
+                signature_name=SERVING_SIGNATURE,
+                label_key=config.label,
+                preprocessing_function_names=[SLICE_SIGNATURE] if e.time_slice else None,
+            ),
+            tfma.ModelSpec(
+                name=tfma.BASELINE_KEY,
+                signature_name=SERVING_SIGNATURE,
+                label_key=config.label,
+                is_baseline=True,
+                preprocessing_function_names=[SERVING_SIGNATURE] if e.time_slice else None,
+            ),
+        ],
+        slicing_specs=[tfma.SlicingSpec(), *slices],
+        metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
+    )
+
+
+def baseline_eval_config(config: Config, boosted: bool = False) -> tfma.EvalConfig:
+    """The candidate's gating metric must exceed the baseline's by `baselines.margin` (overall), or the
+    gradient-boosted reference's by `baselines.boosted_margin`. A negative margin lets it trail by that much:
+    points of a higher-is-better metric; for an error metric, a fraction of the baseline's error. Unset, each
+    lets the candidate trail by 0.01 or by 3 % of the error (within the noise of a small eval split)."""
+    e = config.evaluation
+    higher = higher_is_better(e.metric)
+    margin = e.baselines.boosted_margin if boosted else e.baselines.margin
+    if margin is None:
+        margin = default_margin(e.metric)
+    # an error may exceed the baseline's by a fraction of it
+    change = {"absolute": {"value": margin}} if higher else {"relative": {"value": -margin}}
+    beat = tfma.MetricThreshold(change_threshold=tfma.GenericChangeThreshold(direction=direction(e.metric), **change))
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name=SERVING_SIGNATURE, label_key=config.label)],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name=e.metric, threshold=beat)])],
+    )
