@@ -108,12 +108,12 @@ trigger-bundle: ## Assemble the new-data Cloud Function's source in build/trigge
 	rm -rf build/trigger && mkdir -p build/trigger/pipelines build/trigger/settings build/trigger/models build/trigger/configs
 	cp triggers/main.py triggers/requirements.txt build/trigger/
 	cp pipelines/__init__.py pipelines/vertex.py build/trigger/pipelines/
-	cp settings/__init__.py settings/config.py build/trigger/settings/
+	cp settings/*.py build/trigger/settings/
 	cp models/__init__.py models/features.py build/trigger/models/  # feature names the config checks
 	cp configs/*.yaml build/trigger/configs/
 
 config-schema: env ## Write configs/config.schema.json (the JSON Schema every configs/*.yaml names for editors)
-	$(ENV) python -m settings.config --out configs/config.schema.json
+	$(ENV) python -m settings.schema --out configs/config.schema.json
 
 lint: env ## Lint with ruff (settings in pyproject.toml)
 	$(ENV) ruff check .

@@ -57,7 +57,8 @@ def bench(config_path: str, rows: int, steps: int, workdir: str) -> dict:
     from models.training import cardinalities
     from pipelines import local_runner
     from pipelines.custom_configs import transform_custom_config
-    from settings.config import deep_merge, load_config, workdir_overrides
+    from settings.config import load_config
+    from settings.yaml_files import deep_merge, workdir_overrides
 
     overrides = deep_merge(workdir_overrides(os.path.abspath(workdir)),
                            {"data": {"generate": {"rows": rows}}, "tuning": {"max_trials": 0}})  # fmt: skip

@@ -30,14 +30,9 @@ def run_table(name: str, workdir: str, overrides: dict | None = None, repo: str 
     from metadata import mlmd
     from metadata.lineage import run_parameters_and_metrics
     from pipelines import local_runner
-    from settings.config import (
-        METRIC_KEYS,
-        deep_merge,
-        default_margin,
-        higher_is_better,
-        load_config,
-        workdir_overrides,
-    )
+    from settings.config import load_config
+    from settings.metrics import METRIC_KEYS, default_margin, higher_is_better
+    from settings.yaml_files import deep_merge, workdir_overrides
 
     workdir = os.path.abspath(os.path.join(workdir, name))
     config = load_config(config_path(name, repo), deep_merge(workdir_overrides(workdir), overrides or {}))

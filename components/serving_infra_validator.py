@@ -51,7 +51,7 @@ def canary_check(model_dir: str, instances: list[dict], personal_columns: list[s
     from serving.client import PredictionClient
     from serving.model_store import ModelStore, load_validator
     from serving.server import Server
-    from settings.config import ServingConfig
+    from settings.sections import ServingConfig
 
     validator = load_validator(model_dir, personal_columns, ignore_other_schema_columns=True)
     served_inputs = set(validator.rules)

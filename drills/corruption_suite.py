@@ -102,7 +102,8 @@ def run_case(case: Case, config_path: str, base: dict, frame: pd.DataFrame, work
     what happened."""
     from metadata import lineage, mlmd
     from pipelines import local_runner
-    from settings.config import deep_merge, load_config
+    from settings.config import load_config
+    from settings.yaml_files import deep_merge
 
     data_dir = os.path.join(workdir, "cases", case.name)
     case.write(frame, data_dir)
@@ -135,7 +136,8 @@ def run_suite(config_path: str, workdir: str, rows: int, overrides: dict | None 
     """A clean, pushed run, then every case against it."""
     from datagen import taxi
     from pipelines import local_runner
-    from settings.config import deep_merge, load_config, workdir_overrides
+    from settings.config import load_config
+    from settings.yaml_files import deep_merge, workdir_overrides
 
     base = deep_merge(workdir_overrides(os.path.abspath(workdir)), overrides or {})
     base = deep_merge(base, {"data": {"generate": {"rows": rows}}})

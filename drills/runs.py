@@ -34,7 +34,7 @@ SMALL = {
 
 def write_config(workdir: str, rows: int = 1500, seed: int = 1, overrides: dict | None = None) -> str:
     """A small drill config under `workdir` (data, pipeline root, metadata, serving and logs inside it); its path."""
-    from settings.config import deep_merge, workdir_overrides
+    from settings.yaml_files import deep_merge, workdir_overrides
 
     workdir = os.path.abspath(workdir)
     raw = deep_merge(
@@ -46,7 +46,7 @@ def write_config(workdir: str, rows: int = 1500, seed: int = 1, overrides: dict 
 def write_yaml(directory: str, overrides: dict) -> str:
     """`<directory>/configs/drill.yaml`: taxi.yaml with `overrides` (the curated schema named by its absolute
     path: relative paths resolve against `directory`); its path."""
-    from settings.config import deep_merge
+    from settings.yaml_files import deep_merge
 
     raw = deep_merge({"data": {"schema": os.path.join(REPO, "schemas", "taxi", "schema.pbtxt")}}, overrides)
     path = os.path.join(directory, "configs", "drill.yaml")

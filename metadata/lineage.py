@@ -17,7 +17,8 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 from metadata import mlmd
-from settings.config import ConfigError, load_config, workdir_overrides
+from settings.config import ConfigError, load_config
+from settings.yaml_files import workdir_overrides
 
 
 @dataclass

@@ -16,7 +16,7 @@ from tensorflow_metadata.proto.v0 import statistics_pb2
 from components.idempotent_pusher import SOURCE_FILE
 from metadata.mlmd import consumers, inputs, outputs, producer
 from metadata.mlmd import type_name as _type
-from settings.config import METRIC_KEYS
+from settings.metrics import METRIC_KEYS
 
 
 @dataclass(frozen=True)

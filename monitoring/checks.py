@@ -17,7 +17,7 @@ import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 
 from components.validation_gate import HISTOGRAM_BUCKETS
-from settings.config import MonitoringConfig
+from settings.sections import MonitoringConfig
 
 
 @dataclass(frozen=True)

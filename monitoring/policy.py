@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from settings.config import RetrainPolicyConfig
+from settings.sections import RetrainPolicyConfig
 
 
 @dataclass(frozen=True)

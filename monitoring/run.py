@@ -32,7 +32,8 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from monitoring import baseline, checks, policy, report
 from monitoring.live import evaluate
 from settings import logs
-from settings.config import Config, ConfigError, higher_is_better, load_config
+from settings.config import Config, ConfigError, load_config
+from settings.metrics import higher_is_better
 
 
 def bigquery_log_query(table: str, limit_rows: int) -> str:

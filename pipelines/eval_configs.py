@@ -9,7 +9,8 @@ import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.proto import config_pb2 as tfma_config
 
 from models.trainer import SLICE_SIGNATURE, month_name
-from settings.config import GATING_METRICS, Config, default_margin, higher_is_better
+from settings.config import Config
+from settings.metrics import GATING_METRICS, default_margin, higher_is_better
 
 SERVING_SIGNATURE = "serving_default"
 

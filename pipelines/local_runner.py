@@ -17,7 +17,8 @@ import uuid
 
 from pipelines import progress, run_lock
 from settings import logs
-from settings.config import Config, ConfigError, deep_merge, load_config, workdir_overrides
+from settings.config import Config, ConfigError, load_config
+from settings.yaml_files import deep_merge, workdir_overrides
 from tables import schema_staging
 from tables.sample_data import prepare_data
 from tables.schema_staging import with_accepted_schema

@@ -8,7 +8,8 @@ import os
 from tfx import v1 as tfx
 
 from pipelines.custom_configs import MODEL_CODE_DIR
-from settings.config import Config, MachineConfig
+from settings.config import Config
+from settings.sections import MachineConfig
 
 
 def vertex_job_config(config: Config, machine: MachineConfig, args_key: str) -> dict:

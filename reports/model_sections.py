@@ -10,7 +10,7 @@ from reports.templating import render_section
 
 def margin_text(gate, margin: float | None) -> str:
     """How the candidate must stand against a baseline, as the words before "the ... baseline"."""
-    from settings.config import default_margin, higher_is_better
+    from settings.metrics import default_margin, higher_is_better
 
     higher = higher_is_better(gate.metric)
     trail = -(margin if margin is not None else default_margin(gate.metric))
@@ -23,7 +23,7 @@ def margin_text(gate, margin: float | None) -> str:
 
 def reference_gap(table: dict[str, dict[str, float]], config) -> dict | None:
     """The candidate beside the better of the linear and gradient-boosted references, on the gating metric."""
-    from settings.config import METRIC_KEYS, higher_is_better
+    from settings.metrics import METRIC_KEYS, higher_is_better
 
     values = table.get(METRIC_KEYS.get(config.evaluation.metric, ""), {})
     refs = {m: values[m] for m in ("linear", "gradient-boosted") if m in values}
@@ -68,7 +68,7 @@ def slices_section(artifacts: RunArtifacts, config, out_dir: str) -> str:
 
     from components.group_rates import group_rates, slice_value
     from models.fairness import FairnessLimits, gaps
-    from settings.config import METRIC_KEYS
+    from settings.metrics import METRIC_KEYS
 
     uri = artifacts.first("Evaluator", "ModelEvaluation")
     if not uri:

@@ -98,7 +98,8 @@ def write_latest(config) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from settings.config import ConfigError, load_config, workdir_overrides
+    from settings.config import ConfigError, load_config
+    from settings.yaml_files import workdir_overrides
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configs/taxi.yaml")

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from settings.config import deep_merge, workdir_overrides
+from settings.yaml_files import deep_merge, workdir_overrides
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TAXI_CONFIG = os.path.join(REPO, "configs", "taxi.yaml")

@@ -12,7 +12,8 @@ from pipelines import local_runner
 from reports import artifacts as artifacts_of
 from reports import run_report
 from serving import model_store
-from settings.config import deep_merge, load_config
+from settings.config import load_config
+from settings.yaml_files import deep_merge
 from tests.conftest import TAXI_CONFIG, small_overrides
 
 pytestmark = pytest.mark.e2e

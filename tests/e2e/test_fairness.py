@@ -16,7 +16,8 @@ from datagen import taxi
 from pipelines import local_runner
 from reports.artifacts import RunArtifacts
 from reports.model_sections import slices_section
-from settings.config import deep_merge, load_config
+from settings.config import load_config
+from settings.yaml_files import deep_merge
 from tests.conftest import TAXI_CONFIG, small_overrides
 from tests.e2e.test_pipeline_e2e import oldest_output
 

@@ -11,7 +11,8 @@ from datagen import taxi
 from monitoring import run as monitoring
 from serving import instances, server
 from serving.client import PredictionClient
-from settings.config import deep_merge, load_config
+from settings.config import load_config
+from settings.yaml_files import deep_merge
 from tests.conftest import TAXI_CONFIG, small_overrides
 
 pytestmark = pytest.mark.e2e

@@ -20,7 +20,8 @@ import tensorflow_transform as tft
 
 from datagen import taxi
 from pipelines import local_runner
-from settings.config import deep_merge, load_config
+from settings.config import load_config
+from settings.yaml_files import deep_merge
 from tests.conftest import TAXI_CONFIG, first_run_overrides, small_overrides
 
 pytestmark = pytest.mark.e2e

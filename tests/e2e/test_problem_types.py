@@ -10,7 +10,8 @@ from datagen import taxi
 from metadata import lineage, mlmd
 from pipelines import local_runner
 from serving import instances, model_store
-from settings.config import deep_merge, load_config, workdir_overrides
+from settings.config import load_config
+from settings.yaml_files import deep_merge, workdir_overrides
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.e2e

@@ -60,7 +60,8 @@ def test_the_raw_penguins_columns_that_cannot_be_features_are_reported_not_raise
     assert found["Stage"]["finding"] == "constant"
     assert {"Culmen_Length_mm", "Delta_15_N_o_oo", "Island", "Sex"} <= {c for c, r in found.items() if r["is_feature"]}
     from reports import run_report
-    from settings.config import load_config, workdir_overrides
+    from settings.config import load_config
+    from settings.yaml_files import workdir_overrides
 
     config = load_config(real_tables.config_path("penguins", REPO),
                          workdir_overrides(os.path.join(workdir, "penguins")))  # fmt: skip
@@ -76,7 +77,8 @@ def test_a_later_run_validates_new_data_against_the_first_accepted_schema(workdi
     from metadata.mlmd import open_store
     from metadata.run_summary import latest_run
     from pipelines import local_runner
-    from settings.config import load_config, workdir_overrides
+    from settings.config import load_config
+    from settings.yaml_files import workdir_overrides
     from tables import schema_proposal, schema_staging
 
     if not os.path.isdir(os.path.join(workdir, "wine")):

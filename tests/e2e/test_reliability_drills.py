@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from drills import bad_model, disk_full, hot_swap, housekeeping, killed_run, runs
-from settings.config import deep_merge
+from settings.yaml_files import deep_merge
 from tests.conftest import first_run_overrides
 
 pytestmark = pytest.mark.e2e

@@ -7,7 +7,8 @@ import pytest
 
 from monitoring.policy import Observations, decide
 from monitoring.vertex_monitoring import job_request
-from settings.config import RetrainPolicyConfig, load_config
+from settings.config import load_config
+from settings.sections import RetrainPolicyConfig
 from tests.conftest import REPO, TAXI_CONFIG
 
 pytestmark = pytest.mark.unit
