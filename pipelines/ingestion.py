@@ -8,6 +8,7 @@ from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 
 from components import file_example_gen
+from components.example_cleaning import cleaning_settings
 from settings.config import Config
 
 
@@ -42,8 +43,8 @@ def example_gen(config: Config, runtime_parameters: bool):
 
 def example_cleaning(config: Config) -> dict:
     """How ExampleGen makes the rows consistent: missing values, numbers stored as text, a text timestamp and
-    text labels (components/file_example_gen.py)."""
-    clean = file_example_gen.cleaning_settings(
+    text labels (components/example_cleaning.py)."""
+    clean = cleaning_settings(
         numeric=config.features.numeric, timestamp=config.features.timestamp, label=config.label,
         label_classes=config.label_classes,
     )  # fmt: skip

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
-from components import file_example_gen
+from components import example_cleaning, file_example_gen
 from components.validation_gate import empty_value_floods
 from models.features import MISSING_TOKENS
 from models.training import training_plan
@@ -42,8 +42,8 @@ def values(e: tf.train.Example, name: str) -> list:
 
 
 def test_every_spelling_of_nothing_is_a_missing_feature_and_names_are_made_safe():
-    clean = file_example_gen.cleaning_settings()
-    out = file_example_gen.clean_example(
+    clean = example_cleaning.cleaning_settings()
+    out = example_cleaning.clean_example(
         example(a=[], b=None, c=b"NA", d=b" ", e=float("nan"), Body__Mass=b"3750", f=0), clean, MISSING
     )
     assert sorted(out.features.feature) == ["Body_Mass", "f"]  # zeros stay; absent is the one way to be missing
@@ -54,20 +54,20 @@ def test_every_spelling_of_nothing_is_a_missing_feature_and_names_are_made_safe(
 
 
 def test_numbers_dates_and_labels_stored_as_text_are_converted_and_bad_ones_named():
-    clean = file_example_gen.cleaning_settings(["Delta_15_N"], "Date_Egg", "Species", ["Adelie", "Gentoo"])
-    out = file_example_gen.clean_example(
+    clean = example_cleaning.cleaning_settings(["Delta_15_N"], "Date_Egg", "Species", ["Adelie", "Gentoo"])
+    out = example_cleaning.clean_example(
         example(Delta__15__N=b"8.94956", Date__Egg=b"2007/11/11", Species=b"Gentoo"), clean, MISSING
     )
     assert values(out, "Delta_15_N") == [pytest.approx(8.94956)]
     assert values(out, "Date_Egg") == [1194739200]  # 2007-11-11T00:00:00Z
     assert values(out, "Species") == [1]
-    assert file_example_gen.seconds_since_epoch("2007-11-11T01:00:00+01:00") == 1194739200
+    assert example_cleaning.seconds_since_epoch("2007-11-11T01:00:00+01:00") == 1194739200
     with pytest.raises(ValueError, match=r"column 'Delta_15_N': 'about 9' is not a number"):
-        file_example_gen.clean_example(example(Delta__15__N=b"about 9"), clean, MISSING)
+        example_cleaning.clean_example(example(Delta__15__N=b"about 9"), clean, MISSING)
     with pytest.raises(ValueError, match=r"column 'Date_Egg': 'soon' is not a date"):
-        file_example_gen.clean_example(example(Date__Egg=b"soon"), clean, MISSING)
+        example_cleaning.clean_example(example(Date__Egg=b"soon"), clean, MISSING)
     with pytest.raises(ValueError, match=r"label 'Species': value 'Emperor' is not one of the classes"):
-        file_example_gen.clean_example(example(Species=b"Emperor"), clean, MISSING)
+        example_cleaning.clean_example(example(Species=b"Emperor"), clean, MISSING)
 
 
 def test_columns_that_cannot_be_features_are_left_out_with_a_reason():
@@ -116,16 +116,16 @@ def test_a_missing_value_message_never_says_the_share_found_equals_the_share_all
 
 
 def test_a_row_whose_label_cell_is_empty_is_dropped_but_a_file_without_the_label_column_is_not():
-    assert not file_example_gen.has_label(example(mpg=[], hp=130), "mpg", MISSING)
-    assert not file_example_gen.has_label(example(mpg=b"NA"), "mpg", MISSING)
-    assert file_example_gen.has_label(example(mpg=18.0), "mpg", MISSING)
-    assert file_example_gen.has_label(example(hp=130), "mpg", MISSING)  # validation names the missing column
+    assert not example_cleaning.has_label(example(mpg=[], hp=130), "mpg", MISSING)
+    assert not example_cleaning.has_label(example(mpg=b"NA"), "mpg", MISSING)
+    assert example_cleaning.has_label(example(mpg=18.0), "mpg", MISSING)
+    assert example_cleaning.has_label(example(hp=130), "mpg", MISSING)  # validation names the missing column
 
 
 def test_a_file_read_with_the_wrong_delimiter_is_named_before_its_columns_are_renamed():
     wrong = example(**{"trip_id;fare;big_tip": b"1;2.5;0"})
     with pytest.raises(ValueError, match="delimited by something other than commas"):
-        file_example_gen.clean_example(wrong, file_example_gen.cleaning_settings(), MISSING)
+        example_cleaning.clean_example(wrong, example_cleaning.cleaning_settings(), MISSING)
 
 
 def test_numeric_features_of_a_large_enough_table_are_also_bucketized(taxi_config_path):
@@ -149,4 +149,4 @@ def test_a_config_names_a_column_as_ingestion_reads_it(tmp_path, taxi_config_pat
         load_config(taxi_config_path, {"features": {"numeric": ["trip_miles", "Body Mass (g)"]}})
     two = example(**{"a b": b"1", "a_b": b"2"})
     with pytest.raises(ValueError, match="both read as 'a_b'"):
-        file_example_gen.clean_example(two, file_example_gen.cleaning_settings(), MISSING)
+        example_cleaning.clean_example(two, example_cleaning.cleaning_settings(), MISSING)
