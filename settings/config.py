@@ -275,6 +275,28 @@ class MonitoringConfig(Section):
     retrain: RetrainPolicyConfig = RetrainPolicyConfig()
 
 
+class StreamingConfig(Section):
+    """The streaming prediction pipeline (`make run-stream`): landing folder or Pub/Sub in, files or BigQuery out."""
+
+    landing_dir: str = "build/stream/landing"  # local source: CSV / JSON-lines files renamed into place here
+    output_dir: str = "build/stream/out"  # predictions/, errors/, late/, windows/
+    window_seconds: float = Field(60.0, gt=0)  # fixed windows of feature statistics (skew and drift)
+    poll_seconds: float = Field(1.0, gt=0)  # landing folder and serving dir
+    chunk_rows: int = Field(8192, gt=0)  # rows per model call
+    min_rows: int = Field(50, gt=0)  # fewer rows in a window: statistics only, no skew or drift verdict
+    pubsub_subscription: str | None = None  # projects/<p>/subscriptions/<s>: one JSON event per message
+    pubsub_topic: str | None = None  # read from a topic instead (Dataflow makes a subscription)
+    bigquery_table: str | None = None  # <project>:<dataset>.<table> for the predictions
+
+    @model_validator(mode="after")
+    def _one_source(self) -> StreamingConfig:
+        if self.pubsub_subscription and self.pubsub_topic:
+            raise ValueError("set pubsub_subscription or pubsub_topic, not both")
+        if self.bigquery_table and not re.fullmatch(r"[\w-]+[:.][\w]+\.[\w$-]+", self.bigquery_table):
+            raise ValueError(f"bigquery_table {self.bigquery_table!r} is not <project>:<dataset>.<table>")
+        return self
+
+
 class MachineConfig(Section):
     """A Vertex AI CustomJob worker pool (`machineSpec` + `replicaCount`)."""
 
@@ -339,6 +361,7 @@ class Config(Section):
     screening: ScreeningConfig | None = ScreeningConfig()  # null: the configured features go to Transform unscreened
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    streaming: StreamingConfig = StreamingConfig()
     vertex: VertexConfig | None = None  # a deployment profile (configs/vertex-*.yaml)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"  # JSON logs of every entry point
     source: SkipJsonSchema[str] = ""  # the file this was loaded from
@@ -732,7 +755,9 @@ def _resolve_paths(config: Config, root: str) -> Config:
     serving = config.serving.replace(log_path=absolute(config.serving.log_path))
     m = config.monitoring
     monitoring = m.replace(log_path=absolute(m.log_path) or serving.log_path, output_dir=absolute(m.output_dir))
-    return config.replace(data=data, pipeline=pipe, serving=serving, monitoring=monitoring)
+    st = config.streaming
+    streaming = st.replace(landing_dir=absolute(st.landing_dir), output_dir=absolute(st.output_dir))
+    return config.replace(data=data, pipeline=pipe, serving=serving, monitoring=monitoring, streaming=streaming)
 
 
 def workdir_overrides(workdir: str) -> dict:
