@@ -75,8 +75,8 @@ SECONDS_ ?=
 run-stream: env ## Streaming prediction: files landing in streaming.landing_dir (or Pub/Sub) -> RunInference, windows of skew/drift (SECONDS_=n stops)
 	$(ENV) python -m monitoring.stream --config $(CONFIG) $(if $(SECONDS_),--seconds $(SECONDS_))
 
-bench-stream: env ## Events/s and landing-to-scored latency (p50, p99) of the local stream; build/bench/stream.json
-	$(ENV) python -m benchmarks.streaming --config $(CONFIG) --out build/bench/stream.json
+bench-stream: env ## Events/s and landing-to-scored latency (p50, p99) of the local stream (WORKDIR=build/smoke for its model); build/bench/stream.json
+	$(ENV) python -m benchmarks.streaming --config $(CONFIG) $(if $(WORKDIR),--workdir $(WORKDIR)) --out build/bench/stream.json
 
 compile-canary: env ## Compile the Vertex AI canary rollout pipeline (KFP v2) for PROFILE
 	$(ENV) python -m pipelines.canary compile --profile $(PROFILE)
