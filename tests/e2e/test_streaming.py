@@ -115,8 +115,10 @@ def test_landing_folder_stream_gives_every_event_once_scored_or_dead_lettered(fi
 
 def test_cloud_profile_reads_pubsub_and_writes_bigquery(first_run, tmp_path):
     config, summary = first_run
-    subscription = "projects/p/subscriptions/taxi-events"
-    config = stream_config(config, tmp_path, pubsub_subscription=subscription, bigquery_table="p:ml.taxi_predictions")
+    subscription = "projects/mlops-demo/subscriptions/taxi-events"
+    config = stream_config(
+        config, tmp_path, pubsub_subscription=subscription, bigquery_table="mlops-demo:ml.taxi_predictions"
+    )
     p = beam.Pipeline()
     streaming.build(p, config, summary.pushed_model)
     found = {}
@@ -131,4 +133,4 @@ def test_cloud_profile_reads_pubsub_and_writes_bigquery(first_run, tmp_path):
     p.visit(Find())
     assert found["ReadFromPubSub"]._source.full_subscription == subscription
     table = found["WriteToBigQuery"].table_reference
-    assert (table.projectId, table.datasetId, table.tableId) == ("p", "ml", "taxi_predictions")
+    assert (table.projectId, table.datasetId, table.tableId) == ("mlops-demo", "ml", "taxi_predictions")
