@@ -16,7 +16,7 @@ LABELS ?=
 VERTEX = $(ENV) python -m pipelines.vertex --profile $(PROFILE) $(if $(IMAGE),--image $(IMAGE)) $(if $(DRY_RUN),--dry-run)
 
 .DEFAULT_GOAL := help
-.PHONY: help env run smoke serve test test-unit test-e2e bench bench-serve bench-batch bench-input bench-tables corruption-suite drills lineage report run-batch compile-canary monitor compile-monitoring features schema config-schema lint lock clean clean-env \
+.PHONY: help env run smoke serve test test-unit test-e2e bench bench-serve bench-batch bench-input bench-tables corruption-suite drills lineage report run-batch run-stream bench-stream compile-canary monitor compile-monitoring features schema config-schema lint lock clean clean-env \
 	compile upload submit schedule trigger-bundle
 
 help: ## List the targets
@@ -70,6 +70,13 @@ report: env ## Rewrite the HTML report of the newest run (make run writes it too
 
 run-batch: env ## Batch prediction with Beam RunInference (INPUT='dir/*.csv' OUTPUT=prefix)
 	$(ENV) python -m pipelines.batch_prediction --config $(CONFIG) --input '$(INPUT)' --output $(OUTPUT)
+
+SECONDS_ ?=
+run-stream: env ## Streaming prediction: files landing in streaming.landing_dir (or Pub/Sub) -> RunInference, windows of skew/drift (SECONDS_=n stops)
+	$(ENV) python -m monitoring.stream --config $(CONFIG) $(if $(SECONDS_),--seconds $(SECONDS_))
+
+bench-stream: env ## Events/s and landing-to-scored latency (p50, p99) of the local stream (WORKDIR=build/smoke for its model); build/bench/stream.json
+	$(ENV) python -m benchmarks.streaming --config $(CONFIG) $(if $(WORKDIR),--workdir $(WORKDIR)) --out build/bench/stream.json
 
 compile-canary: env ## Compile the Vertex AI canary rollout pipeline (KFP v2) for PROFILE
 	$(ENV) python -m pipelines.canary compile --profile $(PROFILE)

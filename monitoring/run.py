@@ -116,22 +116,27 @@ def live_bound(config: Config) -> float:
     return r.max_live_error if r.max_live_error is not None else e.upper_bound
 
 
-def monitor(config: Config, labels_path: str | None = None, now: float | None = None) -> dict:
-    """One monitoring pass; writes result.json and report.html and returns the result."""
+def served_baseline(config: Config, served: str) -> tuple[baseline.Baseline, schema_pb2.Schema, list[str]]:
+    """The served version's training statistics (by lineage), its schema, and the monitored features."""
     from metadata.mlmd import open_store
     from serving import model_store
 
-    m = config.monitoring
-    frame = read_log(m.log_path)
-    version = str(frame["_model_version"].iloc[-1])
-    logs.bind(model_version=version)
-    served = os.path.join(config.pipeline.serving_dir, version)
     base = baseline.find(open_store(config.pipeline.metadata_path), served)
     schema = schema_pb2.Schema()
     with open(os.path.join(served, model_store.SCHEMA)) as f:
         text_format.Parse(f.read(), schema)
     contract = model_store.read_contract(served)
-    features = [f for f in contract["inputs"] if f not in m.exclude]
+    return base, schema, [f for f in contract["inputs"] if f not in config.monitoring.exclude]
+
+
+def monitor(config: Config, labels_path: str | None = None, now: float | None = None) -> dict:
+    """One monitoring pass; writes result.json and report.html and returns the result."""
+    m = config.monitoring
+    frame = read_log(m.log_path)
+    version = str(frame["_model_version"].iloc[-1])
+    logs.bind(model_version=version)
+    served = os.path.join(config.pipeline.serving_dir, version)
+    base, schema, features = served_baseline(config, served)
 
     parts = windows(frame[frame["_model_version"] == version], m.window_rows, m.min_rows)
     if not parts:

@@ -159,13 +159,25 @@ def to_json_lines(keys: list, scores: list, version: str, output: str) -> str:
     return frame.to_json(orient="records", lines=True, double_precision=15).rstrip("\n")
 
 
+def column_types(model_dir: str, personal_columns: list[str]) -> dict[str, str]:
+    """The model inputs' Arrow types, from the serving schema (what ReadChunks parses CSV with)."""
+    rules = model_store.load_validator(model_dir, personal_columns).rules
+    return {n: {"string": "string", "int": "int64", "float": "float64"}[r.kind] for n, r in rules.items()}
+
+
+def newest_model_dir(serving_dir: str) -> str:
+    available = model_store.versions(serving_dir)
+    if not available:
+        raise model_store.ModelUnavailableError(f"no pushed model in {serving_dir}")
+    return os.path.join(serving_dir, available[-1])
+
+
 def build(pipeline, model_dir: str, input_pattern: str, output: str, key_column: str,
           personal_columns: list[str], drop_columns: list[str] = (), chunk_rows: int = 8192) -> None:  # fmt: skip
     """Adds read -> validate -> RunInference -> write to `pipeline`."""
     contract = model_store.read_contract(model_dir)
     version = os.path.basename(model_dir.rstrip("/"))
-    rules = model_store.load_validator(model_dir, personal_columns).rules
-    types = {n: {"string": "string", "int": "int64", "float": "float64"}[r.kind] for n, r in rules.items()}
+    types = column_types(model_dir, personal_columns)
     chunks = (
         pipeline
         | "Match" >> fileio.MatchFiles(input_pattern)
@@ -192,11 +204,7 @@ def run(config, input_pattern: str, output: str, model_dir: str | None = None, k
     """Runs batch prediction with the newest pushed model (or `model_dir`); returns the model used."""
     from pipelines.runtime import beam_args
 
-    if model_dir is None:
-        available = model_store.versions(config.pipeline.serving_dir)
-        if not available:
-            raise model_store.ModelUnavailableError(f"no pushed model in {config.pipeline.serving_dir}")
-        model_dir = os.path.join(config.pipeline.serving_dir, available[-1])
+    model_dir = model_dir or newest_model_dir(config.pipeline.serving_dir)
     contract = model_store.read_contract(model_dir)
     not_inputs = [contract["label"]]
     with beam.Pipeline(options=PipelineOptions(beam_args(config))) as p:

@@ -33,6 +33,7 @@ from settings.sections import (
     ServingConfig,
     SimplificationConfig,
     SplitConfig,
+    StreamingConfig,
     TrainerConfig,
     TuningConfig,
     VertexConfig,
@@ -60,6 +61,7 @@ class Config(Section):
     screening: ScreeningConfig | None = ScreeningConfig()  # null: the configured features go to Transform unscreened
     serving: ServingConfig = ServingConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    streaming: StreamingConfig = StreamingConfig()
     vertex: VertexConfig | None = None  # a deployment profile (configs/vertex-*.yaml)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"  # JSON logs of every entry point
     source: SkipJsonSchema[str] = ""  # the file this was loaded from
@@ -329,7 +331,9 @@ def _resolve_paths(config: Config, root: str) -> Config:
     serving = config.serving.replace(log_path=absolute(config.serving.log_path))
     m = config.monitoring
     monitoring = m.replace(log_path=absolute(m.log_path) or serving.log_path, output_dir=absolute(m.output_dir))
-    return config.replace(data=data, pipeline=pipe, serving=serving, monitoring=monitoring)
+    st = config.streaming
+    streaming = st.replace(landing_dir=absolute(st.landing_dir), output_dir=absolute(st.output_dir))
+    return config.replace(data=data, pipeline=pipe, serving=serving, monitoring=monitoring, streaming=streaming)
 
 
 def validate(raw: dict, path: str) -> Config:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from models.features import MISSING_TOKENS
 
@@ -263,6 +264,28 @@ class MonitoringConfig(Section):
     monitor_interval_hours: int = 1  # Vertex AI Model Monitoring schedule
     alert_emails: tuple[str, ...] = ()
     retrain: RetrainPolicyConfig = RetrainPolicyConfig()
+
+
+class StreamingConfig(Section):
+    """The streaming prediction pipeline (`make run-stream`): landing folder or Pub/Sub in, files or BigQuery out."""
+
+    landing_dir: str = "build/stream/landing"  # local source: CSV / JSON-lines files renamed into place here
+    output_dir: str = "build/stream/out"  # predictions/, errors/, late/, windows/
+    window_seconds: float = Field(60.0, gt=0)  # fixed windows of feature statistics (skew and drift)
+    poll_seconds: float = Field(1.0, gt=0)  # landing folder and serving dir
+    chunk_rows: int = Field(8192, gt=0)  # rows per model call
+    min_rows: int = Field(50, gt=0)  # fewer rows in a window: statistics only, no skew or drift verdict
+    pubsub_subscription: str | None = None  # projects/<p>/subscriptions/<s>: one JSON event per message
+    pubsub_topic: str | None = None  # read from a topic instead (Dataflow makes a subscription)
+    bigquery_table: str | None = None  # <project>:<dataset>.<table> for the predictions
+
+    @model_validator(mode="after")
+    def _one_source(self) -> StreamingConfig:
+        if self.pubsub_subscription and self.pubsub_topic:
+            raise ValueError("set pubsub_subscription or pubsub_topic, not both")
+        if self.bigquery_table and not re.fullmatch(r"[\w-]+[:.][\w]+\.[\w$-]+", self.bigquery_table):
+            raise ValueError(f"bigquery_table {self.bigquery_table!r} is not <project>:<dataset>.<table>")
+        return self
 
 
 class MachineConfig(Section):
