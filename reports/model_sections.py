@@ -145,6 +145,9 @@ def edge_section(artifacts: RunArtifacts) -> str:
     rows = [[key, *[f[key] for f in formats]] for key in ("bytes", "latency_ms_1_row", "latency_ms_batch")]
     rows.append(["largest score difference", *[f"{f['max_abs_diff']:.2e}" for f in formats]])
     rows.append(["conversion seconds", "—", r["conversion_seconds"]["float"], r["conversion_seconds"]["quantized"]])
-    raw = [f"{kind}: {r['formats'][f'tflite_raw_{kind}']['bytes']} bytes, converted in "
-           f"{r['conversion_seconds'][f'raw_{kind}']} s" for kind in ("float", "quantized")]  # fmt: skip
+    raw = []
+    for kind in ("float", "quantized"):
+        f = r["formats"][f"tflite_raw_{kind}"]
+        raw.append(f"{kind}: not converted ({f['error']})" if "error" in f else
+                   f"{kind}: {f['bytes']} bytes, converted in {r['conversion_seconds'][f'raw_{kind}']} s")  # fmt: skip
     return render_section("edge", r=r, rows=rows, raw=raw)

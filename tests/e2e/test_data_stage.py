@@ -32,7 +32,7 @@ def test_every_corrupted_input_stops_the_run_named_and_the_last_blessed_model_st
     an error that names the problem, pushing nothing, and leaving the served model and metadata."""
     from drills import corruption_suite
 
-    overrides = {"tuning": {"max_trials": 0}, "simplification": None, "framing": {"success_level": 0.6},
+    overrides = {"tuning": {"max_trials": 0}, "simplification": None, "edge": None, "framing": {"success_level": 0.6},
                  "evaluation": {"slice_lower_bound": None, "baselines": {"margin": -0.1}},
                  "trainer": {"train_steps": 100, "eval_steps": 10, "batch_size": 64}}  # fmt: skip
     results = corruption_suite.run_suite(TAXI_CONFIG, str(tmp_path), 1200, overrides)

@@ -20,6 +20,7 @@ SMALL = {
     "data": {"generate": {"rows": 3000, "seed": 5}},
     "trainer": {"train_steps": 200, "eval_steps": 10, "batch_size": 64},
     "tuning": {"max_trials": 1, "trial_steps": 60},
+    "edge": None,  # each head's TFLite conversion is a unit test (tests/unit/test_edge.py)
     # the baselines run; the gate to beat them is tested on binary
     "evaluation": {"baselines": {"margin": -0.5, "boosted_margin": -0.5}},
 }

@@ -37,3 +37,32 @@ def test_every_network_input_has_its_device_preprocessing_named():
     assert list(found) == inputs
     assert found["fare_bucket"]["from"] == "fare" and "quantile bucket of 4" in found["fare_bucket"]["how"]
     assert all(p["how"] != "as Transform outputs it" for p in found.values())
+
+
+def test_a_transform_graph_that_does_not_convert_leaves_the_network_files_and_names_why(tmp_path):
+    """A SavedModel without the raw-input signature cannot convert raw-input: the export goes on with the
+    network files (scored), records the converter's error for each raw file and no Flex ops, and the
+    report says so."""
+    import tensorflow as tf
+
+    from reports.artifacts import RunArtifacts
+    from reports.model_sections import edge_section
+
+    model = build_model(("x", "x_missing"), {"c": 5}, HParams(hidden_units=(16,)), "binary", 2)
+    saved = tmp_path / "saved_model"
+    tf.saved_model.save(tf.Module(), str(saved))  # no `serving_columns` signature
+    rng = np.random.default_rng(1)
+    rows = {"x": rng.normal(size=32).astype(np.float32), "x_missing": np.zeros(32, np.float32),
+            "c": rng.integers(0, 5, size=32)}  # fmt: skip
+    spec = FeatureSpec(label="y", numeric=("x",), categorical=("c",))
+    result = edge.export(model, spec, str(saved), str(tmp_path / "tflite"), rows, "probability")
+    for kind in ("raw_float", "raw_quantized"):
+        assert "serving_columns" in result["formats"][f"tflite_{kind}"]["error"], result["formats"][f"tflite_{kind}"]
+        assert not (tmp_path / "tflite" / edge.FILES[kind]).exists()
+    assert result["flex_ops"] is None
+    assert result["formats"]["tflite_float"]["max_abs_diff"] < 1e-5
+    assert (tmp_path / "tflite" / edge.FILES["float"]).exists()
+    edge.write_result(result, str(tmp_path / "run"))
+    artifacts = RunArtifacts(run="r", by_component={"Trainer": {"ModelRun": [str(tmp_path / "run")]}})
+    page = edge_section(artifacts)
+    assert "float: not converted" in page and "did not convert" in page and "Flex delegate; the ops" not in page
