@@ -16,7 +16,7 @@ LABELS ?=
 VERTEX = $(ENV) python -m pipelines.vertex --profile $(PROFILE) $(if $(IMAGE),--image $(IMAGE)) $(if $(DRY_RUN),--dry-run)
 
 .DEFAULT_GOAL := help
-.PHONY: help env run smoke serve test test-unit test-e2e bench bench-serve bench-batch bench-input bench-tables corruption-suite drills lineage report run-batch run-stream bench-stream compile-canary monitor compile-monitoring features schema config-schema lint lock clean clean-env \
+.PHONY: help env run smoke serve test test-unit test-e2e bench bench-scale bench-serve bench-batch bench-input bench-tables corruption-suite drills lineage report run-batch run-stream bench-stream compile-canary monitor compile-monitoring features schema config-schema lint lock clean clean-env \
 	compile upload submit schedule trigger-bundle
 
 help: ## List the targets
@@ -48,6 +48,10 @@ test-e2e: env ## Run the end-to-end pipeline tests only
 
 bench: env ## Time each component on ROWS rows (default 15000); writes build/bench/pipeline.json
 	$(ENV) python -m benchmarks.pipeline_timing --config $(CONFIG) --rows $(ROWS) --out build/bench/pipeline.json
+
+SIZES ?= 15000 150000 1500000
+bench-scale: env ## One cache-off run per size (SIZES=...): per-component seconds, growth vs the rows, peak memory; build/bench/scale.json
+	$(ENV) python -m benchmarks.scale --config $(CONFIG) --rows $(SIZES) --out build/bench/scale.json
 
 TABLES ?=
 bench-tables: env ## Seven public tables (one YAML each): network vs linear vs boosted, per table; build/bench/tables.json

@@ -1,0 +1,25 @@
+"""make bench-scale's arithmetic: growth per component against the rows, and its table."""
+
+import pytest
+
+from benchmarks.scale import growth, table
+
+pytestmark = pytest.mark.unit
+
+
+def test_growth_is_time_ratio_over_rows_ratio_per_component():
+    runs = [
+        {"rows": 15000, "total_seconds": 40.0, "peak_rss_mb": 900,
+         "components_seconds": {"CsvExampleGen": 4.0, "Trainer": 10.0, "Pusher": 1.0}},
+        {"rows": 150000, "total_seconds": 100.0, "peak_rss_mb": 1500,
+         "components_seconds": {"CsvExampleGen": 80.0, "Trainer": 10.0}},
+    ]  # fmt: skip
+    [g] = growth(runs)
+    assert (g["from_rows"], g["to_rows"]) == (15000, 150000)
+    assert g["components"] == {"CsvExampleGen": 2.0, "Trainer": 0.1}  # twice as dear per row; a fixed cost
+    assert g["total"] == 0.25
+    text = table(runs, [g])
+    assert "growth 15k->150k" in text
+    row = next(line for line in text.splitlines() if line.startswith("CsvExampleGen"))
+    assert row.split()[1:] == ["4.0s", "80.0s", "2.00"]
+    assert next(line for line in text.splitlines() if line.startswith("Pusher")).split()[1:] == ["1.0s", "-", "-"]
