@@ -36,9 +36,10 @@ smoke: env ## A small end-to-end run (2,000 rows) in build/smoke, as Cloud Build
 serve: env ## Serve the newest pushed model on http://127.0.0.1:8080 (Vertex AI predict JSON)
 	$(ENV) python -m serving.server --config $(CONFIG)
 
-test: env ## Lint, then run the whole test suite (unit, data, model, e2e)
+TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
+test: env ## Lint, then run the whole test suite (unit, data, model, e2e), a test file per worker, one worker per core
 	$(ENV) ruff check .
-	$(ENV) python -m pytest $(PYTEST_ARGS)
+	$(ENV) python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-unit: env ## Run the fast tests only (no pipeline runs)
 	$(ENV) python -m pytest -m "not e2e" $(PYTEST_ARGS)

@@ -71,7 +71,10 @@ def make_api(app: App, predict_route: str, health_route: str):
             body = await body_of(request)
             if isinstance(body, JSONResponse):
                 return body
-            status, response = await run_in_threadpool(app.predict, body, explain)  # micro-batched across threads
+            if explain:  # attributions are a model call of their own, in a worker thread
+                status, response = await run_in_threadpool(app.predict, body, True)
+            else:  # parsed and validated here; the batcher's thread scores this request with concurrent ones
+                status, response = await app.predict_async(body)
             return answer(status, response)
 
         return endpoint

@@ -15,6 +15,41 @@ from serving.prediction_log import PredictionLog
 from serving.validation import InvalidRequestError, request_instances
 
 
+class PredictRequest:
+    """One predict request on its way: the served model and validated rows, then the answer, and the log record."""
+
+    def __init__(self, model_name: str):
+        self.start = time.perf_counter()
+        self.record: dict[str, Any] = {"time": time.time(), "request_id": uuid.uuid4().hex, "model": model_name}
+        self.model: LoadedModel | None = None
+        self.rows: list[dict] = []
+        self.status, self.response = 500, {"error": "internal error (unanswered)"}
+
+    def answer(self, scores: list, model_name: str, explain: bool) -> None:
+        response = self.model.response(scores, model_name)
+        if explain:
+            try:
+                response["explanations"] = self.model.explain(self.rows)
+            except LookupError as e:
+                raise InvalidRequestError(str(e), 404) from None
+        self.status, self.response = 200, response
+        self.record.update(model_version=self.model.version, instances=self.rows, predictions=scores)
+
+    def fail(self, e: Exception) -> None:
+        """The answer to a failed request: the client's fault (4xx), no model yet (503), or a bug (500, logged
+        without the request body)."""
+        self.model = None
+        if isinstance(e, InvalidRequestError):
+            self.status, self.response = e.status, {"error": str(e)}
+            self.record["error"] = str(e)
+        elif isinstance(e, ModelUnavailableError):
+            self.status, self.response = 503, {"error": str(e)}
+            self.record["error"] = str(e)
+        else:
+            self.status, self.response = 500, {"error": f"internal error ({type(e).__name__})"}
+            self.record["error"] = f"{type(e).__name__}: {str(e)[:200]}"
+
+
 class App:
     """Everything a request handler needs; independent of the HTTP layer."""
 
@@ -32,37 +67,48 @@ class App:
 
     def predict(self, body: bytes, explain: bool = False) -> tuple[int, dict]:
         """(status, response) for one predict (or, with `explain`, explain) request body; never raises."""
-        start = time.perf_counter()
-        request_id = uuid.uuid4().hex
-        record: dict[str, Any] = {"time": time.time(), "request_id": request_id, "model": self.model_name}
+        request = self._begin(body)
+        if request.model is not None:
+            try:
+                scores = self._score(request.model, request.rows)
+                request.answer(scores, self.model_name, explain)
+            except Exception as e:
+                request.fail(e)
+        return self._finish(request)
+
+    async def predict_async(self, body: bytes) -> tuple[int, dict]:
+        """`predict` (no explain) on the event loop: only the model call leaves it, to the batcher's thread."""
+        request = self._begin(body)
+        if request.model is not None:
+            try:
+                scores = self._cached(request.model, request.rows)
+                if any(s is None for s in scores):
+                    missing = [i for i, s in enumerate(scores) if s is None]
+                    fresh = await self.batcher.predict_async(request.model, [request.rows[i] for i in missing])
+                    self._fill(request.model, request.rows, scores, missing, fresh)
+                request.answer(scores, self.model_name, explain=False)
+            except Exception as e:
+                request.fail(e)
+        return self._finish(request)
+
+    def _begin(self, body: bytes) -> PredictRequest:
+        """The request parsed and validated against the served model's schema (or failed, with its status)."""
+        request = PredictRequest(self.model_name)
         try:
             instances = self._instances(body)
-            model = self.store.pick()
-            rows = [model.validator.instance(raw, i) for i, raw in enumerate(instances)]
+            request.model = self.store.pick()
+            request.rows = [request.model.validator.instance(raw, i) for i, raw in enumerate(instances)]
             if self.key_column:
-                record["keys"] = [str(raw.get(self.key_column, ""))[:200] for raw in instances]
-            scores = self._score(model, rows)
-            status = 200
-            response = model.response(scores, self.model_name)
-            if explain:
-                try:
-                    response["explanations"] = model.explain(rows)
-                except LookupError as e:
-                    raise InvalidRequestError(str(e), 404) from None
-            record.update(model_version=model.version, instances=rows, predictions=scores)
-        except InvalidRequestError as e:
-            status, response = e.status, {"error": str(e)}
-            record["error"] = str(e)
-        except ModelUnavailableError as e:
-            status, response = 503, {"error": str(e)}
-            record["error"] = str(e)
-        except Exception as e:  # a bug, not the client's fault; logged without the request body
-            status, response = 500, {"error": f"internal error ({type(e).__name__})"}
-            record["error"] = f"{type(e).__name__}: {str(e)[:200]}"
-        record.update(status=status, latency_ms=round((time.perf_counter() - start) * 1000, 3))
-        self.counts[status] += 1
-        self.log.add(record)
-        return status, response
+                request.record["keys"] = [str(raw.get(self.key_column, ""))[:200] for raw in instances]
+        except Exception as e:
+            request.fail(e)
+        return request
+
+    def _finish(self, request: PredictRequest) -> tuple[int, dict]:
+        request.record.update(status=request.status, latency_ms=round((time.perf_counter() - request.start) * 1000, 3))
+        self.counts[request.status] += 1
+        self.log.add(request.record)
+        return request.status, request.response
 
     def _instances(self, body: bytes) -> list:
         try:
@@ -78,16 +124,22 @@ class App:
         return request_instances(payload, self.max_instances)
 
     def _score(self, model: LoadedModel, rows: list[dict]) -> list[float]:
-        keys = [(model.version, *r.values()) for r in rows] if self.cache.size else None
-        scores: list[float | None] = [self.cache.get(k) for k in keys] if keys else [None] * len(rows)
+        scores = self._cached(model, rows)
         missing = [i for i, s in enumerate(scores) if s is None]
         if missing:
-            fresh = self.batcher.predict(model, [rows[i] for i in missing])
-            for i, s in zip(missing, fresh, strict=True):
-                scores[i] = s
-                if keys:
-                    self.cache.put(keys[i], s)
+            self._fill(model, rows, scores, missing, self.batcher.predict(model, [rows[i] for i in missing]))
         return scores
+
+    def _cached(self, model: LoadedModel, rows: list[dict]) -> list[float | None]:
+        if not self.cache.size:
+            return [None] * len(rows)
+        return [self.cache.get((model.version, *r.values())) for r in rows]
+
+    def _fill(self, model: LoadedModel, rows: list[dict], scores: list, missing: list[int], fresh: list) -> None:
+        for i, s in zip(missing, fresh, strict=True):
+            scores[i] = s
+            if self.cache.size:
+                self.cache.put((model.version, *rows[i].values()), s)
 
     def metadata(self) -> dict:
         model = self.store.pick()

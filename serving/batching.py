@@ -3,6 +3,7 @@ LRU answers repeated rows of one model version."""
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import queue
 import threading
@@ -20,12 +21,23 @@ class Batcher:
         self._thread.start()
 
     def predict(self, model: LoadedModel, rows: list[dict]) -> list[float]:
-        job = {"model": model, "examples": rows, "done": threading.Event(), "result": None, "error": None}
+        done = threading.Event()
+        job = self._submit(model, rows, done.set)
+        done.wait()
+        return _outcome(job)
+
+    async def predict_async(self, model: LoadedModel, rows: list[dict]) -> list[float]:
+        """`predict` for a coroutine on an event loop: it waits without holding a thread."""
+        loop = asyncio.get_running_loop()
+        finished = loop.create_future()
+        job = self._submit(model, rows, lambda: loop.call_soon_threadsafe(_resolve, finished))
+        await finished
+        return _outcome(job)
+
+    def _submit(self, model: LoadedModel, rows: list[dict], notify) -> dict:
+        job = {"model": model, "examples": rows, "notify": notify, "result": None, "error": None}
         self._queue.put(job)
-        job["done"].wait()
-        if job["error"] is not None:
-            raise job["error"]
-        return job["result"]
+        return job
 
     def _run(self) -> None:
         while True:
@@ -48,14 +60,25 @@ class Batcher:
                 except Exception as e:  # answered as 500 by the request that owns it
                     for job in group:
                         job["error"] = e
-                        job["done"].set()
+                        job["notify"]()
                     continue
                 start = 0
                 for job in group:
                     n = len(job["examples"])
                     job["result"] = scores[start : start + n]
                     start += n
-                    job["done"].set()
+                    job["notify"]()
+
+
+def _resolve(future) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _outcome(job: dict) -> list[float]:
+    if job["error"] is not None:
+        raise job["error"]
+    return job["result"]
 
 
 class PredictionCache:

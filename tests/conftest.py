@@ -30,7 +30,8 @@ def small_overrides(
         },
         # slices are computed (months of ~66 eval rows) but, this small, only reported
         "framing": {"success_level": 0.65},
-        "edge": None,  # four TFLite conversions cost ~15 s a run: only `first_run` makes them
+        "edge": None,  # four TFLite conversions cost ~12 s a run: only `first_run` makes them
+        "simplification": None,  # the distilled model costs ~6 s a run: only `first_run` trains one
         # at 2,000 rows the network's lead over the linear baseline (~0.01 AUC) is within noise: the
         # baseline mechanics run, with a margin the e2e test of the baselines gate tightens
         "evaluation": {
@@ -45,9 +46,12 @@ def small_overrides(
 
 
 def first_run_overrides(root: str) -> dict:
-    """The shared first run's settings: the small ones, with the TFLite export. A later run in its
-    root starts from these, so that what it does not change comes from the cache."""
-    return {**small_overrides(root), "edge": {"eval_rows": 512}}
+    """The shared first run's settings: the small ones, with the TFLite export and the distilled model
+    (configs/taxi.yaml's). A later run in its root starts from these, so that what it does not change
+    comes from the cache."""
+    small = {**small_overrides(root), "edge": {"eval_rows": 512}}
+    del small["simplification"]
+    return small
 
 
 @pytest.fixture

@@ -1,5 +1,8 @@
 """cloudbuild.yaml cannot rot: its steps are parsed, their order checked, and every step
-that needs neither Google Cloud nor a Docker engine is run here exactly as written."""
+that needs neither Google Cloud nor a Docker engine is run here as written. The unit tests of
+the lint-and-unit-tests step are the suite's own (the same environment runs them in this
+session), so here that step's make targets are resolved and everything but the unit-test run
+is executed; `make image-test` runs every step in full inside the built image."""
 
 import glob
 import json
@@ -58,8 +61,20 @@ def test_steps_order_dependencies_and_no_secrets():
     assert not re.search(r"(password|secret|token|private_key|api_key)", text)
 
 
+def unit_test_command(workspace, targets: list[str]) -> list[str]:
+    """Runs what `make <targets>` would run except its unit-test run (the suite's own), which it returns."""
+    planned = subprocess.run(["make", "-n", *targets], cwd=workspace, capture_output=True, text=True, check=True,
+                             env={k: v for k, v in os.environ.items() if k != "PYTEST_ARGS"}).stdout  # fmt: skip
+    pytest_runs = [line.strip() for line in planned.splitlines() if "pytest" in line]
+    for line in planned.splitlines():
+        if line.strip() and "pytest" not in line:
+            result = subprocess.run(["bash", "-c", line], cwd=workspace, capture_output=True, text=True, timeout=600)
+            assert result.returncode == 0, f"{line}\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+    return pytest_runs
+
+
 def test_runnable_steps_run_as_written(tmp_path):
-    """lint + unit tests, the smoke run and the compile, in a copy of the checkout."""
+    """Lint (and the unit tests' command), the smoke run and the compile, in a copy of the checkout."""
     build = load()
     workspace = tmp_path / "workspace"  # Cloud Build's /workspace: a clean checkout
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
@@ -74,6 +89,12 @@ def test_runnable_steps_run_as_written(tmp_path):
             continue
         command = [substitute(step["entrypoint"], values(build))] + [substitute(a, values(build)) for a in step["args"]]
         env = {**os.environ, **dict(substitute(e, values(build)).split("=", 1) for e in step.get("env", []))}
+        if step["id"] == "lint-and-unit-tests":
+            assert command[0] == "make", command
+            # the unit tests this suite runs, in this environment
+            assert unit_test_command(workspace, command[1:]) == ['tools/devenv.sh exec python -m pytest -m "not e2e"']
+            ran.append(step["id"])
+            continue
         result = subprocess.run(command, cwd=workspace, env=env, capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, (
             f"{step['id']}: {' '.join(command)}\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
