@@ -119,6 +119,43 @@ def test_cloud_settings_land_where_vertex_reads_them(compiled):
     assert sql.startswith("SELECT * EXCEPT(`rider_email`, `rider_name`, `rider_phone`) FROM (SELECT * FROM")
 
 
+def dataflow_request(args: list[str]) -> tuple[dict, dict]:
+    """The Dataflow job and its environment as Beam's DataflowRunner would send them for a step's args: Beam's
+    own request builders (apiclient.Job, apiclient.Environment), run offline on a one-step pipeline."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.runners.dataflow.internal import apiclient
+    from apache_beam.transforms import environments
+
+    options = PipelineOptions(args)  # the step's other flags are TFX's, which Beam ignores
+    pipeline = beam.Pipeline(options=PipelineOptions())
+    _ = pipeline | beam.Create([1])
+    image = apiclient.get_container_image_from_options(options)
+    proto = pipeline.to_runner_api(default_environment=environments.DockerEnvironment.from_container_image(image))
+    job = apiclient.Job(options, proto).proto
+    environment = apiclient.Environment([], options, "beam", "gs://staged/pipeline.pb", proto).proto
+    return json.loads(type(job).to_json(job)), json.loads(type(environment).to_json(environment))
+
+
+def test_the_dataflow_settings_reach_the_job_request(compiled):
+    """What the prod profile's `vertex.dataflow` asks for is in the request Dataflow would receive for each Beam
+    step: the worker machine and its ceiling, the private subnetwork without public IPs, the pipeline image as
+    the SDK harness, the runner service account, the CMEK key, the temp bucket and the labels."""
+    config, _, job = compiled["prod"]
+    v, d = config.vertex, config.vertex.dataflow
+    for task in ("BigQueryExampleGen", "Transform", "Evaluator"):
+        request, environment = dataflow_request(executor_args(job["pipelineSpec"], task))
+        (pool,) = environment["workerPools"]
+        assert pool["machineType"] == d.machine_type and pool["autoscalingSettings"]["maxNumWorkers"] == 10, task
+        assert pool["subnetwork"] == d.subnetwork and pool["ipConfiguration"] == 2  # WORKER_IP_PRIVATE
+        assert {c["containerImage"] for c in pool["sdkHarnessContainerImages"]} == {v.image}
+        assert environment["serviceAccountEmail"] == v.service_account
+        assert environment["serviceKmsKeyName"] == v.encryption_key
+        assert environment["tempStoragePrefix"].startswith(d.temp_location.replace("gs://", "storage.googleapis.com/"))
+        assert "use_runner_v2" in environment["experiments"]
+        assert request["labels"] == dict(v.labels)
+
+
 def test_dev_profile_runs_beam_in_the_step_and_the_schema_from_the_image(compiled):
     config, _, job = compiled["dev"]
     spec = job["pipelineSpec"]
