@@ -63,10 +63,11 @@ def test_steps_order_dependencies_and_no_secrets():
 
 def unit_test_command(workspace, targets: list[str]) -> list[str]:
     """Runs what `make <targets>` would run except its unit-test run (the suite's own), which it returns."""
-    planned = subprocess.run(["make", "-n", *targets], cwd=workspace, capture_output=True, text=True, check=True,
-                             env={k: v for k, v in os.environ.items() if k != "PYTEST_ARGS"}).stdout  # fmt: skip
-    pytest_runs = [line.strip() for line in planned.splitlines() if "pytest" in line]
-    for line in planned.splitlines():
+    outside = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ARGS", "MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    planned = subprocess.run(["make", "-n", "--no-print-directory", *targets], cwd=workspace, capture_output=True,
+                             text=True, check=True, env=outside).stdout.splitlines()  # fmt: skip
+    pytest_runs = [line.strip() for line in planned if "pytest" in line]
+    for line in planned:
         if line.strip() and "pytest" not in line:
             result = subprocess.run(["bash", "-c", line], cwd=workspace, capture_output=True, text=True, timeout=600)
             assert result.returncode == 0, f"{line}\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
