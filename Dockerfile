@@ -42,7 +42,7 @@ COPY drills drills
 COPY deploy deploy
 COPY configs configs
 COPY schemas schemas
-RUN pip install --no-cache-dir --no-deps . \
+RUN pip install --no-cache-dir --no-deps . && rm -rf build *.egg-info \
  && python -m tables.schema_staging --into /pipeline/staged-schemas schemas/*/schema.pbtxt \
  && tools/devenv.sh key > /opt/venv/.devenv-key
 
