@@ -54,7 +54,7 @@ image: ## Build the Dockerfile as IMAGE (default tfx-pipeline:local); not rebuil
 	tools/image.sh build $(LOCAL_IMAGE)
 
 image-test: image ## Run cloudbuild.yaml's in-image steps inside IMAGE (tests/e2e/test_image.py, minutes)
-	IMAGE_UNDER_TEST=$(LOCAL_IMAGE) tools/image.sh pytest -m image tests/e2e/test_image.py $(PYTEST_ARGS)
+	IMAGE_UNDER_TEST=$(LOCAL_IMAGE) tools/image.sh pytest -m image -rP tests/e2e/test_image.py $(PYTEST_ARGS)
 
 image-clean: ## Remove the image build's working containers (IMAGES=1: its images and storage too)
 	tools/image.sh clean $(if $(IMAGES),--images)

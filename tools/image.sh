@@ -7,7 +7,7 @@
 #                                   /workspace (Cloud Build's working directory), with the ENV pairs
 #   tools/image.sh tag TAG NAME     give the image TAG a second name
 #   tools/image.sh pytest ARGS...   run pytest on the host (the image tests drive buildah from there)
-#   tools/image.sh size TAG         print the image's size in bytes
+#   tools/image.sh size TAG         print the image's size (uncompressed)
 #   tools/image.sh clean [--images] remove the working containers (and, with --images, the images
 #                                   and the whole storage)
 #   tools/image.sh du               print the disk used by buildah's storage
@@ -158,13 +158,15 @@ build() {
   (cd "$TOP" && git ls-files -co --exclude-standard -z | while IFS= read -r -d '' f; do
     if [ -e "$f" ]; then cp --parents -a "$f" "$ctx"; fi
   done)
-  # no layer cache with vfs (each layer would be a full copy): an unchanged context and bases
-  # make an unchanged image, so it is not built again (FORCE=1 rebuilds)
-  context_key=$( (cd "$ctx" && find . -type f -print0 | sort -z | xargs -0 sha256sum; echo "$BASE_KEY";
-    bah inspect --type image --format '{{.FromImageID}}' "$BEAM_NAME" 2>/dev/null) | sha256sum | cut -c1-16)
+  # no layer cache with vfs (each layer would be a full copy): unchanged inputs (the Dockerfile,
+  # the files it copies from the context, the bases) make an unchanged image, so it is not built
+  # again (FORCE=1 rebuilds)
+  context_key=$( (cd "$ctx" && dockerfile_inputs | xargs -d '\n' -I{} find {} -type f -print0 | sort -z \
+    | xargs -0 sha256sum; echo "$BASE_KEY"; bah images --noheading --format '{{.ID}}' "$BEAM_NAME") \
+    | sha256sum | cut -c1-16)
   if [ -z "${FORCE:-}" ] && has_image "$tag" && [ "$(label_of "$tag" tfx-mlops.context-key)" = "$context_key" ]; then
     log "$tag is up to date (context key $context_key): not rebuilt (FORCE=1 rebuilds)"
-    log "size $(($(size "$tag") / 1048576)) MiB; storage $(du_store)"
+    log "size $(size "$tag"); storage $(du_store)"
     return 0
   fi
   log "buildah bud --pull=never --layers=false -t $tag (storage $STORE, vfs, chroot isolation)"
@@ -182,13 +184,21 @@ build() {
     -f "$ctx/Dockerfile" -t "$tag" "$ctx"
   bah rm --all >/dev/null 2>&1 || true
   bah rmi --prune >/dev/null 2>&1 || true  # dangling images of earlier builds
-  log "built $tag in $(($(date +%s) - start)) s; size $(($(size "$tag") / 1048576)) MiB; storage $(du_store)"
+  log "built $tag in $(($(date +%s) - start)) s; size $(size "$tag"); storage $(du_store)"
 }
 
-size() {
-  if docker_ok; then docker image inspect --format '{{.Size}}' "$1"; return; fi
-  bah inspect --type image --format '{{.ImageSize}}' "$1" 2>/dev/null \
-    || bah images --format '{{.Size}}' --noheading "$1"
+dockerfile_inputs() {  # the Dockerfile and the context paths its COPY/ADD lines read (not --from=)
+  echo Dockerfile
+  local line words
+  sed -n -E 's/^(COPY|ADD)[[:space:]]+//p' Dockerfile | grep -v -- '--from=' | while read -r line; do
+    read -r -a words <<<"$line"
+    printf '%s\n' "${words[@]:0:${#words[@]}-1}"
+  done
+}
+
+size() {  # uncompressed, as `docker images` shows it
+  if docker_ok; then docker image inspect --format '{{.Size}}' "$1" | awk '{printf "%.2f GB\n", $1 / 1e9}'; return; fi
+  bah images --format '{{.Size}}' --noheading "$1"
 }
 
 run_in() {  # run_in [--user U] TAG WORKSPACE [ENV=value...] -- CMD...
