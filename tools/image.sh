@@ -5,7 +5,7 @@
 #   tools/image.sh run [--user U] TAG WORKSPACE ENV=v... -- CMD...
 #                                   run CMD in a fresh container of TAG, WORKSPACE mounted at
 #                                   /workspace (Cloud Build's working directory), with the ENV pairs
-#   tools/image.sh tag TAG NAME     give the image TAG a second name
+#   tools/image.sh tag TAG NAME     give the image TAG a second name (untag NAME takes it away)
 #   tools/image.sh pytest ARGS...   run pytest on the host (the image tests drive buildah from there)
 #   tools/image.sh size TAG         print the image's size (uncompressed)
 #   tools/image.sh clean [--images] remove the working containers (and, with --images, the images
@@ -179,7 +179,10 @@ build() {
     log "NOTICE: trusting the host's extra CAs during the build (/usr/local/share/ca-certificates)"
     extra+=(--volume /usr/local/share/ca-certificates:/usr/local/share/ca-certificates:ro)
   fi
-  bah rmi "$tag" >/dev/null 2>&1 || true  # the old image's layers go before the new ones are written
+  # the old image goes (under every name it has) before the new one's layers are written
+  local old
+  old=$(bah images --noheading --format '{{.ID}}' "$tag" 2>/dev/null || true)
+  if [ -n "$old" ]; then bah rmi --force "$old" >/dev/null 2>&1 || true; fi
   bah bud --pull=never --layers=false --isolation chroot "${extra[@]}" --label tfx-mlops.context-key="$context_key" \
     -f "$ctx/Dockerfile" -t "$tag" "$ctx"
   bah rm --all >/dev/null 2>&1 || true
@@ -225,6 +228,10 @@ tag() {
   if docker_ok; then docker tag "$1" "$2"; else bah tag "$1" "$2"; fi
 }
 
+untag() {  # remove the name NAME, not the image it names if it has others
+  if docker_ok; then docker rmi "$1" >/dev/null; else bah rmi "$1" >/dev/null; fi
+}
+
 host_pytest() {  # pytest with the host's Python (pytest and PyYAML; Debian's packages if missing)
   local py
   for py in python3 /usr/bin/python3; do
@@ -247,6 +254,7 @@ clean() {
   command -v buildah >/dev/null || return 0
   [ -d "$STORE/storage" ] || return 0
   bah rm --all >/dev/null 2>&1 || true
+  bah rmi --prune >/dev/null 2>&1 || true  # images left without a name
   if [ "${1:-}" = --images ]; then
     bah rmi --all --force >/dev/null 2>&1 || true
     rm -rf "$STORE"
@@ -261,8 +269,9 @@ case "${1:-}" in
   run) shift; run_in "$@" ;;
   size) size "${2:?tag}" ;;
   tag) tag "${2:?tag}" "${3:?name}" ;;
+  untag) untag "${2:?name}" ;;
   pytest) shift; host_pytest "$@" ;;
   clean) clean "${2:-}" ;;
   du) du_store ;;
-  *) echo "usage: $0 {build TAG|run [--user U] TAG WORKSPACE [ENV=v...] -- CMD...|tag TAG NAME|size TAG|pytest ARGS|clean [--images]|du}" >&2; exit 2 ;;
+  *) echo "usage: $0 {build TAG|run [--user U] TAG WORKSPACE [ENV=v...] -- CMD...|tag TAG NAME|untag NAME|size TAG|pytest ARGS|clean [--images]|du}" >&2; exit 2 ;;
 esac

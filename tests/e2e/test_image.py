@@ -36,11 +36,13 @@ def ok(result: subprocess.CompletedProcess, what: str) -> str:
 
 @pytest.fixture(scope="module")
 def image():
-    """The built image, also under the name cloudbuild.yaml runs its steps in; containers removed after."""
+    """The built image, also under the name cloudbuild.yaml runs its steps in; that name and the
+    working containers are removed after."""
     build = load()
     name = built_image(build)
-    ok(image_sh("tag", LOCAL, name), f"{LOCAL} is not built: run `make image` first")
+    ok(image_sh("tag", LOCAL, name), f"no image {LOCAL} here (or no buildah/Docker): run `make image-test` on the host")
     yield build, name
+    ok(image_sh("untag", name), "untag")
     ok(image_sh("clean"), "image-clean")
 
 
