@@ -5,6 +5,7 @@
 #   tools/devenv.sh exec CMD...   run CMD in it, from the current directory
 #   tools/devenv.sh info          print where it lives and how it runs
 #   tools/devenv.sh key           print the environment's key (hash of lock + recipe)
+#   tools/devenv.sh base-root DIR LOG   debootstrap the bare minbase $SUITE root into DIR (tools/image.sh)
 #
 # TFX 1.21's TFDV and ML Metadata wheels need glibc >= 2.39. Where the host
 # has that and a supported Python, the environment is a plain venv. Otherwise
@@ -69,15 +70,23 @@ build_native() {
   pip_install_lock "$tmp/venv/bin/python" "$LOCK"
 }
 
-build_chroot() {
-  local tmp=$1 root=$1/root
+debootstrap_root() {  # debootstrap_root ROOT LOG [PACKAGES...]: Debian $SUITE, minbase, from $MIRROR
+  local root=$1 logfile=$2; shift 2
+  local include=("$@")
   command -v debootstrap >/dev/null || {
     log "installing debootstrap"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
   }
   log "debootstrap $SUITE (about 1 minute)"
-  debootstrap --variant=minbase --include="${APT_PACKAGES// /,}" "$SUITE" "$root" "$MIRROR" \
-    >"$tmp/debootstrap.log" 2>&1 || { tail -20 "$tmp/debootstrap.log" >&2; return 1; }
+  local IFS=,
+  debootstrap --variant=minbase ${include:+--include="${include[*]}"} "$SUITE" "$root" "$MIRROR" \
+    >"$logfile" 2>&1 || { tail -20 "$logfile" >&2; return 1; }
+}
+
+build_chroot() {
+  local tmp=$1 root=$1/root
+  # shellcheck disable=SC2086
+  debootstrap_root "$root" "$tmp/debootstrap.log" $APT_PACKAGES
   sync_host_files "$root"
   log "installing $TEST_APT_PACKAGES (about 1 minute)"
   in_root "$root" / bash -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
@@ -158,6 +167,9 @@ case "${1:-}" in
   ensure) ensure ;;
   exec) shift; run "$@" ;;
   key) echo "$KEY" ;;
+  # the bare base (what debian:$SUITE-slim is) for tools/image.sh: same suite, variant and mirror
+  base-root) debootstrap_root "$2" "$3" ;;
+  suite) echo "$SUITE" ;;
   info) echo "mode=$(mode) key=$KEY dir=$ENV_DIR complete=$([ -f "$ENV_DIR/.complete" ] && echo yes || echo no)" ;;
-  *) echo "usage: $0 {ensure|exec CMD...|info|key}" >&2; exit 2 ;;
+  *) echo "usage: $0 {ensure|exec CMD...|info|key|base-root DIR LOG|suite}" >&2; exit 2 ;;
 esac

@@ -8,40 +8,24 @@ import glob
 import json
 import os
 import re
-import shutil
 import subprocess
 
 import pytest
-import yaml
 
-from tests.conftest import REPO
+from tests.cloudbuild_steps import (
+    IMAGE,
+    check_compiled,
+    copy_checkout,
+    load,
+    runnable_steps,
+    substitute,
+    values,
+)
 
 pytestmark = pytest.mark.e2e
 
 ORDER = ["build-image", "lint-and-unit-tests", "e2e-smoke-run", "push-image", "compile-pipeline",
          "upload-template", "submit-run"]  # fmt: skip
-# Steps that call Google Cloud or need a Docker engine; everything else runs in the test.
-NEEDS_CLOUD = {"build-image", "push-image", "upload-template", "submit-run"}
-SUBSTITUTIONS = {"PROJECT_ID": "example-mlops-dev", "SHORT_SHA": "abc1234", "COMMIT_SHA": "abc1234" + "0" * 33}
-
-
-def load() -> dict:
-    with open(os.path.join(REPO, "cloudbuild.yaml")) as f:
-        return yaml.safe_load(f)
-
-
-def substitute(text: str, values: dict[str, str]) -> str:
-    def one(m: re.Match) -> str:
-        name = m.group(1)
-        if name not in values:
-            raise AssertionError(f"cloudbuild.yaml uses ${{{name}}}, which has no value")
-        return values[name]
-
-    return re.sub(r"\$\{([A-Z_]+)\}", one, text)
-
-
-def values(build: dict) -> dict[str, str]:
-    return {**SUBSTITUTIONS, **build["substitutions"]}
 
 
 def test_steps_order_dependencies_and_no_secrets():
@@ -51,7 +35,7 @@ def test_steps_order_dependencies_and_no_secrets():
     for previous, step in zip(steps, steps[1:], strict=False):
         assert step["waitFor"] == [previous["id"]], step["id"]  # a strict chain: a red step stops the rest
     image = substitute(steps[0]["args"][2], values(build))
-    assert image == "us-central1-docker.pkg.dev/example-mlops-dev/mlops/tfx-pipeline:abc1234"
+    assert image == IMAGE
     for step in steps[1:]:
         if step["name"] != "gcr.io/cloud-builders/docker":
             assert substitute(step["name"], values(build)) == image, step["id"]  # tests run in the image that ships
@@ -78,38 +62,22 @@ def test_runnable_steps_run_as_written(tmp_path):
     """Lint (and the unit tests' command), the smoke run and the compile, in a copy of the checkout."""
     build = load()
     workspace = tmp_path / "workspace"  # Cloud Build's /workspace: a clean checkout
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
-                           text=True, check=True).stdout.split()  # fmt: skip
-    for name in files:
-        if os.path.exists(os.path.join(REPO, name)):
-            os.makedirs(workspace / os.path.dirname(name), exist_ok=True)
-            shutil.copy2(os.path.join(REPO, name), workspace / name)
+    copy_checkout(workspace)
     ran, outputs = [], {}
-    for step in build["steps"]:
-        if step["id"] in NEEDS_CLOUD:
-            continue
-        command = [substitute(step["entrypoint"], values(build))] + [substitute(a, values(build)) for a in step["args"]]
-        env = {**os.environ, **dict(substitute(e, values(build)).split("=", 1) for e in step.get("env", []))}
-        if step["id"] == "lint-and-unit-tests":
+    for step_id, command, step_env in runnable_steps(build):
+        env = {**os.environ, **step_env}
+        if step_id == "lint-and-unit-tests":
             assert command[0] == "make", command
             # the unit tests this suite runs, in this environment
             assert unit_test_command(workspace, command[1:]) == ['tools/devenv.sh exec python -m pytest -m "not e2e"']
-            ran.append(step["id"])
+            ran.append(step_id)
             continue
         result = subprocess.run(command, cwd=workspace, env=env, capture_output=True, text=True, timeout=900)
-        assert result.returncode == 0, (
-            f"{step['id']}: {' '.join(command)}\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
-        )
-        ran.append(step["id"])
-        outputs[step["id"]] = result.stdout + result.stderr
+        assert result.returncode == 0, f"{step_id}: {' '.join(command)}\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        ran.append(step_id)
+        outputs[step_id] = result.stdout + result.stderr
     assert ran == ["lint-and-unit-tests", "e2e-smoke-run", "compile-pipeline"]
-    with open(workspace / "build" / "vertex" / "vertex-dev.json") as f:
-        compiled = json.load(f)
-    images = {e["container"]["image"] for e in compiled["pipelineSpec"]["deploymentSpec"]["executors"].values()
-              if "container" in e}  # fmt: skip
-    assert images == {"us-central1-docker.pkg.dev/example-mlops-dev/mlops/tfx-pipeline:abc1234"}
-    # the Trainer's custom_config carries the commit Cloud Build built (the image has no .git)
-    assert re.search(r"code_commit\W+" + SUBSTITUTIONS["COMMIT_SHA"], json.dumps(compiled))
+    check_compiled(workspace)
     assert os.listdir(workspace / "build" / "smoke" / "serving")  # the smoke run pushed a model
     # its logs (a file under the run's output) are JSON lines with the run's context, and neither they nor what
     # the run printed hold a personal value of the data it read
