@@ -29,14 +29,14 @@ def guide() -> dict[str, list[str]]:
 
 
 def exam_map() -> dict[str, list[list[str]]]:
-    """Sub-section number -> table rows (cells) of docs/EXAM_MAP.md."""
+    """Sub-section number (or the heading of a section beyond the guide) -> table rows (cells) of docs/EXAM_MAP.md."""
     sections: dict[str, list[list[str]]] = {}
     current = None
     with open(os.path.join(REPO, "docs", "EXAM_MAP.md")) as f:
         for line in f:
             heading = re.match(r"## (\d\.\d) ", line)
-            if heading:
-                current = heading.group(1)
+            if heading or line.startswith("## "):
+                current = heading.group(1) if heading else line[3:].strip()
                 sections[current] = []
             elif current and line.startswith("| ") and not line.startswith(("| consideration", "|---")):
                 sections[current].append([c.strip() for c in line.strip().strip("|").split(" | ")])
@@ -46,7 +46,7 @@ def exam_map() -> dict[str, list[list[str]]]:
 def test_every_consideration_of_the_guide_is_mapped():
     wanted, have = guide(), exam_map()
     assert len(wanted) == 19 and sum(len(v) for v in wanted.values()) > 50
-    assert list(have) == list(wanted)
+    assert [k for k in have if re.fullmatch(r"\d\.\d", k)] == list(wanted)
     for section, considerations in wanted.items():
         assert [row[0] for row in have[section]] == considerations, section
 
