@@ -84,14 +84,15 @@ def report_dir(config, run_id: str) -> str:
     return os.path.join(config.pipeline.root, "reports", safe_name(run_id))
 
 
-def write_latest(config) -> str:
-    """The report of the newest run of the configured pipeline; returns its path."""
+def write_latest(config, run_id: str | None = None) -> str:
+    """The report of the newest run of the configured pipeline (or of run `run_id`); returns its path."""
     from metadata.run_summary import summarize
 
     store = mlmd.open_store(config.pipeline.metadata_path)
-    runs = mlmd.runs(store, config.pipeline.name)
+    runs = [r for r in mlmd.runs(store, config.pipeline.name) if run_id is None or r.name == run_id]
     if not runs:
-        raise LookupError(f"no run of pipeline '{config.pipeline.name}' in {config.pipeline.metadata_path}")
+        which = f"run '{run_id}'" if run_id else "run"
+        raise LookupError(f"no {which} of pipeline '{config.pipeline.name}' in {config.pipeline.metadata_path}")
     summary = summarize(store, runs[0], config.pipeline.name)
     artifacts = collect(store, runs[0], config.pipeline.name)
     return render(summary, artifacts, config, report_dir(config, summary.run_id))

@@ -75,7 +75,7 @@ def test_lineage_cli_answers_from_the_store(first_run, tmp_path, capsys):
 
 def test_run_report_renders_every_section_in_headless_chromium(first_run, tmp_path):
     config, summary = first_run
-    page = run_report.write_latest(config)
+    page = run_report.write_latest(config, summary.run_id)  # later tests may have run in its root since
     out_dir = os.path.dirname(page)
     charts = glob.glob(os.path.join(out_dir, "*.png"))
     assert {
