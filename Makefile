@@ -105,8 +105,8 @@ monitor: env ## Skew, drift and live metrics on the prediction log; report + ret
 compile-monitoring: env ## Compile the monitoring pipeline (KFP v2) for PROFILE
 	$(ENV) python -m monitoring.pipeline compile --profile $(PROFILE)
 
-bench-serve: env ## Load-test the server (separate client process, loopback) vs in-process calls; build/bench/serving.json
-	$(ENV) python -m benchmarks.serving --config $(CONFIG) --out build/bench/serving.json
+bench-serve: env ## Load-test the server (separate client process, loopback) vs in-process calls (WORKDIR=build/smoke for its model); build/bench/serving.json
+	$(ENV) python -m benchmarks.serving --config $(CONFIG) $(if $(WORKDIR),--workdir $(WORKDIR)) --out build/bench/serving.json
 
 bench-batch: env ## Batch prediction of ROWS rows (default 1,000,000), CSV in, JSON lines out, vs the model in-process; build/bench/batch.json
 	$(ENV) python -m benchmarks.batch_prediction --config $(CONFIG) --rows $(if $(filter command line environment,$(origin ROWS)),$(ROWS),1000000)

@@ -3,6 +3,8 @@ the OpenAPI spec, with the same bodies and status codes on any ASGI server."""
 
 from __future__ import annotations
 
+import json
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
@@ -101,4 +103,52 @@ def make_api(app: App, predict_route: str, health_route: str):
         except ModelUnavailableError as e:
             return answer(503, {"error": str(e)})
 
-    return api
+    return PredictFastPath(api, app, [predict_route, f"{metadata_route}:predict"])
+
+
+class PredictFastPath:
+    """The ASGI app: predict requests go straight to the App, without FastAPI's router, middleware and
+    request objects (at one row, they were a fifth of the time a request spends in the server); every other
+    request, and the OpenAPI spec that documents predict, goes through FastAPI. Same bodies and status codes."""
+
+    def __init__(self, api: FastAPI, app: App, predict_routes: list[str]):
+        self.api = api
+        self.app = app
+        self.routes = frozenset(predict_routes)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.routes:
+            return await self.api(scope, receive, send)
+        length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        if length is None or not length.isdigit():
+            return await _send(send, 411, {"error": "Content-Length is required"}, close=True)
+        length = int(length)
+        if length > self.app.max_body_bytes:
+            read, more = 0, True  # drained, so that closing does not reset the connection before the answer
+            while more and read < min(length, DISCARD_LIMIT):
+                message = await receive()
+                read += len(message.get("body", b""))
+                more = message.get("more_body", False) and message["type"] == "http.request"
+            return await _send(send, 413, {"error": f"request body over {self.app.max_body_bytes} bytes"}, True)
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        try:
+            status, response = await self.app.predict_async(b"".join(chunks))
+        except Exception as e:  # predict_async answers its own failures; this is a bug in the layer itself
+            status, response = 500, {"error": f"internal error ({type(e).__name__})"}
+        return await _send(send, status, response)
+
+
+async def _send(send, status: int, body: dict, close: bool = False) -> None:
+    """A JSON response with the bytes and headers Starlette's JSONResponse gives."""
+    data = json.dumps(body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
+    headers = [(b"content-length", str(len(data)).encode()), (b"content-type", b"application/json")]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": data})
