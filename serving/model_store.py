@@ -43,6 +43,9 @@ def versions(serving_dir: str) -> list[str]:
     return sorted((n for n in names if n.isdigit() and is_model_dir(os.path.join(serving_dir, n))), key=int)
 
 
+COLUMNS_FROM_ROWS = 16
+
+
 def to_example(instance: dict[str, Any]) -> bytes:
     """One serialized tf.Example; a None value is left out (a missing value)."""
     example = tf.train.Example()
@@ -87,8 +90,10 @@ class LoadedModel:
                 "model": model_name, "modelVersionId": self.version}  # fmt: skip
 
     def predict(self, instances: list[dict[str, Any]]) -> list[float]:
-        """Scores validated instances (the validator's output)."""
-        if self._columns_fn is None:
+        """Scores validated instances (the validator's output): a few rows as serialized tf.Examples, more
+        column by column (the columns signature pays per input per call: at one row it took 1.25 ms against
+        0.61 ms, and it is ahead from 16 rows on; the two give the same scores)."""
+        if self._columns_fn is None or len(instances) < COLUMNS_FROM_ROWS:
             return self.predict_serialized([to_example(i) for i in instances])
         return per_row(self._columns_fn(**self._columns(instances))[self.output])
 

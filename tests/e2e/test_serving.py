@@ -63,6 +63,12 @@ def test_predictions_match_the_pushed_model_in_vertex_format(running, first_run,
     examples = [model_store.to_example({k: v for k, v in r.items() if k in inputs}) for r in sample]
     direct = signature(examples=tf.constant(examples))["probability"].numpy().ravel()
     assert scores == pytest.approx(direct.tolist(), abs=1e-6)
+    # a request of a few rows takes the serialized path instead: the same scores
+    assert len(sample) >= model_store.COLUMNS_FROM_ROWS > 2
+    for start, end in ((0, 1), (18, 20)):  # the last two miss their optional values
+        status, few = client.predict(sample[start:end])
+        assert status == 200
+        assert [p["probability"] for p in few["predictions"]] == pytest.approx(scores[start:end], abs=1e-6)
     assert len(set(round(s, 6) for s in scores)) > 5  # real, varied scores
     # the decision uses the threshold the problem's costs set (framing: 1 / (1 + 3))
     assert all(p["decision"] == (p["probability"] >= 0.25) for p in body["predictions"])
