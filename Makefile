@@ -108,8 +108,8 @@ compile-monitoring: env ## Compile the monitoring pipeline (KFP v2) for PROFILE
 bench-serve: env ## Load-test the server (separate client process, loopback) vs in-process calls (WORKDIR=build/smoke for its model); build/bench/serving.json
 	$(ENV) python -m benchmarks.serving --config $(CONFIG) $(if $(WORKDIR),--workdir $(WORKDIR)) --out build/bench/serving.json
 
-bench-batch: env ## Batch prediction of ROWS rows (default 1,000,000), CSV in, JSON lines out, vs the model in-process; build/bench/batch.json
-	$(ENV) python -m benchmarks.batch_prediction --config $(CONFIG) --rows $(if $(filter command line environment,$(origin ROWS)),$(ROWS),1000000)
+bench-batch: env ## Batch prediction of ROWS rows (default 1,000,000), CSV in, JSON lines out, vs the model in-process (WORKDIR=build/smoke for its model); build/bench/batch.json
+	$(ENV) python -m benchmarks.batch_prediction --config $(CONFIG) $(if $(WORKDIR),--run-workdir $(WORKDIR)) --rows $(if $(filter command line environment,$(origin ROWS)),$(ROWS),1000000)
 
 features: env ## Infer the features of CONFIG's table from its data (what features.infer does), as YAML
 	$(ENV) python -m tables.feature_inference --config $(CONFIG)

@@ -53,14 +53,16 @@ def in_process(model_dir: str, workdir: str, personal: list[str], chunk: int = 8
 
 def main(argv: list[str] | None = None) -> int:
     from settings.config import load_config
+    from settings.yaml_files import workdir_overrides
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="configs/taxi.yaml")
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--workdir", default="build/bench/batch")
     parser.add_argument("--out", default="build/bench/batch.json")
+    parser.add_argument("--run-workdir", help="a run's workdir whose serving dir holds the model (e.g. build/smoke)")
     args = parser.parse_args(argv)
-    config = load_config(args.config)
+    config = load_config(args.config, workdir_overrides(args.run_workdir) if args.run_workdir else None)
     available = model_store.versions(config.pipeline.serving_dir)
     if not available:
         print(f"no pushed model in {config.pipeline.serving_dir}: run `make run` first")

@@ -202,7 +202,7 @@ def build(pipeline, model_dir: str, input_pattern: str, output: str, key_column:
 
 def run(config, input_pattern: str, output: str, model_dir: str | None = None, key_column: str | None = None) -> str:
     """Runs batch prediction with the newest pushed model (or `model_dir`); returns the model used."""
-    from pipelines.runtime import beam_args
+    from pipelines.beam_options import beam_args
 
     model_dir = model_dir or newest_model_dir(config.pipeline.serving_dir)
     contract = model_store.read_contract(model_dir)

@@ -17,9 +17,10 @@ from components.validation_gate import HISTOGRAM_BUCKETS, DataValidationGate, La
 from metadata.mlmd import connection_config
 from models import screening
 from pipelines import ingestion
+from pipelines.beam_options import beam_args
 from pipelines.custom_configs import trainer_custom_config, transform_custom_config
 from pipelines.eval_configs import baseline_eval_config, eval_config
-from pipelines.runtime import beam_args, vertex_job_config
+from pipelines.runtime import vertex_job_config
 from settings.code_version import code_commit
 from settings.config import Config
 

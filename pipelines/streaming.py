@@ -271,7 +271,7 @@ def bigquery_schema(output: str) -> str:
 
 def options(config) -> PipelineOptions:
     """Dataflow in streaming mode with `vertex.dataflow` in the profile, else the local streaming runner."""
-    from pipelines.pipeline import beam_args
+    from pipelines.beam_options import beam_args
 
     if config.vertex is not None and config.vertex.dataflow is not None:
         return PipelineOptions([*beam_args(config), "--streaming"])

@@ -179,7 +179,7 @@ def test_local_beam_steps_name_a_dependency_so_tfx_builds_no_package(taxi_config
 
     from tfx.utils import dependency_utils
 
-    from pipelines.runtime import beam_args
+    from pipelines.beam_options import beam_args
 
     args = beam_args(load_config(taxi_config_path))
     [setup] = [a for a in args if a.startswith("--setup_file=")]
@@ -187,3 +187,15 @@ def test_local_beam_steps_name_a_dependency_so_tfx_builds_no_package(taxi_config
     assert dependency_utils.make_beam_dependency_flags(args) == args  # TFX's own check: nothing to build
     dev = beam_args(load_config(taxi_config_path.replace("taxi.yaml", "vertex-dev.yaml")))
     assert "--setup_file=/pipeline/setup.py" in dev  # the checkout's place in the image
+
+
+def test_batch_and_stream_prediction_start_without_tfx():
+    """Importing TFX (and the aiplatform SDK it pulls in) took about 4 s of every batch prediction run:
+    the prediction pipelines and their Beam args must not import it."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pipelines.batch_prediction, pipelines.streaming, pipelines.beam_options; "
+            "print(sorted(m for m in ('tfx', 'google.cloud.aiplatform') if m in sys.modules))")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
