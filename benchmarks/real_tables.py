@@ -68,8 +68,8 @@ def run_table(name: str, workdir: str, overrides: dict | None = None, repo: str 
 
     row = {
         "table": name, "rows": rows, "problem_type": config.problem_type, "metric": metric,
-        "network": value("Evaluator", "candidate"), "linear": value("EvaluatorVsLinear", "baseline"),
-        "boosted": value("EvaluatorVsBoosted", "baseline"), "pushed": pushed,
+        "network": value("Evaluator", "candidate"), "linear": value("EvaluatorVsBaselines", "linear"),
+        "boosted": value("EvaluatorVsBaselines", "boosted"), "pushed": pushed,
         "failures": failures, "error": error, "seconds": round(seconds, 1),
     }  # fmt: skip
     refs = [v for v in (row["linear"], row["boosted"]) if v is not None]

@@ -1,7 +1,8 @@
 """The one blessing the Pusher and the next run's baseline resolver read: the model passed
-the main evaluation (thresholds, slices, the last blessed model) AND beat every baseline.
+the main evaluation (thresholds, slices, the last blessed model) AND beat every baseline
+(the BaselineEvaluator's comparisons, each named when it fails).
 
-Each Evaluator blesses on its own checks only; if the resolver read those blessings, a
+Each evaluator blesses on its own checks only; if the resolver read those blessings, a
 model that lost to the linear baseline could become the next run's baseline. So the
 resolver reads only this component's output, which carries the same properties the
 Evaluator writes (`blessed`, `current_model_id`, `current_model`).
@@ -19,6 +20,10 @@ from tfx import v1 as tfx
 from components.group_rates import group_rates
 from models.fairness import FairnessLimits, gaps
 
+# each baseline comparison of the BaselineEvaluator, as the gate names it when it fails
+CHECKS = {"linear": "beats the linear baseline", "boosted": "comes close to the gradient-boosted reference",
+          "heuristic": "beats the heuristic baseline"}  # fmt: skip
+
 
 def fairness_settings(features, threshold: float | None, limits: dict) -> str:
     """The gate's `fairness` parameter."""
@@ -35,6 +40,15 @@ def fairness_failures(evaluation_uri: str, settings: str) -> list[str]:
     return [f"fairness: {g.message()}" for g in found if g.violated]
 
 
+def baseline_failures(baselines) -> list[str]:
+    """The name of each baseline comparison the candidate failed, in the BaselineEvaluator's order."""
+    comparisons = json.loads(baselines.get_string_custom_property("comparisons") or "[]")
+    failed = [CHECKS[c["baseline"]] for c in comparisons if not c["passed"]]
+    if not _blessed(baselines) and not failed:  # a blessing written otherwise names no comparison
+        failed.append("beats the baselines")
+    return failed
+
+
 def _blessed(artifact) -> bool:
     return artifact.get_int_custom_property("blessed") == 1
 
@@ -43,17 +57,12 @@ def _blessed(artifact) -> bool:
 def BlessingGate(  # noqa: N802 (component names are classes in TFX)
     model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
     evaluation: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
-    vs_linear: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
-    vs_boosted: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
-    vs_heuristic: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
+    baselines: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
     evaluation_result: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelEvaluation],
     blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
     fairness: tfx.dsl.components.Parameter[str] = "{}",
 ) -> None:
-    checks = {"evaluation": evaluation, "beats the linear baseline": vs_linear,
-              "comes close to the gradient-boosted reference": vs_boosted,
-              "beats the heuristic baseline": vs_heuristic}  # fmt: skip
-    failed = [name for name, artifact in checks.items() if not _blessed(artifact)]
+    failed = ([] if _blessed(evaluation) else ["evaluation"]) + baseline_failures(baselines)
     unfair = fairness_failures(evaluation_result.uri, fairness)
     if unfair:
         failed.append("treats the groups of its fairness features within the limits")

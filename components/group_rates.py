@@ -7,16 +7,10 @@ report shows them.
 
 from __future__ import annotations
 
+from components.tfma_results import slice_value
 from models.fairness import GroupRates
 
 CONFUSION_MATRIX = "confusion_matrix_at_thresholds"  # TFMA's metric name
-
-
-def slice_value(key) -> str:
-    """A TFMA slice key's value as text."""
-    kind = key.WhichOneof("kind")
-    value = getattr(key, kind) if kind else ""
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def group_rates(evaluation_uri: str, features: tuple[str, ...] | list[str]) -> list[GroupRates]:

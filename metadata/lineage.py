@@ -16,6 +16,7 @@ import os
 import sys
 from dataclasses import asdict, dataclass, field
 
+from components.tfma_results import overall_metrics
 from metadata import mlmd
 from settings.config import ConfigError, load_config
 from settings.yaml_files import workdir_overrides
@@ -149,23 +150,6 @@ def run_parameters_and_metrics(store, run, pipeline_name: str) -> dict:
             if kind == "ModelEvaluation":
                 metrics[component] = overall_metrics(artifact.uri)
     return {"parameters": params, "metrics": metrics}
-
-
-def overall_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
-    """model name -> metric -> value, on the whole eval split."""
-    import tensorflow_model_analysis as tfma
-
-    found: dict[str, dict[str, float]] = {}
-    if not os.path.isdir(evaluation_uri):
-        return found
-    for metrics in tfma.load_metrics(evaluation_uri):
-        if metrics.slice_key.single_slice_keys:
-            continue
-        for kv in metrics.metric_keys_and_values:
-            if kv.key.is_diff or not kv.value.HasField("double_value"):
-                continue
-            found.setdefault(kv.key.model_name or "candidate", {})[kv.key.name] = kv.value.double_value.value
-    return found
 
 
 def _model_metadata(model_uri: str) -> dict:

@@ -7,7 +7,7 @@ import json
 
 from ml_metadata.proto import metadata_store_pb2
 
-from components.group_rates import slice_value
+from components.tfma_results import slice_value
 from metadata import mlmd
 
 
@@ -24,7 +24,7 @@ class RunSummary:
     components: tuple[ComponentRun, ...]
     blessed: bool | None
     pushed_model: str | None
-    failures: tuple[str, ...] = ()  # the Evaluator's failed thresholds, naming metric and slice
+    failures: tuple[str, ...] = ()  # failed thresholds and comparisons, naming metric and slice, and fairness gaps
 
     def component(self, name: str) -> ComponentRun | None:
         return next((c for c in self.components if c.component == name), None)
@@ -60,8 +60,10 @@ def summarize(store, run, pipeline_name: str) -> RunSummary:
                 failures += tuple(prefix + line for line in validation_failures(artifact.uri))
             if type_name == "ModelBlessing":
                 blessings[component.component] = artifact.custom_properties["blessed"].int_value == 1
-                if "failures" in artifact.custom_properties:  # the BlessingGate's own checks (fairness)
-                    failures += tuple(json.loads(artifact.custom_properties["failures"].string_value))
+                if "failures" in artifact.custom_properties:  # the baseline comparisons; the gate's fairness
+                    prefix = "" if component.component == "BlessingGate" else f"{component.component}: "
+                    lines = json.loads(artifact.custom_properties["failures"].string_value)
+                    failures += tuple(prefix + line for line in lines)
             if type_name == "PushedModel" and artifact.custom_properties["pushed"].int_value == 1:
                 pushed = artifact.custom_properties["pushed_destination"].string_value
     # with baselines, the gate's blessing is the one that counts (every check passed)

@@ -1,5 +1,5 @@
-"""The Evaluators' TFMA configs: the candidate's gates (bound, regression against the last blessed
-model, months, fairness counts) and each baseline comparison."""
+"""The TFMA configs: the Evaluator's gates (bound, regression against the last blessed model, months,
+fairness counts), and the one pass that scores the candidate and the baselines, with their margins."""
 
 from __future__ import annotations
 
@@ -98,21 +98,28 @@ def eval_config(config: Config) -> tfma.EvalConfig:
     )
 
 
-def baseline_eval_config(config: Config, boosted: bool = False) -> tfma.EvalConfig:
-    """The candidate's gating metric must exceed the baseline's by `baselines.margin` (overall), or the
-    gradient-boosted reference's by `baselines.boosted_margin`. A negative margin lets it trail by that much:
-    points of a higher-is-better metric; for an error metric, a fraction of the baseline's error. Unset, each
-    lets the candidate trail by 0.01 or by 3 % of the error (within the noise of a small eval split)."""
+BASELINE_MODELS = ("linear", "boosted", "heuristic")  # their names in the one pass over the eval split
+
+
+def baseline_margins(config: Config) -> dict[str, float]:
+    """Baseline model name -> how far ahead the candidate must be on the gating metric: `baselines.margin`
+    (linear, heuristic) or `baselines.boosted_margin` (the gradient-boosted reference). A negative margin lets
+    it trail by that much: points of a higher-is-better metric; for an error metric, a fraction of the
+    baseline's error. Unset, each lets the candidate trail by 0.01 or by 3 % of the error (within the noise
+    of a small eval split)."""
     e = config.evaluation
-    higher = higher_is_better(e.metric)
-    margin = e.baselines.boosted_margin if boosted else e.baselines.margin
-    if margin is None:
-        margin = default_margin(e.metric)
-    # an error may exceed the baseline's by a fraction of it
-    change = {"absolute": {"value": margin}} if higher else {"relative": {"value": -margin}}
-    beat = tfma.MetricThreshold(change_threshold=tfma.GenericChangeThreshold(direction=direction(e.metric), **change))
+    margins = {"linear": e.baselines.margin, "boosted": e.baselines.boosted_margin, "heuristic": e.baselines.margin}
+    return {name: default_margin(e.metric) if m is None else m for name, m in margins.items()}
+
+
+def baselines_eval_config(config: Config) -> tfma.EvalConfig:
+    """One TFMA pass that scores the candidate and every baseline on the gating metric, overall. It holds no
+    threshold: `models.baseline_comparison` compares the models' values (TFMA compares only two)."""
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name=SERVING_SIGNATURE, label_key=config.label)],
+        model_specs=[
+            tfma.ModelSpec(name=name, signature_name=SERVING_SIGNATURE, label_key=config.label)
+            for name in (tfma.CANDIDATE_KEY, *BASELINE_MODELS)
+        ],
         slicing_specs=[tfma.SlicingSpec()],
-        metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name=e.metric, threshold=beat)])],
+        metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name=config.evaluation.metric)])],
     )

@@ -10,6 +10,7 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
 from components import idempotent_pusher, provenance
+from components.baseline_evaluator import BaselineEvaluator, comparison_settings
 from components.blessing_gate import BlessingGate, fairness_settings
 from components.feature_screen import FeatureScreen, settings_json
 from components.serving_infra_validator import ServingInfraValidator
@@ -19,10 +20,11 @@ from models import screening
 from pipelines import ingestion
 from pipelines.beam_options import beam_args
 from pipelines.custom_configs import trainer_custom_config, transform_custom_config
-from pipelines.eval_configs import baseline_eval_config, eval_config
+from pipelines.eval_configs import baseline_margins, baselines_eval_config, eval_config
 from pipelines.runtime import vertex_job_config
 from settings.code_version import code_commit
 from settings.config import Config
+from settings.metrics import METRIC_KEYS, higher_is_better
 
 PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.trainer.run_fn"
@@ -201,7 +203,8 @@ def _distilled(config: Config, transform, schema, trainer) -> tfx.components.Tra
 
 
 def _baselines(config: Config, example_gen, transform, schema, trainer, evaluator) -> list:
-    """Linear, gradient-boosted and heuristic baselines, an Evaluator against each, and the gate over all."""
+    """Linear, gradient-boosted and heuristic baselines, one pass that scores them beside the candidate, and the
+    gate over all."""
     b = config.evaluation.baselines
     common = {
         "examples": transform.outputs["transformed_examples"],
@@ -222,26 +225,24 @@ def _baselines(config: Config, example_gen, transform, schema, trainer, evaluato
     heuristic = tfx.components.Trainer(
         run_fn=HEURISTIC_RUN_FN, custom_config={**trainer_custom_config(config), "heuristic": heuristic_rule}, **common
     ).with_id("HeuristicBaseline")
-    versus = {}
-    for name, base in (("Linear", linear), ("Boosted", boosted), ("Heuristic", heuristic)):
-        versus[name] = tfx.components.Evaluator(
-            examples=example_gen.outputs["examples"],
-            model=trainer.outputs["model"],
-            baseline_model=base.outputs["model"],
-            eval_config=baseline_eval_config(config, boosted=name == "Boosted"),
-        ).with_id(f"EvaluatorVs{name}")
+    e = config.evaluation
+    versus = BaselineEvaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        linear=linear.outputs["model"],
+        boosted=boosted.outputs["model"],
+        heuristic=heuristic.outputs["model"],
+        eval_config=json_format.MessageToJson(baselines_eval_config(config), indent=None),
+        comparison=comparison_settings(METRIC_KEYS[e.metric], higher_is_better(e.metric), baseline_margins(config)),
+    ).with_id("EvaluatorVsBaselines")
     gate = BlessingGate(
         model=trainer.outputs["model"],
         evaluation=evaluator.outputs["blessing"],
-        vs_linear=versus["Linear"].outputs["blessing"],
-        vs_boosted=versus["Boosted"].outputs["blessing"],
-        vs_heuristic=versus["Heuristic"].outputs["blessing"],
+        baselines=versus.outputs["blessing"],
         evaluation_result=evaluator.outputs["evaluation"],
-        fairness=fairness_settings(
-            config.evaluation.fairness_features, config.decision_threshold(), config.evaluation.fairness.model_dump()
-        ),
+        fairness=fairness_settings(e.fairness_features, config.decision_threshold(), e.fairness.model_dump()),
     )
-    return [linear, boosted, heuristic, *versus.values(), gate]
+    return [linear, boosted, heuristic, versus, gate]
 
 
 def _tuner(config: Config, transform) -> tfx.components.Tuner:

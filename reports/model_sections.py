@@ -39,17 +39,17 @@ def reference_gap(table: dict[str, dict[str, float]], config) -> dict | None:
 
 
 def evaluation_section(artifacts: RunArtifacts, config, out_dir: str) -> str:
-    from metadata.lineage import overall_metrics
+    from components.tfma_results import overall_metrics
 
-    names = {"Evaluator": ("candidate", "last blessed"), "EvaluatorVsLinear": (None, "linear"),
-             "EvaluatorVsBoosted": (None, "gradient-boosted"), "EvaluatorVsHeuristic": (None, "heuristic")}  # fmt: skip
+    names = {"Evaluator": {"candidate": "candidate", "baseline": "last blessed"},
+             "EvaluatorVsBaselines": {"linear": "linear", "boosted": "gradient-boosted", "heuristic": "heuristic"}}  # fmt: skip
     table: dict[str, dict[str, float]] = {}
-    for component, (candidate_name, baseline_name) in names.items():
+    for component, labels in names.items():
         uri = artifacts.first(component, "ModelEvaluation")
         if not uri:
             continue
         for model, metrics in overall_metrics(uri).items():
-            label = candidate_name if model == "candidate" else baseline_name
+            label = labels.get(model)
             if label:
                 for metric, value in metrics.items():
                     table.setdefault(metric, {})[label] = value
@@ -66,7 +66,8 @@ def evaluation_section(artifacts: RunArtifacts, config, out_dir: str) -> str:
 def slices_section(artifacts: RunArtifacts, config, out_dir: str) -> str:
     import tensorflow_model_analysis as tfma
 
-    from components.group_rates import group_rates, slice_value
+    from components.group_rates import group_rates
+    from components.tfma_results import slice_value
     from models.fairness import FairnessLimits, gaps
     from settings.metrics import METRIC_KEYS
 

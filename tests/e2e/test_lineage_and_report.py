@@ -40,9 +40,11 @@ def test_pushed_model_lineage_names_its_data_code_and_evaluations(first_run, sto
     # the Trainer trained the Tuner's best trial
     assert found.hyperparameters["learning_rate"] == pytest.approx(metadata["hparams"]["learning_rate"])
     evaluations = {e["component"]: e["metrics"] for e in found.evaluations}
-    assert set(evaluations) == {"Evaluator", "EvaluatorVsLinear", "EvaluatorVsBoosted", "EvaluatorVsHeuristic"}
+    assert set(evaluations) == {"Evaluator", "EvaluatorVsBaselines"}
     assert evaluations["Evaluator"]["candidate"]["auc"] > 0.65
-    assert evaluations["EvaluatorVsLinear"]["baseline"]["auc"] != evaluations["EvaluatorVsLinear"]["candidate"]["auc"]
+    versus = evaluations["EvaluatorVsBaselines"]
+    assert set(versus) == {"candidate", "linear", "boosted", "heuristic"}
+    assert versus["linear"]["auc"] != versus["candidate"]["auc"]
     # the PushedModel artifact itself carries the commit and span
     push = lineage.pushed_models(store)[0]
     assert mlmd.property_value(push, "code_commit") == found.code_commit

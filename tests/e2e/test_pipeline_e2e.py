@@ -255,20 +255,22 @@ def test_a_model_that_does_not_beat_the_baselines_is_not_pushed(first_run, root)
     """Heuristic and linear baselines are trained and evaluated in the same run; the gate
     blesses only a candidate that beats both by the margin."""
     config, first = first_run
-    for name in ("EvaluatorVsLinear", "EvaluatorVsHeuristic"):  # the first run has all three, side by side
-        metrics = next(iter(tfma.load_metrics(newest_output(config, name, "evaluation"))))
-        models = {kv.key.model_name for kv in metrics.metric_keys_and_values if kv.key.name == "auc"}
-        assert models == {"candidate", "baseline"}
+    # the first run scored all four models in one pass, side by side, and compared each baseline
+    metrics = next(iter(tfma.load_metrics(newest_output(config, "EvaluatorVsBaselines", "evaluation"))))
+    models = {kv.key.model_name for kv in metrics.metric_keys_and_values if kv.key.name == "auc"}
+    assert models == {"candidate", "linear", "boosted", "heuristic"}
+    with open(os.path.join(newest_output(config, "EvaluatorVsBaselines", "blessing"), "comparisons.json")) as f:
+        assert [c["baseline"] for c in json.load(f)] == ["linear", "boosted", "heuristic"]
 
     strict = load_config(
         TAXI_CONFIG, deep_merge(first_run_overrides(root), {"evaluation": {"baselines": {"margin": 0.5}}})
     )
     summary = local_runner.run(strict)
     states = {c.component: c.state for c in summary.components}
-    assert states["Trainer"] == "CACHED" and states["EvaluatorVsLinear"] == "COMPLETE"
+    assert states["Trainer"] == "CACHED" and states["EvaluatorVsBaselines"] == "COMPLETE"
     assert summary.blessed is False and summary.pushed_model is None
-    assert any(f.startswith("EvaluatorVsLinear: [overall] auc") for f in summary.failures), summary.failures
-    assert any(f.startswith("EvaluatorVsHeuristic: [overall] auc") for f in summary.failures)
+    assert any(f.startswith("EvaluatorVsBaselines: linear: [overall] auc") for f in summary.failures), summary.failures
+    assert any(f.startswith("EvaluatorVsBaselines: heuristic: [overall] auc") for f in summary.failures)
     gate = newest_output(config, "BlessingGate", "blessing")
     with open(os.path.join(gate, "NOT_BLESSED")) as f:
         assert json.load(f)["failed"] == ["beats the linear baseline", "beats the heuristic baseline"]

@@ -48,9 +48,10 @@ def test_each_problem_type_runs_beats_its_baseline_and_is_pushed(run):
     store = mlmd.open_store(config.pipeline.metadata_path)
     evaluations = {e["component"]: e["metrics"] for e in lineage.model_lineage(store, config.pipeline.name).evaluations}
     candidate = evaluations["Evaluator"]["candidate"][metric]
-    heuristic = evaluations["EvaluatorVsHeuristic"]["baseline"][metric]  # class frequencies / the mean
+    heuristic = evaluations["EvaluatorVsBaselines"]["heuristic"][metric]  # class frequencies / the mean
     assert (candidate > heuristic + 0.05) if higher else (candidate < 0.8 * heuristic), (candidate, heuristic)
-    assert metric in evaluations["EvaluatorVsLinear"]["baseline"]
+    assert metric in evaluations["EvaluatorVsBaselines"]["linear"]
+    assert evaluations["EvaluatorVsBaselines"]["candidate"][metric] == pytest.approx(candidate)  # the same model
 
 
 def test_pushed_model_is_served_with_the_heads_output(run):

@@ -17,8 +17,7 @@ pytestmark = pytest.mark.unit
 EXPECTED_ORDER = [
     "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "DataValidationGate",
     "Transform", "Tuner", "Trainer", "latest_blessed_model_resolver", "Evaluator", "ServingInfraValidator", "Pusher",
-    "LinearBaseline", "BoostedBaseline", "HeuristicBaseline", "EvaluatorVsLinear", "EvaluatorVsBoosted",
-    "EvaluatorVsHeuristic", "BlessingGate",
+    "LinearBaseline", "BoostedBaseline", "HeuristicBaseline", "EvaluatorVsBaselines", "BlessingGate",
     "DistilledModel", "FeatureScreen", "last_accepted_statistics_resolver", "SpanDriftCheck",
 ]  # fmt: skip
 
@@ -34,9 +33,17 @@ def test_components_and_wiring(taxi_config_path):
     assert by_id["Trainer"].inputs["schema"].producer_component_id == "FeatureScreen"
     assert by_id["Evaluator"].inputs["baseline_model"].producer_component_id == "latest_blessed_model_resolver"
     assert by_id["Pusher"].inputs["model_blessing"].producer_component_id == "BlessingGate"
-    assert by_id["EvaluatorVsLinear"].inputs["baseline_model"].producer_component_id == "LinearBaseline"
-    assert by_id["EvaluatorVsBoosted"].inputs["baseline_model"].producer_component_id == "BoostedBaseline"
-    assert by_id["BlessingGate"].inputs["vs_boosted"].producer_component_id == "EvaluatorVsBoosted"
+    # one pass scores the candidate and the three baselines; the gate reads its blessing and the Evaluator's
+    versus = by_id["EvaluatorVsBaselines"]
+    assert {k: ch.producer_component_id for k, ch in versus.inputs.items()} == {
+        "examples": "CsvExampleGen", "model": "Trainer", "linear": "LinearBaseline", "boosted": "BoostedBaseline",
+        "heuristic": "HeuristicBaseline",
+    }  # fmt: skip
+    assert json.loads(versus.exec_properties["comparison"]) == {
+        "metric": "auc", "higher_is_better": True, "margins": {"linear": 0.0, "boosted": -0.01, "heuristic": 0.0}
+    }  # fmt: skip
+    assert by_id["BlessingGate"].inputs["baselines"].producer_component_id == "EvaluatorVsBaselines"
+    assert by_id["BlessingGate"].inputs["evaluation"].producer_component_id == "Evaluator"
     # drift stops the run before Transform through an ordering edge, not an input (Transform stays cached)
     assert "SpanDriftCheck" in {n.id for n in by_id["Transform"].upstream_nodes} and "SpanDriftCheck" not in {
         ch.producer_component_id for ch in by_id["Transform"].inputs.values()

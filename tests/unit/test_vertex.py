@@ -105,7 +105,7 @@ def test_cloud_settings_land_where_vertex_reads_them(compiled):
     assert constant(spec, "Tuner", "tune_args") == {"num_parallel_trials": 4}
     assert tuner["tuning"]["max_trials"] == 20
 
-    for task in ("BigQueryExampleGen", "StatisticsGen", "Transform", "Evaluator"):
+    for task in ("BigQueryExampleGen", "StatisticsGen", "Transform", "Evaluator", "EvaluatorVsBaselines"):
         args = executor_args(spec, task)
         assert "--runner=DataflowRunner" in args, task
         for expected in (
