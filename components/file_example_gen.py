@@ -2,9 +2,10 @@
 
 - Personal-data columns are removed from each tf.Example as it is read, so they are
   never stored; or, for an identifier that must still join (`data.hash_columns`),
-  replaced by a keyed hash (HMAC-SHA256 with a secret from `$PII_HASH_KEY`). The readers are TFX's and Beam's own (TFX's CSV conversion, Beam's
-  Parquet, text and TFRecord sources); rows become tf.Examples by `row_to_example`,
-  which unlike TFX's `dict_to_example` keeps zeros.
+  replaced by a keyed hash (HMAC-SHA256 with a secret from `$PII_HASH_KEY`). CSV is read,
+  cleaned and encoded a record batch at a time (components/csv_batches.py: pyarrow and
+  tfx_bsl's encoder); JSON lines, Parquet and TFRecord by Beam's sources, a row at a time,
+  rows becoming tf.Examples by `row_to_example`, which unlike TFX's `dict_to_example` keeps zeros.
 - A time split: with `time_split` in the custom config, the train split is every row
   before a cut-off and eval every row from it on, the cut-off being the timestamp below
   which `train_fraction` of the rows fall (Beam's approximate quantiles). Otherwise the
@@ -28,11 +29,12 @@ from apache_beam.transforms.stats import ApproximateQuantiles
 from google.protobuf import json_format, struct_pb2
 from tfx.components.example_gen import utils
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
-from tfx.components.example_gen.csv_example_gen import executor as csv_executor
+from tfx.dsl.io import fileio
 from tfx.proto import example_gen_pb2
 from tfx.types import standard_component_specs
-from tfx.utils import proto_utils
+from tfx.utils import io_utils, proto_utils
 
+from components import csv_batches
 from components.example_cleaning import clean_example, has_label
 from models.features import MISSING_TOKENS, safe_name
 
@@ -182,8 +184,39 @@ def _parquet_to_example(pipeline, exec_properties: dict[str, Any], split_pattern
     return pipeline | "ReadParquet" >> beam.io.ReadFromParquet(pattern) | "ToTFExample" >> beam.Map(row_to_example)
 
 
+def csv_column_names(pattern: str) -> list[str]:
+    """The header of the files the pattern matches, which must be the same in each (as TFX's CSV reader)."""
+    files = fileio.glob(pattern)
+    if not files:
+        raise RuntimeError(f"split pattern {pattern} does not match any files")
+    names = io_utils.load_csv_column_names(files[0])
+    for other in files[1:]:
+        if io_utils.load_csv_column_names(other) != names:
+            raise RuntimeError(f"files in the same split {pattern} have different headers: {files[0]}, {other}")
+    return names
+
+
+@beam.ptransform_fn
+@beam.typehints.with_input_types(beam.Pipeline)
+@beam.typehints.with_output_types(bytes)
+def csv_to_clean_examples(pipeline, exec_properties: dict[str, Any], split_pattern: str):
+    """CSV to cleaned, serialized tf.Examples a record batch at a time (components/csv_batches.py)."""
+    pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], split_pattern)
+    names = csv_column_names(pattern)
+    found = settings(exec_properties)
+    clean = found.get(CLEAN_KEY, {})
+    missing = frozenset(t.encode() for t in clean.get(MISSING_KEY, MISSING_TOKENS))
+    hashed = frozenset(safe_name(c) for c in found.get(HASH_KEY, ()))
+    cleaner = csv_batches.Cleaner(names, clean, missing, frozenset(safe_name(c) for c in columns_to_drop(exec_properties)),
+                                  hashed, hash_secret() if hashed else b"")  # fmt: skip
+    text = (pipeline | "CsvFiles" >> beam.Create(fileio.glob(pattern))
+            | "ReadCsvBlocks" >> beam.FlatMap(csv_batches.read_file, names))  # fmt: skip
+    kinds = (text | "ColumnKinds" >> beam.Map(csv_batches.column_kinds)
+             | "MergeKinds" >> beam.CombineGlobally(csv_batches.merge_kinds))  # fmt: skip
+    return text | "ToTFExamples" >> beam.FlatMap(cleaner.examples, beam.pvalue.AsSingleton(kinds))
+
+
 READERS = {
-    "csv": csv_executor._CsvToExample,  # noqa: SLF001 (TFX's own CSV conversion)
     "json": _json_to_example,
     "parquet": _parquet_to_example,
     "tfrecord": _tfrecord_to_example,
@@ -215,7 +248,9 @@ def _reader_without_columns(fmt: str):
     return transform
 
 
-def timestamp_of(example: tf.train.Example, feature: str) -> float:
+def timestamp_of(example: tf.train.Example | bytes, feature: str) -> float:
+    if isinstance(example, bytes):
+        example = tf.train.Example.FromString(example)
     if feature not in example.features.feature:
         columns = sorted(example.features.feature)
         hint = ""
@@ -240,7 +275,7 @@ class _Executor(BaseExampleGenExecutor):
     FORMAT = "csv"
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:  # noqa: N802 (TFX's name)
-        return _reader_without_columns(self.FORMAT)
+        return csv_to_clean_examples if self.FORMAT == "csv" else _reader_without_columns(self.FORMAT)
 
     def GenerateExamplesByBeam(self, pipeline, exec_properties):  # noqa: N802 (TFX's name)
         time_split = settings(exec_properties).get(TIME_SPLIT_KEY)
