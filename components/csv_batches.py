@@ -89,6 +89,11 @@ def _kind(column: pa.Array) -> Kind:
         return Kind.STRING
 
 
+def file_kinds(path: str, column_names: Sequence[str]) -> list[int]:
+    """Each column's Kind over one file, read block by block (nothing of it kept)."""
+    return merge_kinds([column_kinds(batch) for batch in read_file(path, column_names)])
+
+
 def merge_kinds(kinds: Sequence[Sequence[int]]) -> list[int]:
     """The widest kind of each column over batches (CombineGlobally's function)."""
     kinds = [k for k in kinds if k]
@@ -104,6 +109,7 @@ class Cleaner:
         if len(column_names) == 1 and any(sep in column_names[0] for sep in ";\t|"):
             raise ValueError(f"the file has one column, {column_names[0][:60]!r}, whose name holds a separator: is "
                              "it delimited by something other than commas?")  # fmt: skip
+        self.column_names = list(column_names)
         self.names = [safe_name(c) for c in column_names]
         seen: dict[str, str] = {}
         for raw, name in zip(column_names, self.names, strict=True):
@@ -178,6 +184,12 @@ class Cleaner:
             return hmac.new(self.secret, data, hashlib.sha256).hexdigest()[:32].encode()
 
         return pa.array([token(v) for v in values.to_pylist()], pa.large_binary())
+
+    def file_examples(self, path: str, kinds: Sequence[int]) -> Iterator[bytes]:
+        """A file's rows as cleaned, serialized tf.Examples, a block at a time; `kinds` from `file_kinds`
+        merged over every file."""
+        for batch in read_file(path, self.column_names):
+            yield from self.examples(batch, kinds)
 
     def examples(self, batch: pa.RecordBatch, kinds: Sequence[int]) -> list[bytes]:
         """A string batch from `read_string_batches` as cleaned, serialized tf.Examples."""

@@ -209,11 +209,11 @@ def csv_to_clean_examples(pipeline, exec_properties: dict[str, Any], split_patte
     hashed = frozenset(safe_name(c) for c in found.get(HASH_KEY, ()))
     cleaner = csv_batches.Cleaner(names, clean, missing, frozenset(safe_name(c) for c in columns_to_drop(exec_properties)),
                                   hashed, hash_secret() if hashed else b"")  # fmt: skip
-    text = (pipeline | "CsvFiles" >> beam.Create(fileio.glob(pattern))
-            | "ReadCsvBlocks" >> beam.FlatMap(csv_batches.read_file, names))  # fmt: skip
-    kinds = (text | "ColumnKinds" >> beam.Map(csv_batches.column_kinds)
+    # two reads of each file, one for the column types over all of them, one to convert: memory stays a block
+    files = pipeline | "CsvFiles" >> beam.Create(fileio.glob(pattern))
+    kinds = (files | "ColumnKinds" >> beam.Map(csv_batches.file_kinds, names)
              | "MergeKinds" >> beam.CombineGlobally(csv_batches.merge_kinds))  # fmt: skip
-    return text | "ToTFExamples" >> beam.FlatMap(cleaner.examples, beam.pvalue.AsSingleton(kinds))
+    return files | "ToTFExamples" >> beam.FlatMap(cleaner.file_examples, beam.pvalue.AsSingleton(kinds))
 
 
 READERS = {
