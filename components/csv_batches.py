@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import io
+import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -45,8 +46,17 @@ _INT = r"^\s*[+-]?[0-9]+\s*$"
 
 def read_file(path: str, column_names: Sequence[str]) -> Iterator[pa.RecordBatch]:
     """`read_string_batches` of a file on any filesystem Beam reads (local, gs://), compressed or not."""
-    with beam.io.filesystems.FileSystems.open(path) as file:
-        yield from read_string_batches(file, column_names, BLOCK_BYTES)
+    try:
+        with beam.io.filesystems.FileSystems.open(path) as file:
+            yield from read_string_batches(file, column_names, BLOCK_BYTES)
+    except pa.ArrowInvalid as e:  # pyarrow's message quotes the row: it may hold personal data
+        count = re.search(r"Expected (\d+) columns, got (\d+)", str(e))
+        if count:
+            raise ValueError(f"Columns do not match the header in {path}: a row has {count[2]} cells where the header "
+                             f"names {count[1]} columns (the row is not shown: it may hold personal data)") from None  # fmt: skip
+        if "UTF8" in str(e):
+            raise ValueError(f"{path} is not UTF-8 text throughout: a cell holds other bytes") from None
+        raise ValueError(f"{path} cannot be read as CSV: {str(e).split(':')[0]}") from None
 
 
 def read_string_batches(file: io.IOBase, column_names: Sequence[str], block_bytes: int = BLOCK_BYTES,

@@ -136,8 +136,10 @@ def row_to_example(row: dict[str, Any]) -> tf.train.Example:
     return tf.train.Example(features=tf.train.Features(feature=features))
 
 
-def example_to_row(example: tf.train.Example) -> dict[str, Any]:
+def example_to_row(example: tf.train.Example | bytes) -> dict[str, Any]:
     """The first value of each feature (text decoded); a feature with no value is left out."""
+    if isinstance(example, bytes):
+        example = tf.train.Example.FromString(example)
     row = {}
     for name, feature in example.features.feature.items():
         kind = feature.WhichOneof("kind")

@@ -106,6 +106,15 @@ def test_bad_cells_and_bad_headers_are_named(tmp_path):
         csv_batches.Cleaner(["a b", "a_b"], CLEAN, MISSING)
     with pytest.raises(ValueError, match=r"delimited by something other than commas"):
         csv_batches.Cleaner(["a;b;c"], CLEAN, MISSING)
+    (tmp_path / "short.csv").write_text("Species,Body Mass,Date Egg\nAdelie,3750,2007/11/11\nSecret Name,\n")
+    with pytest.raises(ValueError, match=r"Columns do not match the header in .*short.csv: a row has 2 cells") as e:
+        list(csv_batches.read_file(str(tmp_path / "short.csv"), names))
+    assert "Secret" not in str(e.value)  # the row is not quoted: it may hold personal data
+    (tmp_path / "noise.csv").write_bytes(b"Species,Body Mass,Date Egg\n\xff\xfe,1,2\n")
+    with pytest.raises(ValueError, match=r"noise.csv is not UTF-8 text throughout"):
+        list(csv_batches.read_file(str(tmp_path / "noise.csv"), names))
+    for name in ("short.csv", "noise.csv"):
+        (tmp_path / name).unlink()
     (tmp_path / "a.csv").write_text("x,y\n1,2\n")
     (tmp_path / "b.csv").write_text("x,z\n1,2\n")
     with pytest.raises(RuntimeError, match=r"different headers"):
