@@ -186,8 +186,8 @@ def _parquet_to_example(pipeline, exec_properties: dict[str, Any], split_pattern
     return pipeline | "ReadParquet" >> beam.io.ReadFromParquet(pattern) | "ToTFExample" >> beam.Map(row_to_example)
 
 
-def csv_column_names(pattern: str) -> list[str]:
-    """The header of the files the pattern matches, which must be the same in each (as TFX's CSV reader)."""
+def csv_files_and_header(pattern: str) -> tuple[list[str], list[str]]:
+    """The files the pattern matches and their header, which must be the same in each (as TFX's CSV reader)."""
     files = fileio.glob(pattern)
     if not files:
         raise RuntimeError(f"split pattern {pattern} does not match any files")
@@ -195,7 +195,7 @@ def csv_column_names(pattern: str) -> list[str]:
     for other in files[1:]:
         if io_utils.load_csv_column_names(other) != names:
             raise RuntimeError(f"files in the same split {pattern} have different headers: {files[0]}, {other}")
-    return names
+    return files, names
 
 
 @beam.ptransform_fn
@@ -204,7 +204,7 @@ def csv_column_names(pattern: str) -> list[str]:
 def csv_to_clean_examples(pipeline, exec_properties: dict[str, Any], split_pattern: str):
     """CSV to cleaned, serialized tf.Examples a record batch at a time (components/csv_batches.py)."""
     pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], split_pattern)
-    names = csv_column_names(pattern)
+    files, names = csv_files_and_header(pattern)
     found = settings(exec_properties)
     clean = found.get(CLEAN_KEY, {})
     missing = frozenset(t.encode() for t in clean.get(MISSING_KEY, MISSING_TOKENS))
@@ -212,10 +212,10 @@ def csv_to_clean_examples(pipeline, exec_properties: dict[str, Any], split_patte
     cleaner = csv_batches.Cleaner(names, clean, missing, frozenset(safe_name(c) for c in columns_to_drop(exec_properties)),
                                   hashed, hash_secret() if hashed else b"")  # fmt: skip
     # two reads of each file, one for the column types over all of them, one to convert: memory stays a block
-    files = pipeline | "CsvFiles" >> beam.Create(fileio.glob(pattern))
-    kinds = (files | "ColumnKinds" >> beam.Map(csv_batches.file_kinds, names)
+    paths = pipeline | "CsvFiles" >> beam.Create(files)
+    kinds = (paths | "ColumnKinds" >> beam.Map(csv_batches.file_kinds, names)
              | "MergeKinds" >> beam.CombineGlobally(csv_batches.merge_kinds))  # fmt: skip
-    return files | "ToTFExamples" >> beam.FlatMap(cleaner.file_examples, beam.pvalue.AsSingleton(kinds))
+    return paths | "ToTFExamples" >> beam.FlatMap(cleaner.file_examples, beam.pvalue.AsSingleton(kinds))
 
 
 READERS = {

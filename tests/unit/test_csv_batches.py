@@ -118,4 +118,4 @@ def test_bad_cells_and_bad_headers_are_named(tmp_path):
     (tmp_path / "a.csv").write_text("x,y\n1,2\n")
     (tmp_path / "b.csv").write_text("x,z\n1,2\n")
     with pytest.raises(RuntimeError, match=r"different headers"):
-        file_example_gen.csv_column_names(str(tmp_path / "*.csv"))
+        file_example_gen.csv_files_and_header(str(tmp_path / "*.csv"))
