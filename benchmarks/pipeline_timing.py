@@ -2,7 +2,9 @@
 
     python -m benchmarks.pipeline_timing --rows 15000 --out build/bench/pipeline.json
 
-Prints each component's wall time (from ML Metadata) and the total, and writes them as JSON.
+Prints each component's wall time (from ML Metadata), the total, and the resident memory of the run
+(this process and its children, sampled) at its peak within each component and overall, and writes
+them as JSON.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import sys
 import tempfile
 import time
 
+from benchmarks.memory import RssSampler
 from pipelines import local_runner
 from settings.config import load_config
 from tables.sample_data import prepare_data
@@ -33,12 +36,15 @@ def bench(config_path: str, rows: int, workdir: str) -> dict:
     config = load_config(config_path, overrides)
     prepare_data(config)  # data generation is not part of the pipeline's time
     start = time.perf_counter()
-    summary = local_runner.run(config)
+    with RssSampler() as memory:
+        summary = local_runner.run(config)
     total = time.perf_counter() - start
     return {
         "rows": rows,
         "total_seconds": round(total, 2),
         "components_seconds": {c.component: round(c.seconds, 2) for c in summary.components},
+        "components_peak_rss_mb": {c.component: memory.peak_mb(c.started, c.finished) for c in summary.components},
+        "peak_rss_sampled_mb": memory.peak_mb(),
         "blessed": summary.blessed,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
     }
@@ -61,9 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         result = bench(args.config, args.rows, workdir)
     write_result(args.out, result)
     print(f"\n{args.rows} rows, cache off")
+    peaks = result["components_peak_rss_mb"]
     for name, seconds in result["components_seconds"].items():
-        print(f"  {name:32s} {seconds:7.2f} s")
-    print(f"  {'total (wall, whole run)':32s} {result['total_seconds']:7.2f} s")
+        peak = f"{peaks[name]:7,d} MB" if peaks.get(name) is not None else ""
+        print(f"  {name:32s} {seconds:7.2f} s  {peak}")
+    print(f"  {'total (wall, whole run)':32s} {result['total_seconds']:7.2f} s  {result['peak_rss_sampled_mb']:7,d} MB")
     print(f"wrote {args.out}")
     return 0
 

@@ -6,6 +6,8 @@ Each size runs `benchmarks.pipeline_timing` in its own process, so that its peak
 largest resident set of the process and the Beam workers it waited for) is its own. The table
 gives each component's seconds per size and, from each size to the next, how much faster or
 slower than the rows it grew: a growth of 1.0 is linear, above 1.0 the component got dearer per row.
+A second table gives the resident memory (the run's process tree, sampled) at its peak within each
+component, to say which step sets the run's peak.
 """
 
 from __future__ import annotations
@@ -66,6 +68,10 @@ def table(runs: list[dict], grown: list[dict]) -> str:
             line += f"{value:>20.2f}" if value is not None else f"{'-':>20s}"
         lines.append(line)
     lines.append(f"{'peak memory (MB)':32s}" + "".join(f"{r['peak_rss_mb']:>12,d}" for r in runs))
+    lines += ["", "resident memory at its peak within each component (MB, sampled):"]
+    for name in names:
+        cells = [r.get("components_peak_rss_mb", {}).get(name) for r in runs]
+        lines.append(f"{name:32s}" + "".join(f"{c:>12,d}" if c is not None else f"{'-':>12s}" for c in cells))
     return "\n".join(lines)
 
 

@@ -16,6 +16,8 @@ class ComponentRun:
     component: str
     state: str
     seconds: float
+    started: float = 0.0  # epoch seconds, from ML Metadata
+    finished: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +48,8 @@ def summarize(store, run, pipeline_name: str) -> RunSummary:
             component=mlmd.node_id(store, e.id, pipeline_name) or e.type,
             state=metadata_store_pb2.Execution.State.Name(e.last_known_state),
             seconds=(e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000.0,
+            started=e.create_time_since_epoch / 1000.0,
+            finished=e.last_update_time_since_epoch / 1000.0,
         )
         for e in executions
     )

@@ -10,7 +10,8 @@ pytestmark = pytest.mark.unit
 def test_growth_is_time_ratio_over_rows_ratio_per_component():
     runs = [
         {"rows": 15000, "total_seconds": 40.0, "peak_rss_mb": 900,
-         "components_seconds": {"CsvExampleGen": 4.0, "Trainer": 10.0, "Pusher": 1.0}},
+         "components_seconds": {"CsvExampleGen": 4.0, "Trainer": 10.0, "Pusher": 1.0},
+         "components_peak_rss_mb": {"CsvExampleGen": 700, "Trainer": 900, "Pusher": None}},
         {"rows": 150000, "total_seconds": 100.0, "peak_rss_mb": 1500,
          "components_seconds": {"CsvExampleGen": 80.0, "Trainer": 10.0}},
     ]  # fmt: skip
@@ -23,3 +24,6 @@ def test_growth_is_time_ratio_over_rows_ratio_per_component():
     row = next(line for line in text.splitlines() if line.startswith("CsvExampleGen"))
     assert row.split()[1:] == ["4.0s", "80.0s", "2.00"]
     assert next(line for line in text.splitlines() if line.startswith("Pusher")).split()[1:] == ["1.0s", "-", "-"]
+    memory = text.split("within each component")[1].splitlines()
+    assert next(line for line in memory if line.startswith("Trainer")).split()[1:] == ["900", "-"]
+    assert next(line for line in memory if line.startswith("Pusher")).split()[1:] == ["-", "-"]

@@ -1,0 +1,50 @@
+"""Resident memory over a run, sampled, so that a benchmark can say which component held the most."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+import psutil
+
+
+def tree_rss(process: psutil.Process) -> int:
+    """Bytes resident in `process` and every process under it (Beam's workers, a tuner's trials)."""
+    total = 0
+    for p in [process, *process.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):  # a child that ended between the listing and the read
+            total += p.memory_info().rss
+    return total
+
+
+class RssSampler:
+    """Samples this process tree's resident memory every `interval` seconds in a daemon thread, as
+    (epoch seconds, bytes) pairs, from entering the `with` block until leaving it."""
+
+    def __init__(self, interval: float = 0.25):
+        self.interval = interval
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self._process = psutil.Process()
+
+    def _run(self) -> None:
+        while True:
+            self.samples.append((time.time(), tree_rss(self._process)))
+            if self._stop.wait(self.interval):
+                return
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def peak_mb(self, start: float | None = None, end: float | None = None) -> int | None:
+        """The largest sample, in MB, between epoch seconds `start` and `end` (the whole run if unset);
+        None when no sample fell in that window (a step shorter than the interval)."""
+        window = [rss for t, rss in self.samples if (start is None or t >= start) and (end is None or t <= end)]
+        return round(max(window) / 2**20) if window else None
