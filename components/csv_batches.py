@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+from tensorflow.core.example import example_pb2
 from tfx_bsl.coders import example_coder
 
 from components.example_cleaning import seconds_since_epoch
@@ -206,8 +207,10 @@ class Cleaner:
         return self.encode(self.typed(batch, kinds))
 
     def encode(self, batch: pa.RecordBatch) -> list[bytes]:
-        """Serialized tf.Examples, a row's null cells left out of it: rows are encoded in groups that share
-        the same filled columns (TFX's encoder would write a null as a present, empty feature)."""
+        """Serialized tf.Examples in the batch's row order, a row's null cells left out of it: rows are encoded
+        in groups that share the same filled columns (TFX's encoder would write a null as a present, empty
+        feature). Each is serialized deterministically, its features by name, as ExampleGen's hash split
+        needs (it hashes the bytes; the encoder's map order changes from one run to the next)."""
         if not batch.num_columns or not batch.num_rows:
             return [b""] * batch.num_rows  # an Example with no features serializes to no bytes
         offsets = pa.array(np.arange(batch.num_rows + 1), pa.int64())
@@ -217,17 +220,18 @@ class Cleaner:
         patterns, group = np.unique(filled, axis=0, return_inverse=True)
         order = np.argsort(group.reshape(-1), kind="stable")
         bounds = np.searchsorted(group.reshape(-1)[order], np.arange(len(patterns) + 1))
-        out: list[bytes] = []
+        out: list[bytes] = [b""] * batch.num_rows
         for at, pattern in enumerate(patterns):
-            rows = pa.array(order[bounds[at] : bounds[at + 1]])
+            rows = order[bounds[at] : bounds[at + 1]]
             keep = np.flatnonzero(pattern)
             if not len(keep):
-                out.extend([b""] * len(rows))
                 continue
+            indices = pa.array(rows)
             part = pa.RecordBatch.from_arrays(
-                [lists[i].take(rows) for i in keep], [batch.schema.names[i] for i in keep]
+                [lists[i].take(indices) for i in keep], [batch.schema.names[i] for i in keep]
             )
-            out.extend(encoder.encode(part))
+            for row, record in zip(rows.tolist(), encoder.encode(part), strict=True):
+                out[row] = example_pb2.Example.FromString(record).SerializeToString(deterministic=True)
         return out
 
 
