@@ -78,6 +78,15 @@ def read_string_batches(file: io.IOBase, column_names: Sequence[str], block_byte
             yield batch
 
 
+def no_column_message(name: str, columns: Sequence[str]) -> str:
+    """A time split's feature missing from the rows (an Example's features or a file's columns)."""
+    columns = sorted(columns)
+    hint = ""
+    if len(columns) == 1 and any(sep in columns[0] for sep in ";\t|"):
+        hint = " The only column's name holds a separator: is the file delimited by something other than commas?"
+    return f"time split: a row has no column '{name}'; its columns are {columns[:8]}.{hint}"
+
+
 def column_kinds(batch: pa.RecordBatch) -> list[int]:
     """Each column's Kind over this batch's filled cells."""
     return [int(_kind(column)) for column in batch.columns]
@@ -134,12 +143,12 @@ class Cleaner:
         self.missing = pa.array(sorted(m.decode() for m in missing), pa.string())
         self.drop, self.hashed, self.secret = drop, hashed, secret
 
-    def typed(self, batch: pa.RecordBatch, kinds: Sequence[int]) -> pa.RecordBatch:
-        """The batch with each kept column converted (missing cells null) and the rows without a label
-        dropped (counted as `rows_without_label`)."""
+    def typed(self, batch: pa.RecordBatch, kinds: Sequence[int], only: frozenset[str] | None = None) -> pa.RecordBatch:
+        """The batch with each kept column (or only those named) converted (missing cells null) and the rows
+        without a label dropped (counted as `rows_without_label`)."""
         arrays, names = [], []
         for name, column, kind in zip(self.names, batch.columns, kinds, strict=True):
-            if kind == Kind.UNKNOWN or name in self.drop:
+            if kind == Kind.UNKNOWN or name in self.drop or (only is not None and name not in only):
                 continue
             values = self._values(name, column, Kind(kind))
             if name in self.hashed:
@@ -201,6 +210,15 @@ class Cleaner:
         merged over every file."""
         for batch in read_file(path, self.column_names):
             yield from self.examples(batch, kinds)
+
+    def file_column(self, path: str, kinds: Sequence[int], name: str) -> Iterator[np.ndarray]:
+        """One column of the rows `file_examples` gives (their safe name), converted as in those rows (null
+        as NaN), a block at a time: what a time split needs, without the rest of each row."""
+        if name not in self.names or kinds[self.names.index(name)] == Kind.UNKNOWN:
+            raise ValueError(no_column_message(name, self.names))
+        for batch in read_file(path, self.column_names):
+            typed = self.typed(batch, kinds, frozenset({name, self.label}))
+            yield typed.column(typed.schema.names.index(name)).to_numpy(zero_copy_only=False).astype(np.float64)
 
     def examples(self, batch: pa.RecordBatch, kinds: Sequence[int]) -> list[bytes]:
         """A string batch from `read_string_batches` as cleaned, serialized tf.Examples."""

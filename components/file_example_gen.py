@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 import tensorflow as tf
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from apache_beam.transforms.stats import ApproximateQuantiles
@@ -205,6 +206,25 @@ def csv_files_and_header(pattern: str) -> tuple[list[str], list[str]]:
 @beam.typehints.with_output_types(bytes)
 def csv_to_clean_examples(pipeline, exec_properties: dict[str, Any], split_pattern: str):
     """CSV to cleaned, serialized tf.Examples a record batch at a time (components/csv_batches.py)."""
+    return _csv_examples(pipeline, exec_properties, split_pattern)[0]
+
+
+@beam.ptransform_fn
+def csv_examples_and_times(pipeline, exec_properties: dict[str, Any], split_pattern: str, feature: str):
+    """`csv_to_clean_examples`, and the rows' `feature` (seconds) from a read of that column alone: the
+    time split's cutoff then comes without holding every example until it is known."""
+    examples, paths, kinds, cleaner = _csv_examples(pipeline, exec_properties, split_pattern)
+    times = paths | "TimeColumn" >> beam.FlatMap(cleaner.file_column, beam.pvalue.AsSingleton(kinds), feature)
+    return examples, times | "Times" >> beam.FlatMap(_present_times, feature)
+
+
+def _present_times(times, feature: str):
+    if np.isnan(times).any():
+        raise ValueError(f"time split: a row has no value for '{feature}'")
+    return times.tolist()
+
+
+def _csv_examples(pipeline, exec_properties: dict[str, Any], split_pattern: str):
     pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], split_pattern)
     files, names = csv_files_and_header(pattern)
     found = settings(exec_properties)
@@ -217,7 +237,8 @@ def csv_to_clean_examples(pipeline, exec_properties: dict[str, Any], split_patte
     paths = pipeline | "CsvFiles" >> beam.Create(files)
     kinds = (paths | "ColumnKinds" >> beam.Map(csv_batches.file_kinds, names)
              | "MergeKinds" >> beam.CombineGlobally(csv_batches.merge_kinds))  # fmt: skip
-    return paths | "ToTFExamples" >> beam.FlatMap(cleaner.file_examples, beam.pvalue.AsSingleton(kinds))
+    examples = paths | "ToTFExamples" >> beam.FlatMap(cleaner.file_examples, beam.pvalue.AsSingleton(kinds))
+    return examples, paths, kinds, cleaner
 
 
 READERS = {
@@ -256,11 +277,7 @@ def timestamp_of(example: tf.train.Example | bytes, feature: str) -> float:
     if isinstance(example, bytes):
         example = tf.train.Example.FromString(example)
     if feature not in example.features.feature:
-        columns = sorted(example.features.feature)
-        hint = ""
-        if len(columns) == 1 and any(sep in columns[0] for sep in ";\t|"):
-            hint = " The only column's name holds a separator: is the file delimited by something other than commas?"
-        raise ValueError(f"time split: a row has no column '{feature}'; its columns are {columns[:8]}.{hint}")
+        raise ValueError(csv_batches.no_column_message(feature, list(example.features.feature)))
     values = example.features.feature[feature]
     kind = values.WhichOneof("kind")
     found = list(getattr(values, kind).value) if kind else []
@@ -334,15 +351,14 @@ class _Executor(BaseExampleGenExecutor):
         if len(input_config.splits) != 1 or names != ["train", "eval"]:
             raise ValueError(f"a time split needs one input split and the output splits train, eval; got {names}")
         feature, fraction = time_split["feature"], float(time_split["train_fraction"])
-        examples = pipeline | "InputToRecord" >> self.GetInputSourceToExamplePTransform()(
-            exec_properties, input_config.splits[0].pattern
-        )
+        pattern = input_config.splits[0].pattern
+        if self.FORMAT == "csv":  # the cutoff from the time column alone: the examples stream past it
+            examples, times = pipeline | "InputToRecord" >> csv_examples_and_times(exec_properties, pattern, feature)
+        else:  # the examples are held until the cutoff is known
+            examples = pipeline | "InputToRecord" >> self.GetInputSourceToExamplePTransform()(exec_properties, pattern)
+            times = examples | "Timestamps" >> beam.Map(timestamp_of, feature)
         steps = 100
-        quantiles = (
-            examples
-            | "Timestamps" >> beam.Map(timestamp_of, feature)
-            | "Quantiles" >> ApproximateQuantiles.Globally(steps + 1)
-        )
+        quantiles = times | "Quantiles" >> ApproximateQuantiles.Globally(steps + 1)
         cutoff = quantiles | "Cutoff" >> beam.Map(cutoff_of, fraction)
         train, evaluation = examples | "SplitByTime" >> beam.Partition(
             lambda example, _, cut: 0 if timestamp_of(example, feature) < cut else 1,

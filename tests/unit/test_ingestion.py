@@ -130,3 +130,33 @@ def test_local_write_without_the_reshuffle_matches_tfx_record_for_record(tmp_pat
     assert ours == stock  # the same records in the same order, in each split
     assert len(ours["train"]) + len(ours["eval"]) == ROWS and ours["eval"]
     assert our_props == stock_props and our_props["payload_format"] == "FORMAT_TF_EXAMPLE"
+
+
+def test_csv_time_split_streams_the_examples_past_the_cutoff(tmp_path):
+    """The cutoff comes from the time column alone: the examples feed only the split, so the runner does not
+    hold them all until the cutoff is known (1.5 M rows: 2.6 GB more at the peak)."""
+    taxi.write_table(taxi.generate(50, seed=1), str(tmp_path), "csv")
+    pipeline = beam.Pipeline()
+    props = exec_properties(str(tmp_path), "csv", "trip_start_timestamp")
+    file_example_gen.CsvExecutor().GenerateExamplesByBeam(pipeline, props)
+    transforms = pipeline.to_runner_api().components.transforms
+    (examples,) = (t.outputs.values() for t in transforms.values() if t.unique_name.endswith("ToTFExamples"))
+    examples = next(iter(examples))
+    readers = [t.unique_name for t in transforms.values() if not t.subtransforms and examples in t.inputs.values()]
+    assert len(readers) == 1 and "SplitByTime" in readers[0]
+
+
+@pytest.mark.parametrize(
+    ("cell", "message"),
+    [("", "a row has no value for 'trip_start_timestamp'"), (None, "a row has no column 'trip_start_timestamp'")],
+)
+def test_csv_time_split_names_a_missing_timestamp(cell, message, tmp_path):
+    frame = taxi.generate(40, seed=2)
+    if cell is None:
+        frame = frame.drop(columns=["trip_start_timestamp"])
+    else:
+        frame["trip_start_timestamp"] = frame["trip_start_timestamp"].astype(object)
+        frame.loc[7, "trip_start_timestamp"] = cell
+    taxi.write_table(frame, str(tmp_path), "csv")
+    with pytest.raises(Exception, match=message):
+        split_rows(str(tmp_path), "csv", "trip_start_timestamp")
