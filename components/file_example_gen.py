@@ -308,7 +308,7 @@ class _Executor(BaseExampleGenExecutor):
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:  # noqa: N802 (TFX's name)
         """TFX's `Do`, except that on the local runner each split is written without TFX's Reshuffle: the
-        in-process runner holds a Reshuffle's whole input in memory (1.5 M rows: about 2.5 GB) and keeps
+        in-process runner holds a Reshuffle's whole input in memory and keeps
         the rows' order anyway, so the files hold the same records in the same order. On Dataflow, where
         the Reshuffle spreads the write over the workers, it is TFX's own `Do`."""
         runner = PipelineOptions(self._beam_pipeline_args or []).view_as(StandardOptions).runner
