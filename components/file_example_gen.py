@@ -308,9 +308,9 @@ class _Executor(BaseExampleGenExecutor):
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:  # noqa: N802 (TFX's name)
         """TFX's `Do`, except that on the local runner each split is written without TFX's Reshuffle: the
-        in-process runner holds a Reshuffle's whole input in memory and keeps
-        the rows' order anyway, so the files hold the same records in the same order. On Dataflow, where
-        the Reshuffle spreads the write over the workers, it is TFX's own `Do`."""
+        in-process runner holds a Reshuffle's whole input in memory and keeps the rows' order anyway, so the
+        files hold the same records in the same order. On Dataflow, where the Reshuffle spreads the write
+        over the workers, it is TFX's own `Do`."""
         runner = PipelineOptions(self._beam_pipeline_args or []).view_as(StandardOptions).runner
         file_format = exec_properties.get(standard_component_specs.OUTPUT_FILE_FORMAT_KEY,
                                           example_gen_pb2.FILE_FORMAT_UNSPECIFIED)  # fmt: skip
