@@ -214,6 +214,8 @@ class Cleaner:
     def file_column(self, path: str, kinds: Sequence[int], name: str) -> Iterator[np.ndarray]:
         """One column of the rows `file_examples` gives (their safe name), converted as in those rows (null
         as NaN), a block at a time: what a time split needs, without the rest of each row."""
+        if not kinds:  # no rows in any file: no times (the cutoff then says the input has no rows)
+            return
         if name not in self.names or kinds[self.names.index(name)] == Kind.UNKNOWN:
             raise ValueError(no_column_message(name, self.names))
         for batch in read_file(path, self.column_names):
