@@ -13,6 +13,7 @@ in-process runner locally, Dataflow with a profile that sets `vertex.dataflow`.
 from __future__ import annotations
 
 import argparse
+import csv as std_csv
 import io
 import json
 import os
@@ -68,15 +69,17 @@ class FrameModelHandler(ModelHandler[Chunk, PredictionResult, model_store.Loaded
 
 
 class ReadChunks(beam.DoFn):
-    """A matched file -> DataFrames of `rows` rows (CSV with a header, or JSON lines).
+    """A matched file -> DataFrames of `rows` rows (CSV with a header, or JSON lines), without the `skip`
+    columns (`ignored_columns`: never converted, and personal data never held).
 
     CSV is parsed by Arrow (multi-threaded), with the model inputs' types from the serving schema; a
     file Arrow cannot convert that way (text in a numeric column) is read by pandas instead, so that
     each bad value is reported on its own row rather than failing the file."""
 
-    def __init__(self, rows: int, column_types: dict[str, str]):
+    def __init__(self, rows: int, column_types: dict[str, str], skip: frozenset[str] = frozenset()):
         self._rows = rows
         self._types = column_types
+        self._skip = skip
 
     def process(self, readable):
         import pyarrow as pa
@@ -85,15 +88,17 @@ class ReadChunks(beam.DoFn):
         with readable.open() as f:
             data = f.read()
         if readable.metadata.path.endswith((".jsonl", ".json")):
-            yield from pd.read_json(io.BytesIO(data), lines=True, chunksize=self._rows, dtype=False)
+            for chunk in pd.read_json(io.BytesIO(data), lines=True, chunksize=self._rows, dtype=False):
+                yield chunk.drop(columns=[c for c in chunk.columns if c in self._skip])
             return
+        header = next(std_csv.reader([data.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8-sig")]), [])
+        keep = [c for c in header if c not in self._skip]
         try:
             types = {name: getattr(pa, kind)() for name, kind in self._types.items()}
-            table = csv.read_csv(
-                pa.py_buffer(data), convert_options=csv.ConvertOptions(column_types=types, strings_can_be_null=True)
-            )
+            options = csv.ConvertOptions(column_types=types, strings_can_be_null=True, include_columns=keep)
+            table = csv.read_csv(pa.py_buffer(data), convert_options=options)
         except pa.ArrowInvalid:
-            for chunk in pd.read_csv(io.BytesIO(data), chunksize=self._rows):
+            for chunk in pd.read_csv(io.BytesIO(data), chunksize=self._rows, usecols=lambda c: c not in self._skip):
                 yield self._numbers_from_text(chunk)
             return
         for chunk in table.to_batches(max_chunksize=self._rows):
@@ -165,6 +170,15 @@ def column_types(model_dir: str, personal_columns: list[str]) -> dict[str, str]:
     return {n: {"string": "string", "int": "int64", "float": "float64"}[r.kind] for n, r in rules.items()}
 
 
+def ignored_columns(model_dir: str, personal_columns: list[str], key_column: str, not_inputs: Sequence[str]
+                    ) -> frozenset[str]:  # fmt: skip
+    """Columns a scoring file may carry that are neither its key nor a model input: the schema's other
+    features, personal data and `not_inputs` (the label). Any other column is unknown and is read, so that
+    each row's error names it."""
+    validator = model_store.load_validator(model_dir, personal_columns, ignore_other_schema_columns=True)
+    return frozenset((validator.dropped | set(not_inputs)) - set(validator.rules) - {key_column})
+
+
 def newest_model_dir(serving_dir: str) -> str:
     available = model_store.versions(serving_dir)
     if not available:
@@ -178,11 +192,12 @@ def build(pipeline, model_dir: str, input_pattern: str, output: str, key_column:
     contract = model_store.read_contract(model_dir)
     version = os.path.basename(model_dir.rstrip("/"))
     types = column_types(model_dir, personal_columns)
+    skip = ignored_columns(model_dir, personal_columns, key_column, drop_columns)
     chunks = (
         pipeline
         | "Match" >> fileio.MatchFiles(input_pattern)
         | "Open" >> fileio.ReadMatches()
-        | "ReadChunks" >> beam.ParDo(ReadChunks(chunk_rows, types))
+        | "ReadChunks" >> beam.ParDo(ReadChunks(chunk_rows, types, skip))
     )
     validated = chunks | "Validate" >> beam.ParDo(
         ValidateChunk(model_dir, key_column, personal_columns, list(drop_columns))

@@ -48,6 +48,7 @@ from pipelines.batch_prediction import (
     ReadChunks,
     ValidateChunk,
     column_types,
+    ignored_columns,
     newest_model_dir,
 )
 from serving import model_store
@@ -236,7 +237,8 @@ def build(pipeline, config, model_dir: str, events=None, monitor: WindowMonitor 
     contract = model_store.read_contract(model_dir)
     if events is not None:
         frames = (events | "Open" >> beam.Map(_readable)
-                  | "ReadChunks" >> beam.ParDo(ReadChunks(s.chunk_rows, column_types(model_dir, personal))))  # fmt: skip
+                  | "ReadChunks" >> beam.ParDo(ReadChunks(s.chunk_rows, column_types(model_dir, personal), ignored_columns(
+                      model_dir, personal, config.data.key_column, [contract["label"]]))))  # fmt: skip
     else:
         read = beam.io.ReadFromPubSub(subscription=s.pubsub_subscription, topic=s.pubsub_topic)
         frames = (pipeline | "ReadPubSub" >> read | "Parse" >> beam.Map(json.loads)

@@ -6,6 +6,8 @@ import json
 import os
 
 import pytest
+from apache_beam.io import fileio
+from apache_beam.io.filesystem import FileMetadata
 
 from datagen import taxi
 from pipelines import batch_prediction as batch
@@ -53,3 +55,36 @@ def test_batch_prediction_keeps_keys_and_matches_online_scores(first_run, tmp_pa
     online = model.predict([model.validator.instance(r, 0) for r in raw])
     by_key = {r["key"]: r["probability"] for r in rows}
     assert [by_key[k] for k in sample["trip_id"]] == pytest.approx(online, abs=1e-6)
+
+
+def test_scoring_reads_no_column_it_would_drop_and_names_an_unknown_one(first_run, tmp_path):
+    config, summary = first_run
+    model_dir, personal = summary.pushed_model, list(config.data.personal_columns)
+    contract = model_store.read_contract(model_dir)
+    skip = batch.ignored_columns(model_dir, personal, config.data.key_column, [contract["label"]])
+    assert set(personal) | {contract["label"]} <= skip
+    assert config.data.key_column not in skip and not skip & set(contract["inputs"])
+
+    frame = taxi.generate(20, seed=23)
+    frame["colour"] = "red"  # not in the schema: read, so that each row's error names it
+    taxi.write_csv(frame, str(tmp_path / "in"), "typed.csv")
+    text = frame.copy()
+    text["fare"] = text["fare"].astype(object)
+    text.loc[text.index[0], "fare"] = "twelve"  # Arrow cannot type it: the pandas path
+    taxi.write_csv(text, str(tmp_path / "in"), "text.csv")
+    text.to_json(tmp_path / "in" / "lines.jsonl", orient="records", lines=True)
+    read = batch.ReadChunks(8, batch.column_types(model_dir, personal), skip)
+    kept = [c for c in frame.columns if c not in skip]
+    assert "colour" in kept and config.data.key_column in kept
+    for name in ("typed.csv", "text.csv", "lines.jsonl"):
+        path = str(tmp_path / "in" / name)
+        chunks = list(read.process(fileio.ReadableFile(FileMetadata(path, os.path.getsize(path)))))
+        assert [len(c) for c in chunks] == [8, 8, 4], name
+        assert all(list(c.columns) == kept for c in chunks), name
+
+    output = str(tmp_path / "out" / "p")
+    batch.run(config, str(tmp_path / "in" / "typed.csv"), output)
+    errors = read_lines(output + "-errors*.jsonl")
+    assert sorted(e["key"] for e in errors) == sorted(frame["trip_id"])
+    assert all("colour" in e["error"] for e in errors), errors[0]
+    assert read_lines(output + "-0*.jsonl") == []
