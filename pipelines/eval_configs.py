@@ -8,6 +8,7 @@ import json
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.proto import config_pb2 as tfma_config
 
+from models import histogram_metrics
 from models.trainer import SLICE_SIGNATURE, month_name
 from settings.config import Config
 from settings.metrics import GATING_METRICS, default_margin, higher_is_better
@@ -26,10 +27,14 @@ METRICS = {
 
 
 def direction(metric: str):
-    return tfma.MetricDirection.HIGHER_IS_BETTER if higher_is_better(metric) else tfma.MetricDirection.LOWER_IS_BETTER
+    return (
+        tfma_config.MetricDirection.HIGHER_IS_BETTER
+        if higher_is_better(metric)
+        else tfma_config.MetricDirection.LOWER_IS_BETTER
+    )
 
 
-def eval_config(config: Config) -> tfma.EvalConfig:
+def eval_config(config: Config) -> tfma_config.EvalConfig:
     """TFMA config. Overall, the gating metric must clear `lower_bound` and must not drop by more
     than `max_regression` against the last blessed model (ignored for the first model); in each
     calendar month it must clear `slice_lower_bound`. Categorical and fairness slices are reported.
@@ -38,21 +43,23 @@ def eval_config(config: Config) -> tfma.EvalConfig:
     higher = higher_is_better(e.metric)
     bound = {"lower_bound": {"value": e.lower_bound}} if higher else {"upper_bound": {"value": e.upper_bound}}
     allowed_change = -e.max_regression - 1e-10 if higher else e.max_regression + 1e-10
-    threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(**bound),
-        change_threshold=tfma.GenericChangeThreshold(direction=direction(e.metric), absolute={"value": allowed_change}),
+    threshold = tfma_config.MetricThreshold(
+        value_threshold=tfma_config.GenericValueThreshold(**bound),
+        change_threshold=tfma_config.GenericChangeThreshold(
+            direction=direction(e.metric), absolute={"value": allowed_change}
+        ),
     )
-    slices = [tfma.SlicingSpec(feature_keys=[f]) for f in dict.fromkeys(e.slices + e.fairness_features)]
-    gated = [tfma_config.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)]
+    slices = [tfma_config.SlicingSpec(feature_keys=[f]) for f in dict.fromkeys(e.slices + e.fairness_features)]
+    gated = [tfma_config.PerSliceMetricThreshold(slicing_specs=[tfma_config.SlicingSpec()], threshold=threshold)]
     if e.time_slice:
-        month = tfma.SlicingSpec(feature_keys=[month_name(config.features.timestamp)])
+        month = tfma_config.SlicingSpec(feature_keys=[month_name(config.features.timestamp)])
         slices.append(month)
         if e.slice_lower_bound is not None:  # months are large and balanced; category values may not be
             gated.append(
                 tfma_config.PerSliceMetricThreshold(
                     slicing_specs=[month],
-                    threshold=tfma.MetricThreshold(
-                        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": e.slice_lower_bound})
+                    threshold=tfma_config.MetricThreshold(
+                        value_threshold=tfma_config.GenericValueThreshold(lower_bound={"value": e.slice_lower_bound})
                     ),
                 )
             )
@@ -62,9 +69,24 @@ def eval_config(config: Config) -> tfma.EvalConfig:
         "Precision": json.dumps({"thresholds": [t]}),
         "Recall": json.dumps({"thresholds": [t]}),
     } if t is not None else {}  # fmt: skip
+    # Calibration, and the counts at thresholds on the AUC histogram's bucket edges, come from that
+    # histogram (models/histogram_metrics.py: TFMA's values, one pass over the examples instead of several).
+    binary = config.problem_type == "binary_classification"
+    on_edges = binary and histogram_metrics.on_bucket_edges(
+        [*([t] if t is not None else []), *(config.fairness_thresholds() if e.fairness_features else [])]
+    )
+
+    def metric(class_name: str, **kwargs) -> tfma_config.MetricConfig:
+        if hasattr(histogram_metrics, class_name + histogram_metrics.SUFFIX) and (
+            on_edges or (binary and class_name == "Calibration")
+        ):
+            return tfma_config.MetricConfig(class_name=class_name + histogram_metrics.SUFFIX, module=histogram_metrics.MODULE,
+                                     **kwargs)  # fmt: skip
+        return tfma_config.MetricConfig(class_name=class_name, **kwargs)
+
     metrics = [
-        tfma.MetricConfig(
-            class_name=m,
+        metric(
+            m,
             config=at_threshold.get(m),
             per_slice_thresholds=gated if m == e.metric else None,
         )
@@ -72,20 +94,20 @@ def eval_config(config: Config) -> tfma.EvalConfig:
     ]
     if e.fairness_features:  # per group: FPR, FNR and positive rate come from its counts
         counts = json.dumps({"thresholds": config.fairness_thresholds()})
-        metrics.append(tfma.MetricConfig(class_name="ConfusionMatrixAtThresholds", config=counts))
-    return tfma.EvalConfig(
+        metrics.append(metric("ConfusionMatrixAtThresholds", config=counts))
+    return tfma_config.EvalConfig(
         # Two specs: the candidate computes the slice features; the baseline (the last blessed model,
         # which may predate that signature) runs `serving_default` in that step instead, so that both
         # models have outputs there: TFMA stores a lone model's outputs without its name, and the
         # slicer then finds no month under "candidate". With no baseline, TFX drops its spec.
         model_specs=[
-            tfma.ModelSpec(
+            tfma_config.ModelSpec(
                 name=tfma.CANDIDATE_KEY,
                 signature_name=SERVING_SIGNATURE,
                 label_key=config.label,
                 preprocessing_function_names=[SLICE_SIGNATURE] if e.time_slice else None,
             ),
-            tfma.ModelSpec(
+            tfma_config.ModelSpec(
                 name=tfma.BASELINE_KEY,
                 signature_name=SERVING_SIGNATURE,
                 label_key=config.label,
@@ -93,8 +115,8 @@ def eval_config(config: Config) -> tfma.EvalConfig:
                 preprocessing_function_names=[SERVING_SIGNATURE] if e.time_slice else None,
             ),
         ],
-        slicing_specs=[tfma.SlicingSpec(), *slices],
-        metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
+        slicing_specs=[tfma_config.SlicingSpec(), *slices],
+        metrics_specs=[tfma_config.MetricsSpec(metrics=metrics)],
     )
 
 
@@ -112,14 +134,16 @@ def baseline_margins(config: Config) -> dict[str, float]:
     return {name: default_margin(e.metric) if m is None else m for name, m in margins.items()}
 
 
-def baselines_eval_config(config: Config) -> tfma.EvalConfig:
+def baselines_eval_config(config: Config) -> tfma_config.EvalConfig:
     """One TFMA pass that scores the candidate and every baseline on the gating metric, overall. It holds no
     threshold: `models.baseline_comparison` compares the models' values (TFMA compares only two)."""
-    return tfma.EvalConfig(
+    return tfma_config.EvalConfig(
         model_specs=[
-            tfma.ModelSpec(name=name, signature_name=SERVING_SIGNATURE, label_key=config.label)
+            tfma_config.ModelSpec(name=name, signature_name=SERVING_SIGNATURE, label_key=config.label)
             for name in (tfma.CANDIDATE_KEY, *BASELINE_MODELS)
         ],
-        slicing_specs=[tfma.SlicingSpec()],
-        metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name=config.evaluation.metric)])],
+        slicing_specs=[tfma_config.SlicingSpec()],
+        metrics_specs=[
+            tfma_config.MetricsSpec(metrics=[tfma_config.MetricConfig(class_name=config.evaluation.metric)])
+        ],
     )
