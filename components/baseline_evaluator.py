@@ -1,9 +1,10 @@
-"""BaselineEvaluator: the candidate and every baseline scored in one TFMA pass over the eval split.
+"""BaselineEvaluator: every baseline scored in one TFMA pass over the eval split, against the candidate.
 
 TFX's Evaluator compares two models, so one per baseline would read the split and run the candidate
-once per baseline. This component loads them all the way the Evaluator does (`tfma.default_eval_shared_model`
+once per baseline. This component loads the baselines the way the Evaluator does (`tfma.default_eval_shared_model`
 on each serving model), runs one `tfma.ExtractEvaluateAndWriteResults` with the pipeline's Beam args, and
-compares the overall values with `models.baseline_comparison` (TFMA's change-threshold rule).
+compares their overall values with the candidate's, which the Evaluator already computed on the same split
+(`candidate_evaluation`), with `models.baseline_comparison` (TFMA's change-threshold rule).
 
 Outputs: the TFMA result (a standard ModelEvaluation, one model name per model) and one ModelBlessing:
 `blessed`, `comparisons` (a JSON list, also `comparisons.json`), `failures` (a line per failed
@@ -24,6 +25,7 @@ from tfx.utils import io_utils, path_utils
 from components.tfma_results import overall_metrics
 from models.baseline_comparison import Comparison, compare
 
+CANDIDATE = "candidate"  # tfma.CANDIDATE_KEY, as `overall_metrics` names a lone model
 COMPARISONS_FILE = "comparisons.json"
 SPLIT = "eval"
 
@@ -50,6 +52,11 @@ def write_blessing(blessing, model, comparisons: list[Comparison]) -> bool:
     return ok
 
 
+def candidate_metrics(evaluator_uri: str) -> dict[str, float]:
+    """The candidate's overall metrics in the Evaluator's result (beside the last blessed model's, if any)."""
+    return overall_metrics(evaluator_uri).get(CANDIDATE, {})
+
+
 @tfx.dsl.components.component(use_beam=True)
 def BaselineEvaluator(  # noqa: N802 (component names are classes in TFX)
     examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
@@ -57,6 +64,7 @@ def BaselineEvaluator(  # noqa: N802 (component names are classes in TFX)
     linear: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
     boosted: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
     heuristic: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
+    candidate_evaluation: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelEvaluation],
     evaluation: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelEvaluation],
     blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
     eval_config: tfx.dsl.components.Parameter[str],
@@ -67,7 +75,7 @@ def BaselineEvaluator(  # noqa: N802 (component names are classes in TFX)
 
     config = tfma.utils.update_eval_config_with_defaults(json_format.Parse(eval_config, tfma.EvalConfig()))
     tfma.utils.verify_eval_config(config)
-    artifacts = {tfma.CANDIDATE_KEY: model, "linear": linear, "boosted": boosted, "heuristic": heuristic}
+    artifacts = {"linear": linear, "boosted": boosted, "heuristic": heuristic}
     shared = [
         tfma.default_eval_shared_model(
             eval_saved_model_path=path_utils.serving_model_path(
@@ -96,7 +104,8 @@ def BaselineEvaluator(  # noqa: N802 (component names are classes in TFX)
                                                    output_path=evaluation.uri)
         )  # fmt: skip
     s = json.loads(comparison)
-    found = compare(overall_metrics(evaluation.uri), s["metric"], s["margins"], s["higher_is_better"])
+    scores = {**overall_metrics(evaluation.uri), CANDIDATE: candidate_metrics(candidate_evaluation.uri)}
+    found = compare(scores, s["metric"], s["margins"], s["higher_is_better"])
     ok = write_blessing(blessing, model, found)
     print(json.dumps({"component": "BaselineEvaluator", "blessed": ok,
                       "comparisons": [dataclasses.asdict(c) for c in found]}))  # fmt: skip

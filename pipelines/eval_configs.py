@@ -135,12 +135,13 @@ def baseline_margins(config: Config) -> dict[str, float]:
 
 
 def baselines_eval_config(config: Config) -> tfma_config.EvalConfig:
-    """One TFMA pass that scores the candidate and every baseline on the gating metric, overall. It holds no
-    threshold: `models.baseline_comparison` compares the models' values (TFMA compares only two)."""
+    """One TFMA pass that scores every baseline on the gating metric, overall (the candidate's value comes
+    from the Evaluator's pass over the same split). It holds no threshold: `models.baseline_comparison`
+    compares the models' values (TFMA compares only two)."""
     return tfma_config.EvalConfig(
         model_specs=[
             tfma_config.ModelSpec(name=name, signature_name=SERVING_SIGNATURE, label_key=config.label)
-            for name in (tfma.CANDIDATE_KEY, *BASELINE_MODELS)
+            for name in BASELINE_MODELS
         ],
         slicing_specs=[tfma_config.SlicingSpec()],
         metrics_specs=[

@@ -232,6 +232,7 @@ def _baselines(config: Config, example_gen, transform, schema, trainer, evaluato
         linear=linear.outputs["model"],
         boosted=boosted.outputs["model"],
         heuristic=heuristic.outputs["model"],
+        candidate_evaluation=evaluator.outputs["evaluation"],
         eval_config=json_format.MessageToJson(baselines_eval_config(config), indent=None),
         comparison=comparison_settings(METRIC_KEYS[e.metric], higher_is_better(e.metric), baseline_margins(config)),
     ).with_id("EvaluatorVsBaselines")

@@ -33,11 +33,12 @@ def test_components_and_wiring(taxi_config_path):
     assert by_id["Trainer"].inputs["schema"].producer_component_id == "FeatureScreen"
     assert by_id["Evaluator"].inputs["baseline_model"].producer_component_id == "latest_blessed_model_resolver"
     assert by_id["Pusher"].inputs["model_blessing"].producer_component_id == "BlessingGate"
-    # one pass scores the candidate and the three baselines; the gate reads its blessing and the Evaluator's
+    # one pass scores the three baselines against the candidate's value from the Evaluator's result;
+    # the gate reads its blessing and the Evaluator's
     versus = by_id["EvaluatorVsBaselines"]
     assert {k: ch.producer_component_id for k, ch in versus.inputs.items()} == {
         "examples": "CsvExampleGen", "model": "Trainer", "linear": "LinearBaseline", "boosted": "BoostedBaseline",
-        "heuristic": "HeuristicBaseline",
+        "heuristic": "HeuristicBaseline", "candidate_evaluation": "Evaluator",
     }  # fmt: skip
     assert json.loads(versus.exec_properties["comparison"]) == {
         "metric": "auc", "higher_is_better": True, "margins": {"linear": 0.0, "boosted": -0.01, "heuristic": 0.0}
