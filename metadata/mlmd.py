@@ -38,6 +38,12 @@ def consumers(store, artifact_id: int) -> list[int]:
     return [e.execution_id for e in store.get_events_by_artifact_ids([artifact_id]) if e.type == INPUT]
 
 
+def execution_type(store, execution_id: int) -> str:
+    """The execution's type: its component's class path (`tfx.components.evaluator.component.Evaluator`)."""
+    [execution] = store.get_executions_by_id([execution_id])
+    return store.get_execution_types_by_id([execution.type_id])[0].name
+
+
 def inputs(store, execution_id: int) -> list:
     ids = [e.artifact_id for e in store.get_events_by_execution_ids([execution_id]) if e.type == INPUT]
     return store.get_artifacts_by_id(ids) if ids else []

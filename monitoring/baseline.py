@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from components.idempotent_pusher import SOURCE_FILE
-from metadata.mlmd import consumers, inputs, outputs, producer
+from metadata.mlmd import consumers, execution_type, inputs, outputs, producer
 from metadata.mlmd import type_name as _type
 from settings.metrics import METRIC_KEYS
+
+# TFX's Evaluator (the baselines' pass also reads the model and writes a ModelEvaluation, without the candidate)
+EVALUATOR = "tfx.components.evaluator.component.Evaluator"
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ def find(store, served_version_dir: str) -> Baseline:
         raise LookupError(f"no statistics of the examples {examples.uri}")
     evaluation = None
     for execution_id in consumers(store, model.id):
+        if execution_type(store, execution_id) != EVALUATOR:
+            continue
         found = [a for a in outputs(store, execution_id) if _type(store, a) == "ModelEvaluation"]
         if found:
             evaluation = found[0].uri
