@@ -15,6 +15,7 @@ thresholds qualify; the eval config uses TFMA's own classes when they do not.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,25 +27,25 @@ SUFFIX = "FromHistogram"  # TFMA looks a class name up in its own registry befor
 _BELOW_EDGE = 2 * binary_confusion_matrices._EPSILON  # TFMA's histogram path adds one epsilon to each threshold
 
 
-def _at(thresholds: list[float], matrices: binary_confusion_matrices.Matrices) -> binary_confusion_matrices.Matrices:
-    return matrices._replace(thresholds=list(thresholds))
-
-
 def on_bucket_edges(thresholds: list[float]) -> bool:
     """Whether every threshold is an edge of TFMA's default histogram buckets (k / 10,000)."""
     buckets = calibration_histogram.DEFAULT_NUM_BUCKETS
     return all(0.0 < t < 1.0 and abs(t * buckets - round(t * buckets)) < 1e-9 for t in thresholds)
 
 
-def _matrices(thresholds: list[float], eval_config=None, model_name: str = "", output_name: str = "",
-              sub_key=None, aggregation_type=None, class_weights=None, example_weighted: bool = False,
-              preprocessors=None) -> metric_types.MetricComputations:  # fmt: skip
+def _from_histogram(thresholds: list[float], value: Callable[[metric_types.MetricKey, Any], Any], name=None,
+                    eval_config=None, model_name: str = "", output_name: str = "", sub_key=None,
+                    aggregation_type=None, class_weights=None, example_weighted: bool = False, preprocessors=None
+                    ) -> metric_types.MetricComputations:  # fmt: skip
+    """The confusion matrices at `thresholds` from the histogram, and the metric `name`: `value(key, matrices)`."""
     if not on_bucket_edges(thresholds):
         raise ValueError(f"thresholds {thresholds} are not all edges of TFMA's histogram buckets (k / "
                          f"{calibration_histogram.DEFAULT_NUM_BUCKETS}): use TFMA's own metric class")  # fmt: skip
+    key = metric_types.MetricKey(name=name, model_name=model_name, output_name=output_name, sub_key=sub_key,
+                                 example_weighted=example_weighted, aggregation_type=aggregation_type)  # fmt: skip
     # TFMA's histogram path counts a bucket [t, t + 1/10,000) below t; a hair below each edge it
     # counts it above, as the per-example path does (which puts a prediction exactly at t below).
-    return binary_confusion_matrices.binary_confusion_matrices(
+    computations = binary_confusion_matrices.binary_confusion_matrices(
         thresholds=[t - _BELOW_EDGE for t in thresholds],
         use_histogram=True,
         eval_config=eval_config,
@@ -56,11 +57,19 @@ def _matrices(thresholds: list[float], eval_config=None, model_name: str = "", o
         example_weighted=example_weighted,
         preprocessors=preprocessors,
     )
+    matrices_key = computations[-1].keys[-1]
+
+    def result(metrics: dict[metric_types.MetricKey, Any]) -> dict[metric_types.MetricKey, Any]:
+        matrices = metrics[matrices_key]._replace(thresholds=list(thresholds))
+        return {key: value(key, matrices)}
+
+    return [*computations, metric_types.DerivedMetricComputation(keys=[key], result=result)]
 
 
 class _FromHistogram:
     """Mixin for TFMA's single-class confusion-matrix metrics: the counts come from the histogram."""
 
+    # TFMA passes a computation only the arguments its signature names: each is spelled out here
     def _metric_computations(self, thresholds=None, num_thresholds=None, top_k=None, class_id=None, name=None,
                              eval_config=None, model_name="", output_name="", sub_key=None, aggregation_type=None,
                              class_weights=None, example_weighted=False, preprocessors=None, metric_key=None,
@@ -70,16 +79,9 @@ class _FromHistogram:
         if thresholds is None:
             thresholds = [self._default_threshold()]
         thresholds = [thresholds] if isinstance(thresholds, float) else list(thresholds)
-        key = metric_types.MetricKey(name=name, model_name=model_name, output_name=output_name, sub_key=sub_key,
-                                     example_weighted=example_weighted, aggregation_type=aggregation_type)  # fmt: skip
-        computations = _matrices(thresholds, eval_config, model_name, output_name, sub_key, aggregation_type,
-                                 class_weights, example_weighted, preprocessors)  # fmt: skip
-        matrices_key = computations[-1].keys[-1]
-
-        def result(metrics: dict[metric_types.MetricKey, Any]) -> dict[metric_types.MetricKey, Any]:
-            return {key: self._metric_value(key=key, matrices=_at(thresholds, metrics[matrices_key]), **kwargs)}
-
-        return [*computations, metric_types.DerivedMetricComputation(keys=[key], result=result)]
+        return _from_histogram(thresholds, lambda key, m: self._metric_value(key=key, matrices=m, **kwargs), name,
+                               eval_config, model_name, output_name, sub_key, aggregation_type, class_weights,
+                               example_weighted, preprocessors)  # fmt: skip
 
 
 class PrecisionFromHistogram(_FromHistogram, tfma_metrics.Precision):
@@ -100,16 +102,8 @@ class ConfusionMatrixAtThresholdsFromHistogram(tfma_metrics.ConfusionMatrixAtThr
                              example_weighted=False) -> metric_types.MetricComputations:  # fmt: skip
         if top_k is not None or class_id is not None:
             raise ValueError("ConfusionMatrixAtThresholds from the histogram takes thresholds only")
-        key = metric_types.MetricKey(name=name, model_name=model_name, output_name=output_name, sub_key=sub_key,
-                                     example_weighted=example_weighted, aggregation_type=aggregation_type)  # fmt: skip
-        computations = _matrices(thresholds, eval_config, model_name, output_name, sub_key, aggregation_type,
-                                 class_weights, example_weighted)  # fmt: skip
-        matrices_key = computations[-1].keys[-1]
-
-        def result(metrics: dict[metric_types.MetricKey, Any]) -> dict[metric_types.MetricKey, Any]:
-            return {key: _at(thresholds, metrics[matrices_key])}
-
-        return [*computations, metric_types.DerivedMetricComputation(keys=[key], result=result)]
+        return _from_histogram(list(thresholds), lambda key, matrices: matrices, name, eval_config, model_name,
+                               output_name, sub_key, aggregation_type, class_weights, example_weighted)  # fmt: skip
 
 
 def _calibration(name: str = "calibration", eval_config=None, model_name: str = "", output_name: str = "",

@@ -77,11 +77,9 @@ def eval_config(config: Config) -> tfma_config.EvalConfig:
     )
 
     def metric(class_name: str, **kwargs) -> tfma_config.MetricConfig:
-        if hasattr(histogram_metrics, class_name + histogram_metrics.SUFFIX) and (
-            on_edges or (binary and class_name == "Calibration")
-        ):
-            return tfma_config.MetricConfig(class_name=class_name + histogram_metrics.SUFFIX, module=histogram_metrics.MODULE,
-                                     **kwargs)  # fmt: skip
+        from_histogram = class_name + histogram_metrics.SUFFIX
+        if hasattr(histogram_metrics, from_histogram) and (on_edges or class_name == "Calibration"):  # no threshold
+            return tfma_config.MetricConfig(class_name=from_histogram, module=histogram_metrics.MODULE, **kwargs)
         return tfma_config.MetricConfig(class_name=class_name, **kwargs)
 
     metrics = [

@@ -18,6 +18,7 @@ import tensorflow as tf
 import tensorflow_model_analysis as tfma
 import tensorflow_transform as tft
 
+from components.tfma_results import overall_metrics
 from datagen import taxi
 from pipelines import local_runner
 from settings.config import load_config
@@ -261,13 +262,7 @@ def test_a_model_that_does_not_beat_the_baselines_is_not_pushed(first_run, root)
     metrics = next(iter(tfma.load_metrics(newest_output(config, "EvaluatorVsBaselines", "evaluation"))))
     models = {kv.key.model_name for kv in metrics.metric_keys_and_values if kv.key.name == "auc"}
     assert models == {"linear", "boosted", "heuristic"}
-    [candidate] = [
-        kv.value.double_value.value
-        for m in tfma.load_metrics(newest_output(config, "Evaluator", "evaluation"))
-        if not m.slice_key.single_slice_keys
-        for kv in m.metric_keys_and_values
-        if kv.key.name == "auc" and kv.key.model_name in ("", "candidate") and not kv.key.is_diff
-    ]
+    candidate = overall_metrics(newest_output(config, "Evaluator", "evaluation"))["candidate"]["auc"]
     with open(os.path.join(newest_output(config, "EvaluatorVsBaselines", "blessing"), "comparisons.json")) as f:
         comparisons = json.load(f)
     assert [c["baseline"] for c in comparisons] == ["linear", "boosted", "heuristic"]
