@@ -3,7 +3,7 @@
 ROWS generated trips (default 1,000,000) are written as CSV files; the newest pushed model scores
 them with `pipelines.batch_prediction` (Beam RunInference, the config's runner), timed end to end
 including Beam's start and the model's load. The anchor, measured in the same run, is the same
-model scoring the same rows in this process, already parsed, in chunks of the pipeline's size.
+model scoring the same rows in this process, already parsed by the pipeline's reader, in its chunks.
 Results: build/bench/batch.json and a line on stdout.
 """
 
@@ -36,19 +36,31 @@ def end_to_end(config, model_dir: str, frame: pd.DataFrame, workdir: str, files:
     return {"rows": len(frame), "seconds": round(elapsed, 2), "rows_per_s": round(len(frame) / elapsed, 1)}
 
 
-def in_process(model_dir: str, workdir: str, personal: list[str], chunk: int = 8192) -> dict:
-    """The model on the same rows already parsed (the input files read whole), chunk by chunk, in this process."""
+def in_process(model_dir: str, workdir: str, personal: list[str], not_inputs: list[str]) -> dict:
+    """The model on the same rows already parsed (by the pipeline's reader, in its chunks), in this process."""
+    from apache_beam.io import fileio
+    from apache_beam.io.filesystem import FileMetadata
+
+    from pipelines import batch_prediction as batch
+
     model = model_store.load(model_dir, personal)
-    frame = pd.concat(
-        pd.read_csv(os.path.join(workdir, "in", name)) for name in sorted(os.listdir(os.path.join(workdir, "in")))
-    )
-    inputs = frame.reindex(columns=list(model.validator.rules))
-    model.predict_frame(inputs.head(chunk))
+    rules = list(model.validator.rules)
+    skip = batch.ignored_columns(model_dir, personal, "", not_inputs)
+    read = batch.ReadChunks(batch.CHUNK_ROWS, batch.column_types(model_dir, personal), skip, categories=True)
+    chunks = []
+    for name in sorted(os.listdir(os.path.join(workdir, "in"))):
+        path = os.path.join(workdir, "in", name)
+        chunks += [
+            c.reindex(columns=rules)
+            for c in read.process(fileio.ReadableFile(FileMetadata(path, os.path.getsize(path))))
+        ]
+    model.score_frame(chunks[0])
     t = time.perf_counter()
-    for start in range(0, len(inputs), chunk):
-        model.predict_frame(inputs.iloc[start : start + chunk])
+    for chunk in chunks:
+        model.score_frame(chunk)
     elapsed = time.perf_counter() - t
-    return {"rows": len(frame), "seconds": round(elapsed, 2), "rows_per_s": round(len(frame) / elapsed, 1)}
+    rows = sum(len(c) for c in chunks)
+    return {"rows": rows, "seconds": round(elapsed, 2), "rows_per_s": round(rows / elapsed, 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(args.workdir, ignore_errors=True)
     try:
         result = {"model": model_dir, "end_to_end": end_to_end(config, model_dir, frame, args.workdir),
-                  "in_process": in_process(model_dir, args.workdir, list(config.data.personal_columns))}  # fmt: skip
+                  "in_process": in_process(model_dir, args.workdir, list(config.data.personal_columns),
+                                           [model_store.read_contract(model_dir)["label"]])}  # fmt: skip
     finally:
         shutil.rmtree(args.workdir, ignore_errors=True)
     result["end_to_end_vs_in_process"] = round(

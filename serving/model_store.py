@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
@@ -132,33 +133,43 @@ class LoadedModel:
     def predict_frame(self, frame) -> list:
         """Scores the rows of a DataFrame of valid inputs (`RequestValidator.passing_rows`; NaN or None for a
         missing optional value) column by column: the batch path, without a dict per row."""
+        return per_row(self.score_frame(frame))
+
+    def score_frame(self, frame) -> np.ndarray:
+        """`predict_frame`'s scores as the model's array (a row per input row). A string column may be a
+        pandas Categorical (Arrow's dictionary columns): its categories become a tensor once, the rows
+        gather from it."""
         if self._columns_fn is None:
             rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
-            return self.predict_serialized([to_example(r) for r in rows])
+            return self._fn(examples=tf.constant([to_example(r) for r in rows], tf.string))[self.output].numpy()
         columns = {}
         for name, (dtype, optional) in self._column_inputs.items():
             column = frame.get(name)
             present = np.zeros(len(frame), bool) if column is None else column.notna().to_numpy()
             if optional:
                 columns[f"{name}__present"] = tf.constant(present)
-            if dtype == tf.string:
+            if dtype == tf.string and isinstance(getattr(column, "dtype", None), pd.CategoricalDtype):
+                codes = column.cat.codes.to_numpy().astype(np.int32)
+                table = tf.constant([*column.cat.categories.astype(str), ""], tf.string)  # "" for a missing value
+                columns[name] = tf.gather(table, np.where(codes < 0, len(table) - 1, codes))
+            elif dtype == tf.string:
                 values = np.where(present, column.to_numpy(dtype=object) if column is not None else "", "")
                 columns[name] = tf.constant(values.astype(object), tf.string)
             else:
                 raw = column.to_numpy(dtype=float, na_value=0.0) if column is not None else np.zeros(len(frame))
                 columns[name] = tf.constant(raw.astype(dtype.as_numpy_dtype))
-        return per_row(self._columns_fn(**columns)[self.output])
+        return self._columns_fn(**columns)[self.output].numpy()
 
     def predict_serialized(self, examples: list[bytes]) -> list[float]:
         return per_row(self._fn(examples=tf.constant(examples, dtype=tf.string))[self.output])
 
 
-def per_row(result: tf.Tensor) -> list:
+def per_row(result: tf.Tensor | np.ndarray) -> list:
     """One float per row for a one-output model; a list per row for one output per class."""
-    values = result.numpy()
+    values = result.numpy() if isinstance(result, tf.Tensor) else result
     if values.ndim == 2 and values.shape[1] > 1:
-        return [[float(v) for v in row] for row in values]
-    return [float(v) for v in values.reshape(-1)]
+        return values.tolist()
+    return values.reshape(-1).tolist()
 
 
 def read_contract(path: str) -> dict:

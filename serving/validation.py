@@ -166,6 +166,15 @@ class RequestValidator:
             present = column.notna().to_numpy()
             if rule.required:
                 ok &= present
+            if rule.kind == "string" and isinstance(column.dtype, pd.CategoricalDtype):
+                categories = column.cat.categories
+                kinds = np.full(len(categories), True)
+                if pd.api.types.infer_dtype(categories, skipna=True) != "string":
+                    kinds = categories.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
+                if rule.domain is not None and self.reject_out_of_domain:
+                    kinds &= categories.isin(rule.domain)
+                ok &= ~present | np.append(kinds, False)[column.cat.codes.to_numpy()]  # code -1: missing
+                continue
             if rule.kind == "string":
                 if pd.api.types.infer_dtype(column, skipna=True) not in ("string", "empty"):
                     ok &= ~present | column.map(lambda v: isinstance(v, str)).to_numpy()

@@ -5,6 +5,7 @@ import glob
 import json
 import os
 
+import numpy as np
 import pytest
 from apache_beam.io import fileio
 from apache_beam.io.filesystem import FileMetadata
@@ -55,6 +56,15 @@ def test_batch_prediction_keeps_keys_and_matches_online_scores(first_run, tmp_pa
     online = model.predict([model.validator.instance(r, 0) for r in raw])
     by_key = {r["key"]: r["probability"] for r in rows}
     assert [by_key[k] for k in sample["trip_id"]] == pytest.approx(online, abs=1e-6)
+
+    # the reader's string inputs as categories score exactly as the same values as text, a missing one too
+    inputs = sample[list(model.validator.rules)].copy()
+    inputs.loc[inputs.index[0], "company"] = None
+    strings = [n for n, r in model.validator.rules.items() if r.kind == "string"]
+    categorical = inputs.assign(**{n: inputs[n].astype("category") for n in strings})
+    assert np.array_equal(model.score_frame(categorical), model.score_frame(inputs))
+    checked = [model.validator.instance(r, 0) for r in instances.from_frame(inputs)]
+    assert model.predict_frame(inputs) == pytest.approx(model.predict(checked), abs=1e-6)
 
 
 def test_scoring_reads_no_column_it_would_drop_and_names_an_unknown_one(first_run, tmp_path):

@@ -59,14 +59,12 @@ def test_example_instance_is_valid(validator):
     assert validator.instance(validator.example_instance(), 0)["payment_type"] == "Cash"
 
 
-def test_rows_passed_column_by_column_pass_one_by_one(validator):
-    """Batch prediction's column check never passes a row the per-row check refuses, and passes the
-    valid rows without one; every other row gets the per-row check's own message."""
+def mixed_rows(n: int = 400):
+    """`n` valid rows, then runs of 5 rows with one bad value each (a DataFrame of object columns)."""
     import numpy as np
     import pandas as pd
 
     rng = np.random.default_rng(4)
-    n = 400
     good = {"trip_seconds": rng.uniform(60, 3000, n), "fare": rng.uniform(3, 80, n),
             "payment_type": rng.choice(["Cash", "Credit Card", "Mobile"], n).astype(object),
             "pickup_community_area": rng.integers(1, 77, n), "trip_start_timestamp": rng.integers(1, 2**31, n)}  # fmt: skip
@@ -81,6 +79,14 @@ def test_rows_passed_column_by_column_pass_one_by_one(validator):
             frames.append(frame)
     frame = pd.concat(frames, ignore_index=True)
     frame["rider_email"] = "x@y.z"  # dropped on arrival
+    return frame
+
+
+def test_rows_passed_column_by_column_pass_one_by_one(validator):
+    """Batch prediction's column check never passes a row the per-row check refuses, and passes the
+    valid rows without one; every other row gets the per-row check's own message."""
+    n = 400
+    frame = mixed_rows(n)
     passing = validator.passing_rows(frame)
     assert passing[:n].all()  # valid rows: no per-row check
     for i, row in enumerate(frame.to_dict("records")):
@@ -93,3 +99,20 @@ def test_rows_passed_column_by_column_pass_one_by_one(validator):
             valid = False
         assert valid or not passing[i], (i, row)
     assert not validator.passing_rows(frame.assign(tip_amount=1.0)).any()  # an unknown column: row by row
+
+
+def test_a_categorical_string_column_passes_the_rows_its_text_column_passes(validator):
+    """Batch prediction reads string inputs as categories (Arrow dictionaries): the column check reads their
+    categories once and gives each row what it gives the same values as text, missing, out-of-domain and
+    non-string values included."""
+    import pandas as pd
+
+    frame = mixed_rows()
+    expected = validator.passing_rows(frame)
+    assert not expected.all() and expected.any()
+    as_categories = frame.assign(payment_type=frame["payment_type"].astype("category"))
+    assert (validator.passing_rows(as_categories) == expected).all()
+    text_only = frame[frame["payment_type"].map(lambda v: isinstance(v, str) or v is None)]
+    text_categories = text_only.assign(payment_type=pd.Categorical(text_only["payment_type"]))
+    assert (validator.passing_rows(text_categories) == validator.passing_rows(text_only)).all()
+    assert not validator.passing_rows(text_categories)[text_only["payment_type"].isin(["Gold", ""]).to_numpy()].any()
