@@ -30,6 +30,8 @@ from apache_beam.ml.inference.base import ModelHandler, PredictionResult, RunInf
 from apache_beam.options.pipeline_options import PipelineOptions
 from pyarrow import csv
 
+from components.example_cleaning import seconds_since_epoch
+from models.features import safe_name
 from serving import model_store
 from serving.validation import InvalidRequestError
 
@@ -77,6 +79,10 @@ class ReadChunks(beam.DoFn):
     """A matched file -> DataFrames of `rows` rows (CSV with a header, or JSON lines), without the `skip`
     columns (`ignored_columns`: never converted, and personal data never held).
 
+    A file may be the table the model was trained on: a column is known by the name ExampleGen gave it
+    (`safe_name`: "Body Mass (g)" is `Body_Mass_g`), the `missing` texts are missing values, and dates in
+    the `timestamp` column become seconds since the epoch, as ExampleGen made them.
+
     CSV is parsed by Arrow (multi-threaded), with the model inputs' types from the serving schema; a
     file Arrow cannot convert that way (text in a numeric column) is read by pandas instead, so that
     each bad value is reported on its own row rather than failing the file. With `categories`, Arrow
@@ -84,46 +90,89 @@ class ReadChunks(beam.DoFn):
     Python string once per chunk, not once per row."""
 
     def __init__(self, rows: int, column_types: dict[str, str], skip: frozenset[str] = frozenset(),
-                 categories: bool = False):  # fmt: skip
+                 categories: bool = False, timestamp: str | None = None, missing: Sequence[str] | None = None):  # fmt: skip
         self._rows = rows
         self._types = column_types
         self._skip = skip
         self._categories = categories
+        self._timestamp = timestamp if timestamp in column_types else None
+        self._missing = None if missing is None else sorted({"", *missing})
+
+    def _model_names(self, columns: Sequence[str]) -> dict[str, str]:
+        """A column's name -> the one the model knows it by, where they differ."""
+        known = set(self._types) | self._skip
+        return {c: safe_name(c) for c in columns if c not in known and safe_name(c) in known}
 
     def process(self, readable):
         with readable.open() as f:
             data = f.read()
         if readable.metadata.path.endswith((".jsonl", ".json")):
             for chunk in pd.read_json(io.BytesIO(data), lines=True, chunksize=self._rows, dtype=False):
-                yield chunk.drop(columns=[c for c in chunk.columns if c in self._skip])
+                chunk = chunk.rename(columns=self._model_names(chunk.columns))
+                yield self._seconds_from_text(chunk.drop(columns=[c for c in chunk.columns if c in self._skip]))
             return
         end = data.find(b"\n")
         header = next(std_csv.reader([data[: end if end >= 0 else None].rstrip(b"\r").decode("utf-8-sig")]), [])
-        keep = [c for c in header if c not in self._skip]
-        try:
-            types = {name: getattr(pa, kind)() for name, kind in self._types.items()}
-            if self._categories:
-                types.update(
-                    {n: pa.dictionary(pa.int32(), pa.string()) for n, k in self._types.items() if k == "string"}
-                )
-            options = csv.ConvertOptions(column_types=types, strings_can_be_null=True, include_columns=keep)
-            table = csv.read_csv(pa.py_buffer(data), convert_options=options)
-        except pa.ArrowInvalid:
-            for chunk in pd.read_csv(io.BytesIO(data), chunksize=self._rows, usecols=lambda c: c not in self._skip):
-                yield self._numbers_from_text(chunk)
+        renamed = self._model_names(header)
+        keep = [c for c in header if renamed.get(c, c) not in self._skip]
+        kinds = {c: self._types[renamed.get(c, c)] for c in keep if renamed.get(c, c) in self._types}
+        types = {c: getattr(pa, kind)() for c, kind in kinds.items()}
+        if self._categories:
+            types.update({c: pa.dictionary(pa.int32(), pa.string()) for c, kind in kinds.items() if kind == "string"})
+        # a timestamp column of dates is read as text the second time
+        dates = {**types, **{c: pa.string() for c in types if renamed.get(c, c) == self._timestamp}}
+        table = self._arrow(data, keep, types)
+        if table is None and dates != types:
+            table = self._arrow(data, keep, dates)
+        if table is None:
+            na = {} if self._missing is None else {"na_values": self._missing, "keep_default_na": False}
+            for chunk in pd.read_csv(io.BytesIO(data), chunksize=self._rows, usecols=keep, **na):
+                yield self._seconds_from_text(self._numbers_from_text(chunk.rename(columns=renamed)))
             return
+        table = table.rename_columns([renamed.get(c, c) for c in table.column_names])
         # one contiguous table (Arrow parses in blocks of about 1 MB), cut into chunks of `rows`
         for chunk in table.unify_dictionaries().combine_chunks().to_batches(max_chunksize=self._rows):
-            yield chunk.to_pandas()
+            yield self._seconds_from_text(chunk.to_pandas())
+
+    def _arrow(self, data: bytes, columns: list[str], types: dict) -> pa.Table | None:
+        """The CSV as Arrow reads it with these types, or None where a cell does not convert."""
+        nulls = {} if self._missing is None else {"null_values": self._missing}
+        options = csv.ConvertOptions(column_types=types, strings_can_be_null=True, include_columns=columns, **nulls)
+        try:
+            return csv.read_csv(pa.py_buffer(data), convert_options=options)
+        except pa.ArrowInvalid:
+            return None
 
     def _numbers_from_text(self, chunk: pd.DataFrame) -> pd.DataFrame:
         """In a numeric input column pandas read as text, every value that is a number becomes one; the
         rest stay text, for the validator to name (a CSV cell is text either way)."""
         for name, kind in self._types.items():
-            if kind != "string" and name in chunk and chunk[name].dtype == object:
+            if kind != "string" and name != self._timestamp and name in chunk and chunk[name].dtype == object:
                 numbers = pd.to_numeric(chunk[name], errors="coerce")
                 chunk[name] = numbers.astype(object).where(numbers.notna() | chunk[name].isna(), chunk[name])
         return chunk
+
+    def _seconds_from_text(self, chunk: pd.DataFrame) -> pd.DataFrame:
+        """The timestamp column's dates (and numbers) read as text -> seconds since the epoch, each distinct
+        text once; a text that is neither stays, for the validator to name."""
+        name = self._timestamp
+        if name is None or name not in chunk or pd.api.types.is_numeric_dtype(chunk[name]):
+            return chunk
+        values = chunk[name].astype(object)
+        seconds = {v: _seconds(v) for v in pd.unique(values) if isinstance(v, str)}
+        chunk[name] = values.map(lambda v: seconds.get(v, v) if isinstance(v, str) else v)
+        return chunk
+
+
+def _seconds(text: str) -> int | str:
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return seconds_since_epoch(text)
+    except ValueError:
+        return text
 
 
 class ValidateChunk(beam.DoFn):
@@ -238,8 +287,10 @@ def newest_model_dir(serving_dir: str) -> str:
 
 
 def build(pipeline, model_dir: str, input_pattern: str, output: str, key_column: str,
-          personal_columns: list[str], drop_columns: list[str] = (), chunk_rows: int = CHUNK_ROWS) -> None:  # fmt: skip
-    """Adds read -> validate -> RunInference -> write to `pipeline`."""
+          personal_columns: list[str], drop_columns: list[str] = (), chunk_rows: int = CHUNK_ROWS,
+          timestamp: str | None = None, missing: Sequence[str] | None = None) -> None:  # fmt: skip
+    """Adds read -> validate -> RunInference -> write to `pipeline`. `timestamp` (the safe name of a column
+    that may hold dates) and `missing` (texts that mean no value) read files as ExampleGen did."""
     contract = model_store.read_contract(model_dir)
     version = os.path.basename(model_dir.rstrip("/"))
     types = column_types(model_dir, personal_columns)
@@ -248,7 +299,7 @@ def build(pipeline, model_dir: str, input_pattern: str, output: str, key_column:
         pipeline
         | "Match" >> fileio.MatchFiles(input_pattern)
         | "Open" >> fileio.ReadMatches()
-        | "ReadChunks" >> beam.ParDo(ReadChunks(chunk_rows, types, skip, categories=True))
+        | "ReadChunks" >> beam.ParDo(ReadChunks(chunk_rows, types, skip, True, timestamp, missing))
     )
     validated = chunks | "Validate" >> beam.ParDo(
         ValidateChunk(model_dir, key_column, personal_columns, list(drop_columns))
@@ -273,9 +324,11 @@ def run(config, input_pattern: str, output: str, model_dir: str | None = None, k
     model_dir = model_dir or newest_model_dir(config.pipeline.serving_dir)
     contract = model_store.read_contract(model_dir)
     not_inputs = [contract["label"]]
+    timestamp = safe_name(config.features.timestamp) if config.features.timestamp else None
     with beam.Pipeline(options=PipelineOptions(beam_args(config))) as p:
         build(p, model_dir, input_pattern, output, key_column or config.data.key_column,
-              list(config.data.personal_columns), not_inputs)  # fmt: skip
+              list(config.data.personal_columns), not_inputs, timestamp=timestamp,
+              missing=config.data.missing_values)  # fmt: skip
     return model_dir
 
 

@@ -71,6 +71,44 @@ def test_the_raw_penguins_columns_that_cannot_be_features_are_reported_not_raise
     assert "every row with a value holds" in page  # the left-out columns, with their reasons
 
 
+def test_the_raw_penguins_file_is_batch_scored_as_the_model_scores_its_cleaned_rows(workdir, tmp_path):
+    """Batch prediction reads the very file the model was trained on: its raw column names ("Body Mass (g)"),
+    "NA" cells and text dates are taken as ExampleGen took them, every row is scored, and the scores are the
+    model's on the rows cleaned by hand."""
+    import glob
+
+    import numpy as np
+    import pandas as pd
+
+    from components.example_cleaning import seconds_since_epoch
+    from models.features import safe_name
+    from pipelines import batch_prediction
+    from serving import instances, model_store
+    from settings.config import load_config
+    from settings.yaml_files import workdir_overrides
+
+    if not os.path.isdir(os.path.join(workdir, "penguins")):
+        real_tables.run_table("penguins", workdir, repo=REPO)
+    config = load_config(real_tables.config_path("penguins", REPO),
+                         workdir_overrides(os.path.join(workdir, "penguins")))  # fmt: skip
+    (path,) = glob.glob(os.path.join(config.data.path, "*.csv"))
+    used = batch_prediction.run(config, path, str(tmp_path / "p"))
+    read = [json.loads(line) for f in sorted(tmp_path.glob("p*.jsonl")) for line in f.read_text().splitlines()]
+    scored = [r for r in read if "error" not in r]
+    assert len(scored) == len(read) == len(pd.read_csv(path)), [r for r in read if "error" in r][:3]
+
+    model = model_store.load(used)
+    raw = pd.read_csv(path)
+    frame = raw.rename(columns={c: safe_name(c) for c in raw.columns})
+    frame[safe_name(config.features.timestamp)] = frame[safe_name(config.features.timestamp)].map(seconds_since_epoch)
+    rows = instances.from_frame(frame, [c for c in frame.columns if c in model.validator.rules])
+    expected = np.array(model.predict([model.validator.instance(r, 0) for r in rows]))
+    got = np.array([r[model.output] for r in scored])
+    assert np.abs(got - expected).max() < 1e-6
+    classes = model_store.read_contract(used)["classes"]
+    assert np.mean(np.array(classes)[got.argmax(axis=1)] == raw[config.label].to_numpy()) > 0.9
+
+
 def test_a_later_run_validates_new_data_against_the_first_accepted_schema(workdir):
     """No curated schema: the first accepted run's schema governs later runs (ImportSchemaGen of it), so new
     data that breaks it stops the run, named, instead of becoming the new normal; `make schema` promotes it."""

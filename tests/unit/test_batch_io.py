@@ -77,3 +77,26 @@ def test_a_file_is_read_in_chunks_of_the_asked_size_with_string_inputs_as_catego
     plain = ReadChunks(20_000, types, frozenset({"rider_email"}))
     first = next(iter(plain.process(fileio.ReadableFile(FileMetadata(str(path), path.stat().st_size)))))
     assert first["company"].dtype == object
+
+
+def test_the_training_table_is_read_by_the_names_and_values_example_gen_gave_it(tmp_path):
+    """Raw column names become the model's (`safe_name`), the config's missing texts are missing values and the
+    timestamp's dates are seconds since the epoch, as ExampleGen made them; a text that is no date stays."""
+    path = tmp_path / "penguins.csv"
+    path.write_text(
+        "Culmen Length (mm),Island,Date Egg,Comments\n"
+        "39.1,Torgersen,2007-11-11,x\n"
+        "?,Biscoe,2007-11-12,y\n"
+        "40.3,?,not a date,z\n"
+    )
+    types = {"Culmen_Length_mm": "float64", "Island": "string", "Date_Egg": "int64"}
+    read = ReadChunks(10, types, frozenset({"Comments"}), True, "Date_Egg", ["?"])
+    (chunk,) = read.process(fileio.ReadableFile(FileMetadata(str(path), path.stat().st_size)))
+    assert list(chunk.columns) == ["Culmen_Length_mm", "Island", "Date_Egg"]
+    assert chunk["Culmen_Length_mm"].isna().tolist() == [False, True, False]
+    assert chunk["Island"].isna().tolist() == [False, False, True]
+    assert chunk["Date_Egg"].tolist() == [1194739200, 1194825600, "not a date"]
+    lines = tmp_path / "rows.jsonl"
+    lines.write_text('{"Culmen Length (mm)": 39.1, "Island": "Dream", "Date Egg": "2007-11-11", "Comments": "x"}\n')
+    (chunk,) = read.process(fileio.ReadableFile(FileMetadata(str(lines), lines.stat().st_size)))
+    assert chunk.to_dict("records") == [{"Culmen_Length_mm": 39.1, "Island": "Dream", "Date_Egg": 1194739200}]
