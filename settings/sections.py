@@ -52,6 +52,7 @@ with warnings.catch_warnings():
         # stop the run, or report it and go on
         span_drift: Literal["stop", "report"] = "stop"
         generate: GenerateConfig | None = None
+        public_table: str | None = None  # a table of datagen/public_tables.py, written to path when path is missing
         missing_values: tuple[str, ...] = MISSING_TOKENS  # text that means "no value" (pandas' NA strings)
 
 

@@ -1,4 +1,5 @@
-"""The configured data, made ready before a run: the project's generated sample, or a check that the user's is there."""
+"""The configured data, made ready before a run: the project's generated sample, a public table written from its
+installed package, or a check that the user's is there."""
 
 from __future__ import annotations
 
@@ -16,6 +17,15 @@ def prepare_data(config: Config) -> None:
     """
     gen = config.data.generate
     if gen is None:
+        if not os.path.isdir(config.data.path) and config.data.public_table:
+            from datagen import public_tables
+
+            name = config.data.public_table
+            if name not in public_tables.TABLES:
+                raise ValueError(
+                    f"{config.source}: data.public_table '{name}' is not one of {sorted(public_tables.TABLES)}"
+                )
+            public_tables.write(name, config.data.path)  # read from its installed package
         if not os.path.isdir(config.data.path):
             raise FileNotFoundError(f"{config.source}: data.path '{config.data.path}' does not exist")
         return

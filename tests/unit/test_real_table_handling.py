@@ -150,3 +150,27 @@ def test_a_config_names_a_column_as_ingestion_reads_it(tmp_path, taxi_config_pat
     two = example(**{"a b": b"1", "a_b": b"2"})
     with pytest.raises(ValueError, match="both read as 'a_b'"):
         example_cleaning.clean_example(two, example_cleaning.cleaning_settings(), MISSING)
+
+
+def test_a_public_table_config_writes_its_table_when_its_data_is_missing_and_names_a_bad_one(tmp_path):
+    """`make run CONFIG=configs/tables/penguins.yaml` on a fresh clone: the table is written from its installed
+    package before the run; data already there is left as it is; an unknown table is named with the known ones."""
+    import os
+
+    from settings.config import load_config
+    from tables.sample_data import prepare_data
+    from tests.conftest import REPO
+
+    path = str(tmp_path / "penguins")
+    config = load_config(os.path.join(REPO, "configs", "tables", "penguins.yaml"), {"data": {"path": path}})
+    prepare_data(config)
+    written = pd.read_csv(os.path.join(path, "penguins.csv"))
+    assert len(written) == 344 and "Body Mass (g)" in written.columns
+    stamp = os.path.getmtime(os.path.join(path, "penguins.csv"))
+    prepare_data(config)
+    assert os.path.getmtime(os.path.join(path, "penguins.csv")) == stamp  # not rewritten (the cache keys on it)
+    bad = load_config(os.path.join(REPO, "configs", "tables", "penguins.yaml"),
+                      {"data": {"path": str(tmp_path / "x"), "public_table": "pinguins"}})  # fmt: skip
+    with pytest.raises(ValueError, match=r"data.public_table 'pinguins' is not one of \[.*'penguins'"):
+        prepare_data(bad)
+    assert not os.path.exists(tmp_path / "x")
