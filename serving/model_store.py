@@ -141,7 +141,7 @@ class LoadedModel:
         gather from it."""
         if self._columns_fn is None:
             rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
-            return self._fn(examples=tf.constant([to_example(r) for r in rows], tf.string))[self.output].numpy()
+            return self._serialized_scores([to_example(r) for r in rows])
         columns = {}
         for name, (dtype, optional) in self._column_inputs.items():
             column = frame.get(name)
@@ -161,7 +161,10 @@ class LoadedModel:
         return self._columns_fn(**columns)[self.output].numpy()
 
     def predict_serialized(self, examples: list[bytes]) -> list[float]:
-        return per_row(self._fn(examples=tf.constant(examples, dtype=tf.string))[self.output])
+        return per_row(self._serialized_scores(examples))
+
+    def _serialized_scores(self, examples: list[bytes]) -> np.ndarray:
+        return self._fn(examples=tf.constant(examples, dtype=tf.string))[self.output].numpy()
 
 
 def per_row(result: tf.Tensor | np.ndarray) -> list:
