@@ -1,4 +1,9 @@
-"""Resident memory over a run, sampled, so that a benchmark can say which component held the most."""
+"""Memory over a run, sampled, so that a benchmark can say which component held the most.
+
+A process tree's memory is the sum of its processes' proportional set sizes (PSS: a page shared by n
+processes counts 1/n in each) where the system reports them (Linux), so that the components the DAG runner
+forks, which share the runner's pages until they write them, are not counted once per process. Elsewhere,
+resident set sizes."""
 
 from __future__ import annotations
 
@@ -10,12 +15,19 @@ import psutil
 
 
 def tree_rss(process: psutil.Process) -> int:
-    """Bytes resident in `process` and every process under it (Beam's workers, a tuner's trials)."""
+    """Bytes resident in `process` and every process under it (forked components, Beam's workers), shared
+    pages counted once."""
     total = 0
     for p in [process, *process.children(recursive=True)]:
-        with contextlib.suppress(psutil.NoSuchProcess):  # a child that ended between the listing and the read
-            total += p.memory_info().rss
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):  # ended between listing and read
+            total += _resident(p)
     return total
+
+
+def _resident(process: psutil.Process) -> int:
+    if hasattr(psutil.Process, "memory_full_info") and psutil.LINUX:
+        return process.memory_full_info().pss
+    return process.memory_info().rss
 
 
 class RssSampler:

@@ -1,19 +1,13 @@
-"""BaselineEvaluator: every baseline scored in one TFMA pass over the eval split, against the candidate.
+"""BaselineEvaluator: every baseline scored in one TFMA pass over the eval split.
 
 TFX's Evaluator compares two models, so one per baseline would read the split and run the candidate
 once per baseline. This component loads the baselines the way the Evaluator does (`tfma.default_eval_shared_model`
-on each serving model), runs one `tfma.ExtractEvaluateAndWriteResults` with the pipeline's Beam args, and
-compares their overall values with the candidate's, which the Evaluator already computed on the same split
-(`candidate_evaluation`), with `models.baseline_comparison` (TFMA's change-threshold rule).
+on each serving model) and runs one `tfma.ExtractEvaluateAndWriteResults` with the pipeline's Beam args. It
+does not need the candidate: the BlessingGate compares the baselines' values with the candidate's from the
+Evaluator's pass over the same split, so the two passes can run at the same time.
 
-Outputs: the TFMA result (a standard ModelEvaluation, one model name per model) and one ModelBlessing:
-`blessed`, `comparisons` (a JSON list, also `comparisons.json`), `failures` (a line per failed
-comparison), `current_model` and `current_model_id`.
+Output: the TFMA result (a standard ModelEvaluation, one model name per baseline).
 """
-
-import dataclasses
-import json
-import os
 
 import apache_beam as beam
 from google.protobuf import json_format
@@ -22,53 +16,17 @@ from tfx.components.util import tfxio_utils
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
-from components.tfma_results import overall_metrics
-from models.baseline_comparison import Comparison, compare
-
-CANDIDATE = "candidate"  # tfma.CANDIDATE_KEY, as `overall_metrics` names a lone model
-COMPARISONS_FILE = "comparisons.json"
 SPLIT = "eval"
-
-
-def comparison_settings(metric: str, higher_is_better: bool, margins: dict[str, float]) -> str:
-    """The component's `comparison` parameter: TFMA's name of the gating metric, its direction, and each
-    baseline model's margin."""
-    return json.dumps({"metric": metric, "higher_is_better": higher_is_better, "margins": margins})
-
-
-def write_blessing(blessing, model, comparisons: list[Comparison]) -> bool:
-    """Blesses when every comparison passed; writes them on the artifact and in `comparisons.json`."""
-    ok = all(c.passed for c in comparisons)
-    found = json.dumps([dataclasses.asdict(c) for c in comparisons])
-    with open(os.path.join(blessing.uri, COMPARISONS_FILE), "w") as f:
-        f.write(found)
-    with open(os.path.join(blessing.uri, "BLESSED" if ok else "NOT_BLESSED"), "w") as f:
-        f.write("")
-    blessing.set_int_custom_property("blessed", 1 if ok else 0)
-    blessing.set_string_custom_property("comparisons", found)
-    blessing.set_string_custom_property("failures", json.dumps([c.message() for c in comparisons if not c.passed]))
-    blessing.set_int_custom_property("current_model_id", model.id)
-    blessing.set_string_custom_property("current_model", model.uri)
-    return ok
-
-
-def candidate_metrics(evaluator_uri: str) -> dict[str, float]:
-    """The candidate's overall metrics in the Evaluator's result (beside the last blessed model's, if any)."""
-    return overall_metrics(evaluator_uri).get(CANDIDATE, {})
 
 
 @tfx.dsl.components.component(use_beam=True)
 def BaselineEvaluator(  # noqa: N802 (component names are classes in TFX)
     examples: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Examples],
-    model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
     linear: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
     boosted: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
     heuristic: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
-    candidate_evaluation: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelEvaluation],
     evaluation: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelEvaluation],
-    blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
     eval_config: tfx.dsl.components.Parameter[str],
-    comparison: tfx.dsl.components.Parameter[str],
     beam_pipeline: tfx.dsl.components.BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
     import tensorflow_model_analysis as tfma
@@ -103,9 +61,3 @@ def BaselineEvaluator(  # noqa: N802 (component names are classes in TFX)
             >> tfma.ExtractEvaluateAndWriteResults(eval_shared_model=shared, eval_config=config,
                                                    output_path=evaluation.uri)
         )  # fmt: skip
-    s = json.loads(comparison)
-    scores = {**overall_metrics(evaluation.uri), CANDIDATE: candidate_metrics(candidate_evaluation.uri)}
-    found = compare(scores, s["metric"], s["margins"], s["higher_is_better"])
-    ok = write_blessing(blessing, model, found)
-    print(json.dumps({"component": "BaselineEvaluator", "blessed": ok,
-                      "comparisons": [dataclasses.asdict(c) for c in found]}))  # fmt: skip

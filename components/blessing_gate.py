@@ -1,6 +1,11 @@
 """The one blessing the Pusher and the next run's baseline resolver read: the model passed
-the main evaluation (thresholds, slices, the last blessed model) AND beat every baseline
-(the BaselineEvaluator's comparisons, each named when it fails).
+the main evaluation (thresholds, slices, the last blessed model) AND beat every baseline.
+
+The baselines' values come from the BaselineEvaluator's pass (`baselines_evaluation`), the
+candidate's from the Evaluator's pass over the same split (`evaluation_result`: the candidate is
+scored once, and the two passes do not wait for each other). Each is compared by TFMA's
+change-threshold rule (`models.baseline_comparison`), listed in the blessing's `comparisons.json`
+and `comparisons` property, and named in `failures` when it fails.
 
 Each evaluator blesses on its own checks only; if the resolver read those blessings, a
 model that lost to the linear baseline could become the next run's baseline. So the
@@ -12,13 +17,18 @@ between the groups of each fairness feature, at the decision threshold, on the E
 eval split. Each failed check is named in `failures` (a JSON list on the blessing).
 """
 
+import dataclasses
 import json
 import os
 
 from tfx import v1 as tfx
 
 from components.group_rates import group_rates
+from components.tfma_results import overall_metrics
+from models.baseline_comparison import CANDIDATE, Comparison, compare
 from models.fairness import FairnessLimits, gaps
+
+COMPARISONS_FILE = "comparisons.json"
 
 # each baseline comparison of the BaselineEvaluator, as the gate names it when it fails
 CHECKS = {"linear": "beats the linear baseline", "boosted": "comes close to the gradient-boosted reference",
@@ -40,13 +50,22 @@ def fairness_failures(evaluation_uri: str, settings: str) -> list[str]:
     return [f"fairness: {g.message()}" for g in found if g.violated]
 
 
-def baseline_failures(baselines) -> list[str]:
-    """The name of each baseline comparison the candidate failed, in the BaselineEvaluator's order."""
-    comparisons = json.loads(baselines.get_string_custom_property("comparisons") or "[]")
-    failed = [CHECKS[c["baseline"]] for c in comparisons if not c["passed"]]
-    if not _blessed(baselines) and not failed:  # a blessing written otherwise names no comparison
-        failed.append("beats the baselines")
-    return failed
+def comparison_settings(metric: str, higher_is_better: bool, margins: dict[str, float]) -> str:
+    """The gate's `comparison` parameter: TFMA's name of the gating metric, its direction, and each
+    baseline model's margin."""
+    return json.dumps({"metric": metric, "higher_is_better": higher_is_better, "margins": margins})
+
+
+def baseline_comparisons(baselines_uri: str, candidate_uri: str, settings: str) -> list[Comparison]:
+    """The candidate's overall value (the Evaluator's result) against each baseline's (the baselines' pass)."""
+    s = json.loads(settings)
+    scores = {**overall_metrics(baselines_uri), CANDIDATE: overall_metrics(candidate_uri).get(CANDIDATE, {})}
+    return compare(scores, s["metric"], s["margins"], s["higher_is_better"])
+
+
+def baseline_failures(comparisons: list[Comparison]) -> list[str]:
+    """The name of each baseline comparison the candidate failed, in the comparisons' order."""
+    return [CHECKS[c.baseline] for c in comparisons if not c.passed]
 
 
 def _blessed(artifact) -> bool:
@@ -57,20 +76,27 @@ def _blessed(artifact) -> bool:
 def BlessingGate(  # noqa: N802 (component names are classes in TFX)
     model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
     evaluation: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
-    baselines: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelBlessing],
     evaluation_result: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelEvaluation],
+    baselines_evaluation: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelEvaluation],
     blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
+    comparison: tfx.dsl.components.Parameter[str],
     fairness: tfx.dsl.components.Parameter[str] = "{}",
 ) -> None:
-    failed = ([] if _blessed(evaluation) else ["evaluation"]) + baseline_failures(baselines)
+    comparisons = baseline_comparisons(baselines_evaluation.uri, evaluation_result.uri, comparison)
+    failed = ([] if _blessed(evaluation) else ["evaluation"]) + baseline_failures(comparisons)
     unfair = fairness_failures(evaluation_result.uri, fairness)
     if unfair:
         failed.append("treats the groups of its fairness features within the limits")
     ok = not failed
+    found = [dataclasses.asdict(c) for c in comparisons]
+    messages = [f"baselines: {c.message()}" for c in comparisons if not c.passed] + unfair
+    with open(os.path.join(blessing.uri, COMPARISONS_FILE), "w") as f:
+        json.dump(found, f)
     with open(os.path.join(blessing.uri, "BLESSED" if ok else "NOT_BLESSED"), "w") as f:
-        f.write(json.dumps({"failed": failed, "failures": unfair}))
+        f.write(json.dumps({"failed": failed, "failures": messages}))
     blessing.set_int_custom_property("blessed", 1 if ok else 0)
-    blessing.set_string_custom_property("failures", json.dumps(unfair))
+    blessing.set_string_custom_property("comparisons", json.dumps(found))
+    blessing.set_string_custom_property("failures", json.dumps(messages))
     blessing.set_int_custom_property("current_model_id", model.id)
     blessing.set_string_custom_property("current_model", model.uri)
-    print(json.dumps({"component": "BlessingGate", "blessed": ok, "failed": failed, "failures": unfair}))
+    print(json.dumps({"component": "BlessingGate", "blessed": ok, "failed": failed, "failures": messages}))

@@ -1,4 +1,5 @@
-"""Runs the pipeline on this machine: LocalDagRunner, Beam DirectRunner, SQLite ML Metadata.
+"""Runs the pipeline on this machine: TFX's local DAG runner (independent components at once, one per core:
+pipelines/parallel_runner.py), Beam's local runner, SQLite ML Metadata.
 
 python -m pipelines.local_runner --config configs/taxi.yaml
 
@@ -35,8 +36,6 @@ def stage_schema(config: Config) -> Config:
 def run(config: Config, run_id: str = ""):
     """Runs the pipeline once, holding the run lock of its root and metadata store (RunLockedError
     at once if another run has it); returns the run's summary read from ML Metadata."""
-    from tfx import v1 as tfx
-
     from metadata.mlmd import abandon_unfinished, open_store
     from metadata.run_summary import latest_run
     from pipelines.pipeline import create_pipeline
@@ -51,8 +50,18 @@ def run(config: Config, run_id: str = ""):
             abandoned = abandon_unfinished(store, config.pipeline.name, f"its run died; found by run {run_id or '?'}")
             if abandoned:
                 logging.warning("executions %s of a run that died are marked CANCELED", abandoned)
-        tfx.orchestration.LocalDagRunner().run(create_pipeline(config))
+        dag_runner(config).run(create_pipeline(config))
         return latest_run(open_store(config.pipeline.metadata_path), config.pipeline.name)
+
+
+def dag_runner(config: Config):
+    """`pipeline.parallel_components` at once (unset: one per core); 1 is TFX's LocalDagRunner itself."""
+    from tfx import v1 as tfx
+
+    from pipelines.parallel_runner import ParallelDagRunner, default_workers
+
+    workers = config.pipeline.parallel_components or default_workers()
+    return ParallelDagRunner(workers) if workers > 1 else tfx.orchestration.LocalDagRunner()
 
 
 def latest_summary(config: Config):

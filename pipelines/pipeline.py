@@ -10,8 +10,8 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
 from components import idempotent_pusher, provenance
-from components.baseline_evaluator import BaselineEvaluator, comparison_settings
-from components.blessing_gate import BlessingGate, fairness_settings
+from components.baseline_evaluator import BaselineEvaluator
+from components.blessing_gate import BlessingGate, comparison_settings, fairness_settings
 from components.feature_screen import FeatureScreen, settings_json
 from components.serving_infra_validator import ServingInfraValidator
 from components.validation_gate import HISTOGRAM_BUCKETS, DataValidationGate, LatestOrNoneStrategy, SpanDriftCheck
@@ -203,8 +203,8 @@ def _distilled(config: Config, transform, schema, trainer) -> tfx.components.Tra
 
 
 def _baselines(config: Config, example_gen, transform, schema, trainer, evaluator) -> list:
-    """Linear, gradient-boosted and heuristic baselines, one pass that scores them beside the candidate, and the
-    gate over all."""
+    """Linear, gradient-boosted and heuristic baselines, one pass that scores them (beside the Evaluator's, not
+    after it), and the gate that compares them with the candidate and decides."""
     b = config.evaluation.baselines
     common = {
         "examples": transform.outputs["transformed_examples"],
@@ -228,19 +228,17 @@ def _baselines(config: Config, example_gen, transform, schema, trainer, evaluato
     e = config.evaluation
     versus = BaselineEvaluator(
         examples=example_gen.outputs["examples"],
-        model=trainer.outputs["model"],
         linear=linear.outputs["model"],
         boosted=boosted.outputs["model"],
         heuristic=heuristic.outputs["model"],
-        candidate_evaluation=evaluator.outputs["evaluation"],
         eval_config=json_format.MessageToJson(baselines_eval_config(config), indent=None),
-        comparison=comparison_settings(METRIC_KEYS[e.metric], higher_is_better(e.metric), baseline_margins(config)),
     ).with_id("EvaluatorVsBaselines")
     gate = BlessingGate(
         model=trainer.outputs["model"],
         evaluation=evaluator.outputs["blessing"],
-        baselines=versus.outputs["blessing"],
         evaluation_result=evaluator.outputs["evaluation"],
+        baselines_evaluation=versus.outputs["evaluation"],
+        comparison=comparison_settings(METRIC_KEYS[e.metric], higher_is_better(e.metric), baseline_margins(config)),
         fairness=fairness_settings(e.fairness_features, config.decision_threshold(), e.fairness.model_dump()),
     )
     return [linear, boosted, heuristic, versus, gate]

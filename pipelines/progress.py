@@ -1,8 +1,9 @@
 """One line per component as a local run goes: started, finished with its elapsed time. A live line
 (spinner and clock) where the terminal supports it, plain lines elsewhere (CI, a pipe, a file).
 
-LocalDagRunner runs the components one after another in this process and logs each start and end
-(absl: "Component X is running." / "is finished."); `ComponentProgress` listens for those two records.
+The DAG runner logs each component's start and end in this process (absl: "Component X is running." /
+"is finished."), one after another or, with pipelines/parallel_runner.py, several at once;
+`ComponentProgress` listens for those two records.
 """
 
 from __future__ import annotations
@@ -42,19 +43,26 @@ class ComponentProgress(logging.Handler):
     def _start(self, component: str) -> None:
         self._started[component] = time.monotonic()
         if self.live:
-            text = f"{component} running ({time.monotonic() - self._run_start:.0f} s into the run)"
-            if self._status is None:
-                self._status = self.console.status(text)
-                self._status.start()
-            else:
-                self._status.update(text)
+            self._show_running()
         else:
             self.console.print(f"  {component:34s} started")
+
+    def _show_running(self) -> None:
+        if not self._started:
+            return
+        text = f"{', '.join(self._started)} running ({time.monotonic() - self._run_start:.0f} s into the run)"
+        if self._status is None:
+            self._status = self.console.status(text)
+            self._status.start()
+        else:
+            self._status.update(text)
 
     def _finish(self, component: str) -> None:
         seconds = time.monotonic() - self._started.pop(component, time.monotonic())
         self.finished.append((component, seconds))
         self.console.print(f"  {component:34s} done {seconds:7.1f} s")
+        if self.live:
+            self._show_running()
 
     def close(self) -> None:
         if self._status is not None:

@@ -29,7 +29,7 @@ def test_first_run_on_a_real_table_pushes_a_network_as_good_as_the_references(ta
     # the gate agrees with the bar: within it the network is pushed, outside it the failed comparison is named
     assert row["pushed"] == row["within_bar"], row
     if not row["pushed"]:
-        assert any(f.startswith("EvaluatorVsBaselines: ") for f in row["failures"]), row
+        assert any(f.startswith("baselines: ") for f in row["failures"]), row
     assert row["within_bar"], row
 
 

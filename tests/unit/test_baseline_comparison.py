@@ -1,7 +1,6 @@
 """The candidate against the baselines: TFMA's change-threshold rule, margins from the config, the gate's names."""
 
 import itertools
-import json
 
 import pytest
 
@@ -99,23 +98,11 @@ def test_one_pass_scores_every_baseline_on_the_gating_metric(taxi_config_path):
     assert list(ec.slicing_specs) == [tfma.SlicingSpec()]  # overall only
 
 
-class Blessing:
-    def __init__(self, blessed: int, comparisons: list[dict]):
-        self.properties = {"blessed": blessed, "comparisons": json.dumps(comparisons)}
-
-    def get_int_custom_property(self, name):
-        return self.properties[name]
-
-    def get_string_custom_property(self, name):
-        return self.properties.get(name, "")
-
-
 def test_the_gate_names_each_failed_comparison():
     from components.blessing_gate import baseline_failures
 
-    rows = [{"baseline": b, "passed": p} for b, p in (("linear", False), ("boosted", False), ("heuristic", True))]
-    assert baseline_failures(Blessing(0, rows)) == [
-        "beats the linear baseline", "comes close to the gradient-boosted reference"
-    ]  # fmt: skip
-    assert baseline_failures(Blessing(1, [{**r, "passed": True} for r in rows])) == []
-    assert baseline_failures(Blessing(0, [])) == ["beats the baselines"]
+    rows = compare({"candidate": {"auc": 0.7}, "linear": {"auc": 0.75}, "boosted": {"auc": 0.72},
+                    "heuristic": {"auc": 0.6}}, "auc", {"linear": 0.0, "boosted": -0.01, "heuristic": 0.0}, True)  # fmt: skip
+    assert [c.passed for c in rows] == [False, False, True]
+    assert baseline_failures(rows) == ["beats the linear baseline", "comes close to the gradient-boosted reference"]
+    assert baseline_failures(rows[2:]) == []

@@ -33,18 +33,21 @@ def test_components_and_wiring(taxi_config_path):
     assert by_id["Trainer"].inputs["schema"].producer_component_id == "FeatureScreen"
     assert by_id["Evaluator"].inputs["baseline_model"].producer_component_id == "latest_blessed_model_resolver"
     assert by_id["Pusher"].inputs["model_blessing"].producer_component_id == "BlessingGate"
-    # one pass scores the three baselines against the candidate's value from the Evaluator's result;
-    # the gate reads its blessing and the Evaluator's
+    # one pass scores the three baselines, not after the Evaluator (they run at once); the gate compares them
+    # with the candidate's value from the Evaluator's result
     versus = by_id["EvaluatorVsBaselines"]
     assert {k: ch.producer_component_id for k, ch in versus.inputs.items()} == {
-        "examples": "CsvExampleGen", "model": "Trainer", "linear": "LinearBaseline", "boosted": "BoostedBaseline",
-        "heuristic": "HeuristicBaseline", "candidate_evaluation": "Evaluator",
+        "examples": "CsvExampleGen", "linear": "LinearBaseline", "boosted": "BoostedBaseline",
+        "heuristic": "HeuristicBaseline",
     }  # fmt: skip
-    assert json.loads(versus.exec_properties["comparison"]) == {
+    gate = by_id["BlessingGate"]
+    assert {k: ch.producer_component_id for k, ch in gate.inputs.items()} == {
+        "model": "Trainer", "evaluation": "Evaluator", "evaluation_result": "Evaluator",
+        "baselines_evaluation": "EvaluatorVsBaselines",
+    }  # fmt: skip
+    assert json.loads(gate.exec_properties["comparison"]) == {
         "metric": "auc", "higher_is_better": True, "margins": {"linear": 0.0, "boosted": -0.01, "heuristic": 0.0}
     }  # fmt: skip
-    assert by_id["BlessingGate"].inputs["baselines"].producer_component_id == "EvaluatorVsBaselines"
-    assert by_id["BlessingGate"].inputs["evaluation"].producer_component_id == "Evaluator"
     # drift stops the run before Transform through an ordering edge, not an input (Transform stays cached)
     assert "SpanDriftCheck" in {n.id for n in by_id["Transform"].upstream_nodes} and "SpanDriftCheck" not in {
         ch.producer_component_id for ch in by_id["Transform"].inputs.values()
