@@ -16,7 +16,7 @@ import os
 import sys
 import uuid
 
-from pipelines import progress, run_lock
+from pipelines import component_processes, progress, run_lock
 from settings import logs
 from settings.config import Config, ConfigError, load_config
 from settings.yaml_files import deep_merge, workdir_overrides
@@ -36,6 +36,8 @@ def stage_schema(config: Config) -> Config:
 def run(config: Config, run_id: str = ""):
     """Runs the pipeline once, holding the run lock of its root and metadata store (RunLockedError
     at once if another run has it); returns the run's summary read from ML Metadata."""
+    if parallel_components(config) > 1:  # the components' process server imports while this process does
+        component_processes.start()
     from metadata.mlmd import abandon_unfinished, open_store
     from metadata.run_summary import latest_run
     from pipelines.pipeline import create_pipeline
@@ -58,10 +60,14 @@ def dag_runner(config: Config):
     """`pipeline.parallel_components` at once (unset: one per core); 1 is TFX's LocalDagRunner itself."""
     from tfx import v1 as tfx
 
-    from pipelines.parallel_runner import ParallelDagRunner, default_workers
+    from pipelines.parallel_runner import ParallelDagRunner
 
-    workers = config.pipeline.parallel_components or default_workers()
+    workers = parallel_components(config)
     return ParallelDagRunner(workers) if workers > 1 else tfx.orchestration.LocalDagRunner()
+
+
+def parallel_components(config: Config) -> int:
+    return config.pipeline.parallel_components or component_processes.default_workers()
 
 
 def latest_summary(config: Config):

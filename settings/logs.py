@@ -9,6 +9,7 @@ import sys
 import time
 
 _CONTEXT: dict[str, str] = {}
+_SETUP: dict = {}  # the last setup's arguments, for a process that starts fresh and logs to the same place
 
 
 class JsonFormatter(logging.Formatter):
@@ -37,6 +38,8 @@ def setup(level: str = "INFO", path: str | None = None, stream: bool = True, **c
     `path` (its folder is made)."""
     import os
 
+    _SETUP.clear()
+    _SETUP.update({"level": level, "path": path, "stream": stream, **context})
     _CONTEXT.clear()
     _CONTEXT.update({k: str(v) for k, v in context.items() if v is not None})
     handlers: list[logging.Handler] = []
@@ -53,6 +56,11 @@ def setup(level: str = "INFO", path: str | None = None, stream: bool = True, **c
     root.setLevel(level)
     for noisy in QUIET:
         logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.WARNING))
+
+
+def current_setup() -> dict:
+    """The arguments of the last `setup` in this process (empty if none), with the context bound since."""
+    return {**_SETUP, **_CONTEXT} if _SETUP else {}
 
 
 def bind(**context: str) -> None:

@@ -12,6 +12,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TAXI_CONFIG = os.path.join(REPO, "configs", "taxi.yaml")
 
 
+def pytest_configure(config) -> None:
+    """The pipeline runs' fork server starts now, with the environment the session started with, as
+    `make run` starts it before its own imports: importing TensorFlow Transform (as test modules do) sets
+    TF_USE_LEGACY_KERAS, which changes how TFMA loads the models in a server started after it."""
+    from pipelines import component_processes
+
+    component_processes.start()
+
+
 def small_overrides(
     root: str, rows: int = 2000, seed: int = 1, label_signal: bool = True, data_dir: str = "data"
 ) -> dict:

@@ -7,58 +7,93 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import pytest
-from tfx.proto.orchestration import pipeline_pb2
 
-from pipelines.parallel_runner import ComponentFailedError, ParallelDagRunner, launch_order, run_nodes
+from pipelines.component_processes import ComponentFailedError, launch_order, run_nodes
+from pipelines.parallel_runner import ParallelDagRunner
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.unit
 
 
-def nodes(upstream: dict[str, list[str]]) -> list[pipeline_pb2.PipelineNode]:
-    """PipelineNodes in the given (topological) order."""
-    out = []
-    for node_id, ups in upstream.items():
-        node = pipeline_pb2.PipelineNode()
-        node.node_info.id = node_id
-        node.upstream_nodes.extend(ups)
-        out.append(node)
-    return out
+class Recorder:
+    """A `launch` that records each node's start, end and process (it runs in a process of its own), sleeps
+    (`seconds`, or `slow`'s seconds for a node there), and fails where `fail` says how (picklable: it crosses to
+    that process)."""
+
+    def __init__(self, directory: Path, seconds: float = 0.0, fail: dict | None = None, slow: dict | None = None):
+        self.directory, self.seconds, self.fail, self.slow = directory, seconds, fail or {}, slow or {}
+
+    def __call__(self, node_id: str) -> None:
+        path = self.directory / f"{node_id}.json"
+        path.write_text(json.dumps({"start": time.monotonic(), "pid": os.getpid(), "env": os.environ.get("MARK")}))
+        time.sleep(self.slow.get(node_id, self.seconds))
+        if node_id in self.fail:
+            self.fail[node_id]()
+        path.write_text(json.dumps({**json.loads(path.read_text()), "end": time.monotonic()}))
 
 
-def recorder(tmp_path, seconds: float = 0.0, fail: dict | None = None):
-    """A `launch` that records each node's start and end (it runs in a child process) and sleeps or fails."""
+SHARED_LOCK = threading.Lock()  # held by a thread of the runner's process in one test
 
-    def launch(node):
-        node_id = node.node_info.id
-        with open(tmp_path / f"{node_id}.json", "w") as f:
-            json.dump({"start": time.monotonic(), "pid": os.getpid()}, f)
-        time.sleep(seconds)
-        if fail and node_id in fail:
-            fail[node_id]()
-        record = json.loads((tmp_path / f"{node_id}.json").read_text())
-        (tmp_path / f"{node_id}.json").write_text(json.dumps({**record, "end": time.monotonic()}))
 
-    return launch
+class TakesTheLock:
+    def __call__(self, node_id: str) -> None:
+        if not SHARED_LOCK.acquire(timeout=5):
+            raise TimeoutError("the lock a thread of the runner held at the start is held here too")
+        SHARED_LOCK.release()
+
+
+class KerasOfTf:
+    """Records which Keras `tf.keras` is in a node's process."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __call__(self, node_id: str) -> None:
+        import tensorflow as tf
+
+        self.path.write_text(tf.keras.models.load_model.__module__)
 
 
 def records(tmp_path) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in tmp_path.glob("*.json")}
 
 
+class UnpicklableError(Exception):
+    def __reduce__(self):
+        raise TypeError("no")
+
+
+def bad_value():
+    raise ValueError("column 'fare' has 12 negative values")
+
+
+def unpicklable():
+    raise UnpicklableError("the store is read-only")
+
+
+def killed():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 DAG = {"gen": [], "stats": ["gen"], "transform": ["stats"], "tuner": ["transform"], "trainer": ["tuner"],
        "linear": ["transform"], "evaluator": ["trainer"], "versus": ["trainer", "linear"], "pusher": ["versus"]}  # fmt: skip
 
 
-def test_every_node_runs_once_in_its_own_process_after_its_upstream_nodes_with_independent_ones_at_once(tmp_path):
-    run_nodes(nodes(DAG), recorder(tmp_path, seconds=0.6), workers=2)
+def test_every_node_runs_once_in_its_own_process_after_its_upstream_nodes_with_independent_ones_at_once(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setenv("MARK", "set by the runner")
+    run_nodes(DAG, Recorder(tmp_path, seconds=0.6), workers=2)
     ran = records(tmp_path)
     assert set(ran) == set(DAG)
+    assert len({r["pid"] for r in ran.values()} | {os.getpid()}) == len(DAG) + 1
+    assert {r["env"] for r in ran.values()} == {"set by the runner"}  # the runner's environment, as it is now
     for node, ups in DAG.items():
-        assert ran[node]["pid"] != os.getpid()
         for up in ups:
             assert ran[up]["end"] <= ran[node]["start"], f"{node} started before {up} ended"
     # at most two at once, and two at once where the DAG allows it (linear beside the tuner or the trainer)
@@ -68,51 +103,66 @@ def test_every_node_runs_once_in_its_own_process_after_its_upstream_nodes_with_i
     assert ran["linear"]["start"] < min(ran["tuner"]["end"], ran["trainer"]["end"])
 
 
+def test_a_lock_a_thread_of_the_runner_holds_is_not_held_in_a_nodes_process():
+    """What a fork of a runner that has run TensorFlow or Beam would inherit (a lock held by one of its threads,
+    for good: the thread is not in the child), and hang on."""
+    release = threading.Event()
+    holder = threading.Thread(target=lambda: SHARED_LOCK.acquire() and release.wait(60) and SHARED_LOCK.release())
+    holder.start()
+    try:
+        time.sleep(0.1)
+        assert SHARED_LOCK.locked()
+        run_nodes({"a": [], "b": ["a"]}, TakesTheLock(), workers=2)
+    finally:
+        release.set()
+        holder.join()
+
+
+def test_a_nodes_process_has_the_libraries_as_the_pipelines_definition_leaves_them(tmp_path):
+    """As in a LocalDagRunner run, which imports the definition first: there `tf.keras` is Keras 3 and TFMA scores
+    the models through their signatures (with tf_keras imported first, TFMA takes its Keras path). The session's
+    fork server started before the test modules' imports (conftest), as `make run`'s starts before its own."""
+    run_nodes({"a": []}, KerasOfTf(tmp_path / "keras"), workers=2)
+    probe = "import pipelines.pipeline, tensorflow as tf; print(tf.keras.models.load_model.__module__)"
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}  # as a shell starts it
+    fresh = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True, env=env)
+    assert (tmp_path / "keras").read_text() == fresh.stdout.strip() == "keras.src.saving.saving_api"
+
+
 def test_one_worker_runs_the_longest_chain_first_and_ties_in_the_pipelines_order(tmp_path):
     upstream = {"a": [], "short": ["a"], "long1": ["a"], "long2": ["long1"], "long3": ["long2"]}
     assert launch_order({k: set(v) for k, v in upstream.items()}) == {"a": 4, "short": 1, "long1": 3, "long2": 2,
                                                                        "long3": 1}  # fmt: skip
-    run_nodes(nodes(upstream), recorder(tmp_path), workers=1)
+    run_nodes(upstream, Recorder(tmp_path), workers=1)
     ran = records(tmp_path)
     assert sorted(ran, key=lambda n: ran[n]["start"]) == ["a", "long1", "long2", "short", "long3"]
 
 
 def test_a_failure_stops_the_run_with_the_nodes_own_error_and_lets_the_running_one_finish(tmp_path):
-    def bad_value():
-        raise ValueError("column 'fare' has 12 negative values")
-
     dag = {"gen": [], "gate": ["gen"], "slow": ["gen"], "after_gate": ["gate"], "after_slow": ["slow"]}
-    launch = recorder(tmp_path, seconds=0.3, fail={"gate": bad_value})
+    launch = Recorder(tmp_path, seconds=0.3, fail={"gate": bad_value}, slow={"slow": 2.0})
     with pytest.raises(ValueError, match="column 'fare' has 12 negative values"):
-        run_nodes(nodes(dag), launch, workers=2)
+        run_nodes(dag, launch, workers=2)
     ran = records(tmp_path)
     assert "end" in ran["slow"]  # running when the gate failed: finished, recorded
     assert "after_gate" not in ran and "after_slow" not in ran  # nothing new started after the failure
 
 
 def test_a_node_whose_process_dies_or_whose_error_cannot_travel_is_named(tmp_path):
-    class UnpicklableError(Exception):
-        def __reduce__(self):
-            raise TypeError("no")
-
-    def unpicklable():
-        raise UnpicklableError("the store is read-only")
-
     with pytest.raises(ComponentFailedError, match="UnpicklableError: the store is read-only"):
-        run_nodes(nodes({"a": []}), recorder(tmp_path, fail={"a": unpicklable}), workers=2)
+        run_nodes({"a": []}, Recorder(tmp_path, fail={"a": unpicklable}), workers=2)
     with pytest.raises(ComponentFailedError, match=r"component b's process ended \(signal 9\)"):
-        run_nodes(nodes({"b": []}), recorder(tmp_path, fail={"b": lambda: os.kill(os.getpid(), signal.SIGKILL)}), 2)
+        run_nodes({"b": []}, Recorder(tmp_path, fail={"b": killed}), workers=2)
 
 
 def test_a_nodes_process_dies_with_the_runner(tmp_path):
     script = f"""
 import sys, time
 sys.path.insert(0, {str(REPO)!r})
-from tests.unit.test_parallel_runner import nodes, recorder
 import pathlib
-run_nodes_args = (nodes({{"long": []}}), recorder(pathlib.Path({str(tmp_path)!r}), seconds=120))
-from pipelines.parallel_runner import run_nodes
-run_nodes(*run_nodes_args, workers=2)
+from tests.unit.test_parallel_runner import Recorder
+from pipelines.component_processes import run_nodes
+run_nodes({{"long": []}}, Recorder(pathlib.Path({str(tmp_path)!r}), seconds=120), workers=2)
 """
     runner = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
     try:
@@ -120,7 +170,7 @@ run_nodes(*run_nodes_args, workers=2)
         while not (tmp_path / "long.json").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         child = json.loads((tmp_path / "long.json").read_text())["pid"]
-        runner.kill()  # the runner alone, not its process group
+        runner.kill()  # the runner alone, not its process group (nor the fork server it started)
         runner.wait(10)
         deadline = time.monotonic() + 10
         while _alive(child) and time.monotonic() < deadline:
@@ -141,3 +191,5 @@ def _alive(pid: int) -> bool:
 def test_workers_must_be_positive():
     with pytest.raises(ValueError, match="workers must be at least 1, got 0"):
         ParallelDagRunner(0)
+    with pytest.raises(ValueError, match="workers must be at least 1, got 0"):
+        run_nodes({"a": []}, Recorder(Path(".")), workers=0)
