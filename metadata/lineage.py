@@ -78,11 +78,15 @@ def model_lineage(store, pipeline_name: str, version: str | None = None) -> Mode
                 for reader in mlmd.consumers(store, raw.id):
                     stats = mlmd.of_type(store, mlmd.outputs(store, reader), "ExampleStatistics")
                     lineage.statistics += [s.uri for s in stats if s.uri not in lineage.statistics]
+    # what the model's readers wrote (the Evaluator's pass) and read (the gate: the baselines' pass)
     for reader in mlmd.consumers(store, model.id):
-        for evaluation in mlmd.of_type(store, mlmd.outputs(store, reader), "ModelEvaluation"):
+        made, read = mlmd.outputs(store, reader), mlmd.inputs(store, reader)
+        for evaluation in mlmd.of_type(store, made + read, "ModelEvaluation"):
+            if any(e["uri"] == evaluation.uri for e in lineage.evaluations):
+                continue
             lineage.evaluations.append({
-                "component": mlmd.node_id(store, reader, pipeline_name), "uri": evaluation.uri,
-                "metrics": overall_metrics(evaluation.uri),
+                "component": mlmd.node_id(store, mlmd.producer(store, evaluation.id), pipeline_name),
+                "uri": evaluation.uri, "metrics": overall_metrics(evaluation.uri),
             })  # fmt: skip
     return lineage
 

@@ -5,7 +5,8 @@ The processes come from multiprocessing's fork server: a fresh interpreter, star
 the pipeline's definition imports (TensorFlow, TFX, Beam, TFMA, TFT, TFDV) and then only forks. Forking the runner itself would be
 cheaper, but the runner may be a process that has already run TensorFlow, Beam or gRPC (a notebook, a test
 session), and a fork taken while their threads hold locks can hang. Each node's process gets the runner's
-environment variables, working directory, Python-level stdout file and logging set-up, and dies with the
+environment variables, working directory, stdout and stderr (the files they are now, and Python's stdout if
+it was redirected to a file), logging set-up, and dies with the
 runner: it holds the reading end of a pipe that only the runner writes to, and a thread ends the process
 when that pipe closes.
 
@@ -126,7 +127,19 @@ class _State:
     def __init__(self, environment: dict, stdout: str | None, logging: dict, verbosity: int):
         self.environment, self.stdout, self.logging, self.verbosity = environment, stdout, logging, verbosity
 
+    def __getstate__(self) -> dict:
+        from multiprocessing import reduction
+
+        # the runner's stdout and stderr as they are now (a test's capture, a redirect), not the fork server's
+        return {**self.__dict__, "fds": (reduction.DupFd(1), reduction.DupFd(2))}
+
     def enter(self) -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for target, fd in zip((1, 2), getattr(self, "fds", ()), strict=False):
+            own = fd.detach()
+            os.dup2(own, target)
+            os.close(own)
         os.environ.clear()
         os.environ.update(self.environment)
         if self.stdout:  # the runner's stdout is a file (its log): prints go there too

@@ -47,6 +47,14 @@ class TakesTheLock:
         SHARED_LOCK.release()
 
 
+class Writes:
+    """Writes a line to stdout and one to stderr from a node's process, below Python as a library's C code would."""
+
+    def __call__(self, node_id: str) -> None:
+        print(f"{node_id}: print", flush=True)
+        os.write(2, f"{node_id}: stderr\n".encode())
+
+
 class KerasOfTf:
     """Records which Keras `tf.keras` is in a node's process."""
 
@@ -127,6 +135,14 @@ def test_a_nodes_process_has_the_libraries_as_the_pipelines_definition_leaves_th
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}  # as a shell starts it
     fresh = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True, env=env)
     assert (tmp_path / "keras").read_text() == fresh.stdout.strip() == "keras.src.saving.saving_api"
+
+
+def test_a_nodes_output_goes_where_the_runners_goes_now(capfd):
+    """Not to the files the fork server started with (the session's own, before pytest captured this test)."""
+    run_nodes({"a": [], "b": ["a"]}, Writes(), workers=2)
+    out, err = capfd.readouterr()
+    assert out.splitlines() == ["a: print", "b: print"]
+    assert {"a: stderr", "b: stderr"} <= set(err.splitlines())
 
 
 def test_one_worker_runs_the_longest_chain_first_and_ties_in_the_pipelines_order(tmp_path):
