@@ -209,3 +209,18 @@ def test_workers_must_be_positive():
         ParallelDagRunner(0)
     with pytest.raises(ValueError, match="workers must be at least 1, got 0"):
         run_nodes({"a": []}, Recorder(Path(".")), workers=0)
+
+
+def test_the_config_chooses_the_runner(taxi_config_path):
+    from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+
+    from pipelines.component_processes import default_workers
+    from pipelines.local_runner import dag_runner
+    from settings.config import load_config
+
+    default = dag_runner(load_config(taxi_config_path))
+    assert type(default) is LocalDagRunner  # TFX's own, until the parallel one is the default (README)
+    two = dag_runner(load_config(taxi_config_path, {"pipeline": {"parallel_components": 2}}))
+    assert isinstance(two, ParallelDagRunner) and two.workers == 2
+    cores = dag_runner(load_config(taxi_config_path, {"pipeline": {"parallel_components": None}}))
+    assert (cores.workers if isinstance(cores, ParallelDagRunner) else 1) == default_workers()
