@@ -70,7 +70,9 @@ def kill_and_rerun(config_path: str, component: str, after_start: float, view: t
         kill_problems.append("the second run did not end before the first was killed")
     problems = kill_problems + second.get("problems", []) + store_problems(metadata_path, config.pipeline.name, local)
     if rerun.returncode != 0 or not all(s in ("COMPLETE", "CACHED") for s in states.values()):
-        problems.append(f"the re-run did not complete (exit {rerun.returncode}): {states}")
+        problems.append(
+            f"the re-run did not complete (exit {rerun.returncode}): {states}; its output ends: {rerun.output[-3000:]}"
+        )
     if not_cached:
         problems.append(f"finished before the kill but not taken from the cache: {not_cached}")
     problems += served_problems(serving_dir, local) + [f"the re-run left {n} in its TMPDIR" for n in left]

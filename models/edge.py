@@ -65,10 +65,30 @@ def convert_network(model, output: str, quantize: bool) -> bytes:
     return convert(converter, quantize, flex=False)
 
 
-def convert_raw_input(saved_model_dir: str, quantize: bool) -> bytes:
-    """The SavedModel's raw-column signature, Transform graph inside, with Select TF ops where needed."""
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[RAW_SIGNATURE])
-    return convert(converter, quantize, flex=True)
+def convert_raw_input(saved_model_dir: str, quantize: bool) -> tuple[bytes, str | None]:
+    """The SavedModel's raw-column signature, Transform graph inside, with Select TF ops where needed; and, where
+    the MLIR dynamic-range quantizer failed and TFLite's older one converted it, the first one's error (else None).
+    (The MLIR one fails on some networks of the same code: the features' concatenation gets an int8 input.)"""
+    from tensorflow.lite.python.convert_phase import ConverterError
+
+    def converter() -> tf.lite.TFLiteConverter:
+        return tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[RAW_SIGNATURE])
+
+    try:
+        return convert(converter(), quantize, flex=True), None
+    except ConverterError as e:
+        if not quantize:
+            raise
+        older = converter()
+        older.experimental_new_dynamic_range_quantizer = False
+        return convert(older, quantize, flex=True), conversion_error(str(e))
+
+
+def conversion_error(message: str) -> str:
+    """The converter's own error lines (MLIR's `error:` lines, not the trace around them), else its last line."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if "error:" in line]
+    return " | ".join(dict.fromkeys(errors or lines[-1:] or ["?"]))[:600]
 
 
 def flex_ops(content: bytes) -> list[str]:
@@ -112,16 +132,18 @@ def export(model, spec: FeatureSpec, saved_model_dir: str, out_dir: str, eval_in
     size, median latency on 1 and `batch_rows` rows, and the largest score difference on the eval rows
     `eval_inputs` (transformed, as `eval_features` reads them)."""
     tf.io.gfile.makedirs(out_dir)
-    seconds, contents, failed = {}, {}, {}
+    seconds, contents, failed, fallbacks = {}, {}, {}, {}
     for kind, file in FILES.items():
         start = time.perf_counter()
         quantize = kind.endswith("quantized")
         if kind.startswith("raw"):
             try:
-                contents[kind] = convert_raw_input(saved_model_dir, quantize)
+                contents[kind], mlir_error = convert_raw_input(saved_model_dir, quantize)
             except Exception as e:  # some Transform graphs do not convert; the network files still serve devices
-                failed[kind] = f"{type(e).__name__}: {(str(e).strip().splitlines() or ['?'])[-1][:300]}"
+                failed[kind] = f"{type(e).__name__}: {conversion_error(str(e))}"
                 continue
+            if mlir_error:
+                fallbacks[kind] = f"the older quantizer (the MLIR one failed: {mlir_error})"
         else:
             contents[kind] = convert_network(model, output, quantize)
         seconds[kind] = round(time.perf_counter() - start, 2)
@@ -146,6 +168,8 @@ def export(model, spec: FeatureSpec, saved_model_dir: str, out_dir: str, eval_in
         }
     for kind in ("raw_float", "raw_quantized"):
         formats[f"tflite_{kind}"] = {"bytes": len(contents[kind])} if kind in contents else {"error": failed[kind]}
+        if kind in fallbacks:
+            formats[f"tflite_{kind}"]["quantizer"] = fallbacks[kind]
     return {
         "quantization": QUANTIZATION, "eval_rows": len(reference), "batch_rows": min(batch_rows, len(reference)),
         "files": FILES, "conversion_seconds": seconds, "formats": formats,

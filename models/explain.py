@@ -16,7 +16,7 @@ FEATURES_LAYER = "features"
 IMPORTANCE_FILE = "feature_importance.json"
 ATTRIBUTION_PREFIX = "attribution__"
 EXPLAIN_SIGNATURE = "explain_columns"
-DEFAULT_STEPS = 32
+DEFAULT_STEPS = 64  # Vertex AI uses 50; a ReLU network's gradients jump along the path, 32 left 10 % error
 
 
 def split_model(model: keras.Model) -> tuple[keras.Model, callable]:

@@ -22,6 +22,7 @@ import os
 import pickle
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import wait
@@ -35,6 +36,7 @@ from settings import logs
 # which cannot load the models' SavedModels, so TFMA scores them through their signatures; with tf_keras
 # imported first, TFMA would take its slower Keras path.
 PRELOAD = ("pipelines.pipeline",)
+_SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes with its terminating NUL; a margin for the listener's name
 
 
 class ComponentFailedError(RuntimeError):
@@ -47,8 +49,26 @@ def start(preload: tuple[str, ...] = PRELOAD) -> multiprocessing.context.BaseCon
     context.set_forkserver_preload(list(preload))
     from multiprocessing import forkserver
 
-    forkserver.ensure_running()
+    with _socket_directory():
+        forkserver.ensure_running()
     return context
+
+
+@contextlib.contextmanager
+def _socket_directory():
+    """The fork server listens on a Unix socket under multiprocessing's temporary directory, made in TMPDIR
+    when it starts, and a socket's path may hold at most 107 bytes: under a longer TMPDIR that directory is made
+    in /tmp instead (what Python 3.14's multiprocessing does by itself)."""
+    base = tempfile.gettempdir()
+    if len(os.path.join(base, "pymp-12345678", "listener-12345678")) < _SOCKET_PATH_MAX:
+        yield
+        return
+    saved = tempfile.tempdir
+    tempfile.tempdir = "/tmp"  # noqa: S108 (a directory made by mkdtemp, owner-only, removed at exit)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved
 
 
 def default_workers() -> int:

@@ -1,5 +1,5 @@
-"""Runs the pipeline on this machine: TFX's LocalDagRunner (or, with `pipeline.parallel_components`, independent
-components at once: pipelines/parallel_runner.py), Beam's local runner, SQLite ML Metadata.
+"""Runs the pipeline on this machine: independent components at once, one per core (pipelines/parallel_runner.py;
+`pipeline.parallel_components: 1` is TFX's LocalDagRunner), Beam's local runner, SQLite ML Metadata.
 
 python -m pipelines.local_runner --config configs/taxi.yaml
 
@@ -57,7 +57,7 @@ def run(config: Config, run_id: str = ""):
 
 
 def dag_runner(config: Config):
-    """`pipeline.parallel_components` at once (None: one per core); 1 (the default) is TFX's LocalDagRunner."""
+    """`pipeline.parallel_components` at once (None, the default: one per core); 1 is TFX's LocalDagRunner."""
     from tfx import v1 as tfx
 
     from pipelines.parallel_runner import ParallelDagRunner

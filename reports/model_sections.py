@@ -150,5 +150,6 @@ def edge_section(artifacts: RunArtifacts) -> str:
     for kind in ("float", "quantized"):
         f = r["formats"][f"tflite_raw_{kind}"]
         raw.append(f"{kind}: not converted ({f['error']})" if "error" in f else
-                   f"{kind}: {f['bytes']} bytes, converted in {r['conversion_seconds'][f'raw_{kind}']} s")  # fmt: skip
+                   f"{kind}: {f['bytes']} bytes, converted in {r['conversion_seconds'][f'raw_{kind}']} s"
+                   + (f", by {f['quantizer']}" if "quantizer" in f else ""))  # fmt: skip
     return render_section("edge", r=r, rows=rows, raw=raw)

@@ -42,6 +42,10 @@ def test_tflite_scores_match_the_saved_model_on_raw_eval_rows(first_run, record_
     parsed = tf.io.parse_example(tf.constant(serialized), {n: raw_spec[n] for n in config.features.inputs()})
     transformed = {k: v.numpy() for k, v in transform_output.transform_features_layer()(parsed).items()}
 
+    with open(os.path.join(oldest_output(config, "Trainer", "model_run"), edge.RESULT_FILE)) as f:
+        result = json.load(f)
+    assert {k: v["error"] for k, v in result["formats"].items() if "error" in v} == {}  # every file converted
+
     found = {}
     for kind, tolerance in (("float", FLOAT_TOLERANCE), ("quantized", QUANTIZED_TOLERANCE)):
         content = read(os.path.join(tflite_dir, edge.FILES[kind]))
@@ -64,8 +68,6 @@ def test_tflite_scores_match_the_saved_model_on_raw_eval_rows(first_run, record_
         assert "StringToHashBucketFast" in edge.flex_ops(raw_model)  # needs the Flex delegate, as stated
 
     # the Trainer's own comparison, which the report shows, agrees and names every input's preprocessing
-    with open(os.path.join(oldest_output(config, "Trainer", "model_run"), edge.RESULT_FILE)) as f:
-        result = json.load(f)
     assert result["flex_ops"] == edge.flex_ops(read(os.path.join(tflite_dir, edge.FILES["raw_float"])))
     assert result["formats"]["tflite_float"]["max_abs_diff"] <= FLOAT_TOLERANCE
     assert {p["input"] for p in result["device_preprocessing"]} == set(transformed) - {config.label}

@@ -66,3 +66,33 @@ def test_a_transform_graph_that_does_not_convert_leaves_the_network_files_and_na
     artifacts = RunArtifacts(run="r", by_component={"Trainer": {"ModelRun": [str(tmp_path / "run")]}})
     page = edge_section(artifacts)
     assert "float: not converted" in page and "did not convert" in page and "Flex delegate; the ops" not in page
+
+
+def test_a_raw_input_model_the_mlir_quantizer_fails_on_is_quantized_by_the_older_one_and_says_so(tmp_path, monkeypatch):
+    """TFLite's MLIR dynamic-range quantizer fails on some networks (an int8 input to the features'
+    concatenation); the older quantizer converts them, and the result names the first one's error."""
+    import tensorflow as tf
+    from tensorflow.lite.python.convert_phase import ConverterError
+
+    module = tf.Module()
+    module.w = tf.Variable(np.linspace(-1, 1, 64 * 32, dtype=np.float32).reshape(64, 32))
+    module.f = tf.function(lambda x: {"probability": tf.sigmoid(tf.reduce_sum(tf.matmul(x, module.w), 1))},
+                           input_signature=[tf.TensorSpec([None, 64], tf.float32, name="x")])  # fmt: skip
+    saved = str(tmp_path / "saved_model")
+    tf.saved_model.save(module, saved, signatures={edge.RAW_SIGNATURE: module.f})
+    used = []
+    real = edge.convert
+
+    def mlir_fails(converter, quantize, flex):
+        used.append(converter.experimental_new_dynamic_range_quantizer)
+        if quantize and converter.experimental_new_dynamic_range_quantizer:
+            raise ConverterError("<unknown>:0: error: 'tfl.concatenation' op failed to verify")
+        return real(converter, quantize, flex)
+
+    monkeypatch.setattr(edge, "convert", mlir_fails)
+    content, error = edge.convert_raw_input(saved, quantize=True)
+    assert used == [True, False] and "tfl.concatenation" in error
+    assert len(content) < len(edge.convert_raw_input(saved, quantize=False)[0])  # int8 weights: smaller
+    assert edge.convert_raw_input(saved, quantize=False)[1] is None
+    interpreter = tf.lite.Interpreter(model_content=content)
+    assert interpreter.get_signature_list()[edge.RAW_SIGNATURE]["outputs"] == ["probability"]

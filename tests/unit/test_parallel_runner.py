@@ -196,6 +196,25 @@ run_nodes({{"long": []}}, Recorder(pathlib.Path({str(tmp_path)!r}), seconds=120)
         runner.kill()
 
 
+def test_nodes_run_under_a_temporary_directory_too_long_for_a_socket_path(tmp_path):
+    """The fork server's socket is made under TMPDIR, and a Unix socket's path holds at most 107 bytes (a test's
+    own TMPDIR in pytest's tree is longer); the run starts and its nodes run."""
+    long = tmp_path / ("t" * 60) / ("d" * 60)
+    long.mkdir(parents=True)
+    script = f"""
+import sys, pathlib
+sys.path.insert(0, {str(REPO)!r})
+from tests.unit.test_parallel_runner import Recorder
+from pipelines import component_processes
+component_processes.start(())
+component_processes.run_nodes({{"a": [], "b": ["a"]}}, Recorder(pathlib.Path({str(tmp_path)!r})), workers=2)
+"""
+    subprocess.run([sys.executable, "-c", script], cwd=REPO, env={**os.environ, "TMPDIR": str(long)}, check=True,
+                   timeout=120)  # fmt: skip
+    assert set(records(tmp_path)) == {"a", "b"}
+    assert os.listdir(long) == []  # nothing left under TMPDIR
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -218,9 +237,10 @@ def test_the_config_chooses_the_runner(taxi_config_path):
     from pipelines.local_runner import dag_runner
     from settings.config import load_config
 
-    default = dag_runner(load_config(taxi_config_path))
-    assert type(default) is LocalDagRunner  # TFX's own, until the parallel one is the default (README)
+    one = dag_runner(load_config(taxi_config_path, {"pipeline": {"parallel_components": 1}}))
+    assert type(one) is LocalDagRunner  # TFX's own
     two = dag_runner(load_config(taxi_config_path, {"pipeline": {"parallel_components": 2}}))
     assert isinstance(two, ParallelDagRunner) and two.workers == 2
-    cores = dag_runner(load_config(taxi_config_path, {"pipeline": {"parallel_components": None}}))
-    assert (cores.workers if isinstance(cores, ParallelDagRunner) else 1) == default_workers()
+    default = dag_runner(load_config(taxi_config_path))  # one per core; a machine of one core: TFX's own
+    assert (default.workers if isinstance(default, ParallelDagRunner) else 1) == default_workers()
+    assert isinstance(default, ParallelDagRunner) == (default_workers() > 1)
