@@ -8,13 +8,14 @@ import numpy as np
 import psutil
 import pytest
 
-from benchmarks.memory import RssSampler, tree_rss
+from benchmarks.memory import RssSampler, next_wait, tree_rss
 
 pytestmark = pytest.mark.unit
 
 
 def test_peak_within_a_window_sees_an_allocation_only_there():
-    with RssSampler(interval=0.02) as memory:
+    # this process alone: the session's fork server, a child, may still be importing TensorFlow
+    with RssSampler(interval=0.02, max_share=1.0, measure=lambda p: p.memory_info().rss) as memory:
         time.sleep(0.1)
         start = time.time()
         block = np.ones(64 * 2**20 // 8)  # 64 MiB, touched
@@ -46,3 +47,19 @@ def test_pages_a_forked_child_shares_with_its_parent_count_once():
         os.waitpid(child, 0)
     assert child_rss >= 250 * 2**20  # as resident in the child as in the parent: RSS would count it twice
     assert together - alone < 64 * 2**20
+
+
+def test_the_sampler_takes_at_most_its_share_of_a_core():
+    """A sample that costs 20 ms of CPU, asked for every millisecond: at most 5 % of a core, so about one
+    sample a 0.4 s (unbounded, the sampler would busy a core)."""
+
+    def costly(process):
+        end = time.thread_time() + 0.02
+        while time.thread_time() < end:
+            pass
+        return 1
+
+    with RssSampler(interval=0.001, max_share=0.05, measure=costly) as memory:
+        time.sleep(1.0)
+    assert 2 <= len(memory.samples) <= 4
+    assert next_wait(0.25, 0.001, 0.05) == 0.25 and next_wait(0.25, 0.05, 0.05) == pytest.approx(0.95)
