@@ -2,8 +2,9 @@
 
     python -m benchmarks.scale --rows 15000 150000 1500000 --out build/bench/scale.json
 
-Each size runs `benchmarks.pipeline_timing` in its own process, so that its peak memory (the
-largest resident set of the process and the Beam workers it waited for) is its own. The table
+Each size runs `benchmarks.pipeline_timing` in its own process, so that its memory is its own: the peak
+of the run's process tree (the runner, the fork server and the components' processes: proportional set
+sizes, sampled) and the largest resident set of one process (the runner and what it waited for). The table
 gives each component's seconds per size and, from each size to the next, how much faster or
 slower than the rows it grew: a growth of 1.0 is linear, above 1.0 the component got dearer per row.
 A second table gives the resident memory (the run's process tree, sampled) at its peak within each
@@ -23,7 +24,7 @@ from benchmarks.pipeline_timing import write_result
 
 
 def run_size(config: str, rows: int) -> dict:
-    """One cache-off run of `rows` rows in a child process; its result plus the peak RSS in MB."""
+    """One cache-off run of `rows` rows in a child process; its result plus its largest process's peak RSS in MB."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         out = f.name
     try:
@@ -37,7 +38,7 @@ def run_size(config: str, rows: int) -> dict:
             result = json.load(f)
     finally:
         os.unlink(out)
-    return {**result, "peak_rss_mb": round(usage.ru_maxrss / 1024)}  # ru_maxrss is in KB on Linux
+    return {**result, "largest_process_mb": round(usage.ru_maxrss / 1024)}  # ru_maxrss is in KB on Linux
 
 
 def growth(runs: list[dict]) -> list[dict]:
@@ -67,7 +68,10 @@ def table(runs: list[dict], grown: list[dict]) -> str:
             value = g["total"] if name == "total" else g["components"].get(name)
             line += f"{value:>20.2f}" if value is not None else f"{'-':>20s}"
         lines.append(line)
-    lines.append(f"{'peak memory (MB)':32s}" + "".join(f"{r['peak_rss_mb']:>12,d}" for r in runs))
+    lines.append(
+        f"{'peak memory, all processes (MB)':32s}" + "".join(f"{r['peak_rss_sampled_mb']:>12,d}" for r in runs)
+    )
+    lines.append(f"{'largest one process (MB)':32s}" + "".join(f"{r['largest_process_mb']:>12,d}" for r in runs))
     lines += ["", "resident memory at its peak within each component (MB, sampled):"]
     for name in names:
         cells = [r.get("components_peak_rss_mb", {}).get(name) for r in runs]
@@ -84,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for rows in sorted(args.rows):
         runs.append(run_size(args.config, rows))
-        print(f"{rows:,d} rows: {runs[-1]['total_seconds']:.1f} s, peak {runs[-1]['peak_rss_mb']:,d} MB", flush=True)
+        print(
+            f"{rows:,d} rows: {runs[-1]['total_seconds']:.1f} s, peak {runs[-1]['peak_rss_sampled_mb']:,d} MB",
+            flush=True,
+        )
     grown = growth(runs)
     write_result(args.out, {"runs": runs, "growth": grown})
     print(table(runs, grown))
