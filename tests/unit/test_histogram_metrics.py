@@ -2,6 +2,7 @@
 
 import json
 import math
+import tempfile
 
 import numpy as np
 import pytest
@@ -68,7 +69,10 @@ def _values(tmp_path, data: str, suffix: str, module: str | None) -> dict:
     return values
 
 
-def test_the_histogram_gives_tfmas_per_example_values_on_every_slice(tmp_path):
+def test_the_histogram_gives_tfmas_per_example_values_on_every_slice(tmp_path, monkeypatch):
+    # TFMA's run_model_analysis on Beam's default runner leaves its temporary directories: here, not in TMPDIR
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     data = str(tmp_path / "examples.tfrecord")
     _examples(data)
     stock = _values(tmp_path, data, "", None)

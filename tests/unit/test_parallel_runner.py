@@ -180,7 +180,9 @@ from tests.unit.test_parallel_runner import Recorder
 from pipelines.component_processes import run_nodes
 run_nodes({{"long": []}}, Recorder(pathlib.Path({str(tmp_path)!r}), seconds=120), workers=2)
 """
-    runner = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+    own_tmp = tmp_path / "tmp"  # a killed runner cannot remove its fork server's socket directory
+    own_tmp.mkdir()
+    runner = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env={**os.environ, "TMPDIR": str(own_tmp)})
     try:
         deadline = time.monotonic() + 60
         while not (tmp_path / "long.json").exists() and time.monotonic() < deadline:
