@@ -57,7 +57,8 @@ def leftovers(name: str, command: list[str] | Callable[[], None], workdir: str, 
         done = subprocess.run(command, cwd=runs.REPO, capture_output=True, text=True, timeout=timeout,
                               env={**os.environ, "PYTHONPATH": runs.REPO, "TMPDIR": tmpdir})  # fmt: skip
         if done.returncode != 0:
-            problems.append(f"exit {done.returncode}: {(done.stdout + done.stderr)[-400:]}")
+            # stdout's end first: a test run's summary is there, TensorFlow's start-up lines are on stderr
+            problems.append(f"exit {done.returncode}: {done.stdout[-600:]} {done.stderr[-200:]}")
     seconds = round(time.monotonic() - start, 1)
     left = sorted(n for n in os.listdir(tmpdir) if not n.startswith("pytest-of-"))
     left += sorted(_beam_temp() - before_tmp)
