@@ -16,7 +16,9 @@ FEATURES_LAYER = "features"
 IMPORTANCE_FILE = "feature_importance.json"
 ATTRIBUTION_PREFIX = "attribution__"
 EXPLAIN_SIGNATURE = "explain_columns"
-DEFAULT_STEPS = 64  # Vertex AI uses 50; a ReLU network's gradients jump along the path, 32 left 10 % error
+DEFAULT_STEPS = 64  # the first pass; Vertex AI uses 50
+MAX_STEPS = 1024  # doubled up to this while the attributions miss completeness (a ReLU network's gradients jump)
+RTOL, ATOL = 0.01, 1e-3  # completeness: |sum(attributions) - (output - baseline)| <= RTOL * |that change| + ATOL
 
 
 def split_model(model: keras.Model) -> tuple[keras.Model, callable]:
@@ -54,24 +56,37 @@ def column_groups(columns: list[tuple[str, int]], raw_of: dict) -> dict[str, lis
     return groups
 
 
-def integrated_gradients(head, vector: tf.Tensor, steps: int = DEFAULT_STEPS) -> tf.Tensor:
+def integrated_gradients(head, vector: tf.Tensor, steps: int = DEFAULT_STEPS, max_steps: int = MAX_STEPS,
+                         rtol: float = RTOL, atol: float = ATOL) -> tf.Tensor:  # fmt: skip
     """[batch, columns] attributions of `head`'s output at `vector`, from a zero baseline
-    (trapezoid rule over `steps` intervals). They add up to head(vector) - head(0); for a
-    head with several outputs (classes), of the output predicted at `vector`."""
+    (trapezoid rule). They add up to head(vector) - head(0) (for a head with several outputs,
+    of the output predicted at `vector`) within rtol * |that change| + atol: the step count
+    starts at `steps` and doubles while any row misses that, up to `max_steps`."""
     vector = tf.convert_to_tensor(vector, tf.float32)
-    alphas = tf.reshape(tf.linspace(0.0, 1.0, steps + 1), [-1, 1, 1])
-    path = alphas * vector[tf.newaxis]  # [steps + 1, batch, columns]
-    flat = tf.reshape(path, [-1, tf.shape(vector)[1]])
     # one output to attribute per row: the score, or for several classes the predicted one
     predicted = head(vector)
     target = tf.one_hot(tf.argmax(predicted, axis=1), tf.shape(predicted)[1])
-    mask = tf.reshape(tf.tile(target[tf.newaxis], [steps + 1, 1, 1]), [-1, tf.shape(predicted)[1]])
-    with tf.GradientTape() as tape:
-        tape.watch(flat)
-        output = tf.reduce_sum(head(flat) * mask)
-    grads = tf.reshape(tape.gradient(output, flat), tf.shape(path))
-    average = tf.reduce_mean((grads[:-1] + grads[1:]) / 2.0, axis=0)
-    return vector * average
+    change = tf.reduce_sum((predicted - head(tf.zeros_like(vector[:1]))) * target, axis=1)
+
+    def attribute(n):
+        alphas = tf.reshape(tf.linspace(0.0, 1.0, n + 1), [-1, 1, 1])
+        path = alphas * vector[tf.newaxis]  # [n + 1, batch, columns]
+        flat = tf.reshape(path, [-1, tf.shape(vector)[1]])
+        mask = tf.reshape(tf.tile(target[tf.newaxis], [n + 1, 1, 1]), [-1, tf.shape(predicted)[1]])
+        with tf.GradientTape() as tape:
+            tape.watch(flat)
+            output = tf.reduce_sum(head(flat) * mask)
+        grads = tf.reshape(tape.gradient(output, flat), tf.shape(path))
+        return vector * tf.reduce_mean((grads[:-1] + grads[1:]) / 2.0, axis=0)
+
+    def incomplete(n, attributions):
+        error = tf.abs(tf.reduce_sum(attributions, axis=1) - change)
+        return tf.logical_and(n < max_steps, tf.reduce_any(error > rtol * tf.abs(change) + atol))
+
+    first = tf.constant(steps, tf.int32)
+    _, attributions = tf.while_loop(incomplete, lambda n, _: (n * 2, attribute(n * 2)), (first, attribute(first)),
+                                    shape_invariants=(first.shape, tf.TensorShape([None, vector.shape[1]])))  # fmt: skip
+    return attributions
 
 
 def grouped(attributions: tf.Tensor, groups: dict[str, list[tuple[int, float]]]) -> dict[str, tf.Tensor]:
@@ -96,7 +111,7 @@ def global_importance(model: keras.Model, groups: dict[str, list[int]], dataset:
         seen += int(tf.shape(next(iter(found.values())))[0])
         if seen >= rows:
             break
-    return {"method": "integrated_gradients", "steps": steps, "rows": seen,
+    return {"method": "integrated_gradients", "steps": steps, "max_steps": MAX_STEPS, "rows": seen,
             "mean_abs_attribution": {raw: total / max(seen, 1) for raw, total in totals.items()}}  # fmt: skip
 
 

@@ -56,6 +56,31 @@ def test_attributions_add_up_to_the_change_from_the_baseline_and_find_the_signal
     assert ranked[0] == "x", importance
 
 
+def test_step_count_doubles_until_the_attributions_add_up():
+    # a ReLU head with many kinks along the path: its gradient jumps, and 64 trapezoids miss completeness
+    kinks = tf.constant(np.linspace(0.013, 0.991, 37), tf.float32)
+    signs = tf.constant(np.resize([3.0, -2.9], 37), tf.float32)
+
+    def head(vector):
+        return tf.reduce_sum(tf.nn.relu(vector[:, :1] - kinks) * signs, axis=1, keepdims=True) + vector[:, 1:] * 0.0
+
+    vector = tf.constant([[1.0, 0.5], [0.7, 0.2]])
+    change = (head(vector) - head(tf.zeros_like(vector)))[:, 0].numpy()
+
+    def error(**kwargs):
+        return np.abs(tf.reduce_sum(explain.integrated_gradients(head, vector, **kwargs), axis=1).numpy() - change)
+
+    tolerance = explain.RTOL * np.abs(change) + explain.ATOL
+    fixed = error(steps=64, max_steps=64)
+    assert (fixed > tolerance).any(), (fixed, tolerance)
+    adaptive = error(steps=64)
+    assert (adaptive <= tolerance).all(), (adaptive, tolerance)
+    assert adaptive.max() < fixed.max()
+    # the same inside a traced function (the SavedModel's explain signature)
+    traced = tf.function(lambda v: explain.integrated_gradients(head, v))
+    assert (np.abs(tf.reduce_sum(traced(vector), axis=1).numpy() - change) <= tolerance).all()
+
+
 def test_vertex_explanation_spec_names_every_input_and_the_output():
     from google.cloud.aiplatform_v1.types import ExplanationMetadata, ExplanationParameters
 
