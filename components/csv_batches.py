@@ -211,13 +211,27 @@ class Cleaner:
         for batch in read_file(path, self.column_names):
             yield from self.examples(batch, kinds)
 
+    def file_timed_examples(self, path: str, kinds: Sequence[int], name: str) -> Iterator[tuple[float, bytes]]:
+        """`file_examples` with each row's `name` (converted as `file_column` gives it, null as NaN): a time
+        split then assigns a row by its time without parsing the Example back."""
+        if not kinds:  # no rows in any file
+            return
+        self._check_column(kinds, name)
+        for batch in read_file(path, self.column_names):
+            typed = self.typed(batch, kinds)
+            times = typed.column(typed.schema.names.index(name)).to_numpy(zero_copy_only=False).astype(np.float64)
+            yield from zip(times.tolist(), self.encode(typed), strict=True)
+
+    def _check_column(self, kinds: Sequence[int], name: str) -> None:
+        if name not in self.names or kinds[self.names.index(name)] == Kind.UNKNOWN:
+            raise ValueError(no_column_message(name, self.names))
+
     def file_column(self, path: str, kinds: Sequence[int], name: str) -> Iterator[np.ndarray]:
         """One column of the rows `file_examples` gives (their safe name), converted as in those rows (null
         as NaN), a block at a time: what a time split needs, without the rest of each row."""
         if not kinds:  # no rows in any file: no times (the cutoff then says the input has no rows)
             return
-        if name not in self.names or kinds[self.names.index(name)] == Kind.UNKNOWN:
-            raise ValueError(no_column_message(name, self.names))
+        self._check_column(kinds, name)
         for batch in read_file(path, self.column_names):
             typed = self.typed(batch, kinds, frozenset({name, self.label}))
             yield typed.column(typed.schema.names.index(name)).to_numpy(zero_copy_only=False).astype(np.float64)

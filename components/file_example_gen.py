@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -206,16 +207,19 @@ def csv_files_and_header(pattern: str) -> tuple[list[str], list[str]]:
 @beam.typehints.with_output_types(bytes)
 def csv_to_clean_examples(pipeline, exec_properties: dict[str, Any], split_pattern: str):
     """CSV to cleaned, serialized tf.Examples a record batch at a time (components/csv_batches.py)."""
-    return _csv_examples(pipeline, exec_properties, split_pattern)[0]
+    paths, kinds, cleaner = _csv_sources(pipeline, exec_properties, split_pattern)
+    return paths | "ToTFExamples" >> beam.FlatMap(cleaner.file_examples, beam.pvalue.AsSingleton(kinds))
 
 
 @beam.ptransform_fn
 def csv_examples_and_times(pipeline, exec_properties: dict[str, Any], split_pattern: str, feature: str):
-    """`csv_to_clean_examples`, and the rows' `feature` (seconds) from a read of that column alone: the
-    time split's cutoff then comes without holding every example until it is known."""
-    examples, paths, kinds, cleaner = _csv_examples(pipeline, exec_properties, split_pattern)
+    """`csv_to_clean_examples` as (`feature` in seconds, example) pairs, and the rows' `feature` from a read of
+    that column alone: the time split's cutoff then comes without holding every example until it is known."""
+    paths, kinds, cleaner = _csv_sources(pipeline, exec_properties, split_pattern)
+    timed = paths | "ToTimedTFExamples" >> beam.FlatMap(cleaner.file_timed_examples, beam.pvalue.AsSingleton(kinds),
+                                                        feature)  # fmt: skip
     times = paths | "TimeColumn" >> beam.FlatMap(cleaner.file_column, beam.pvalue.AsSingleton(kinds), feature)
-    return examples, times | "Times" >> beam.FlatMap(_present_times, feature)
+    return timed, times | "Times" >> beam.FlatMap(_present_times, feature)
 
 
 def _present_times(times, feature: str):
@@ -224,7 +228,8 @@ def _present_times(times, feature: str):
     return times.tolist()
 
 
-def _csv_examples(pipeline, exec_properties: dict[str, Any], split_pattern: str):
+def _csv_sources(pipeline, exec_properties: dict[str, Any], split_pattern: str):
+    """The CSV files, their columns' kinds over all of them, and the Cleaner that converts their rows."""
     pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], split_pattern)
     files, names = csv_files_and_header(pattern)
     found = settings(exec_properties)
@@ -237,8 +242,7 @@ def _csv_examples(pipeline, exec_properties: dict[str, Any], split_pattern: str)
     paths = pipeline | "CsvFiles" >> beam.Create(files)
     kinds = (paths | "ColumnKinds" >> beam.Map(csv_batches.file_kinds, names)
              | "MergeKinds" >> beam.CombineGlobally(csv_batches.merge_kinds))  # fmt: skip
-    examples = paths | "ToTFExamples" >> beam.FlatMap(cleaner.file_examples, beam.pvalue.AsSingleton(kinds))
-    return examples, paths, kinds, cleaner
+    return paths, kinds, cleaner
 
 
 READERS = {
@@ -352,20 +356,22 @@ class _Executor(BaseExampleGenExecutor):
             raise ValueError(f"a time split needs one input split and the output splits train, eval; got {names}")
         feature, fraction = time_split["feature"], float(time_split["train_fraction"])
         pattern = input_config.splits[0].pattern
+        # (time, example) pairs: each row's time is read once, not again to assign it to a split
         if self.FORMAT == "csv":  # the cutoff from the time column alone: the examples stream past it
-            examples, times = pipeline | "InputToRecord" >> csv_examples_and_times(exec_properties, pattern, feature)
+            timed, times = pipeline | "InputToRecord" >> csv_examples_and_times(exec_properties, pattern, feature)
         else:  # the examples are held until the cutoff is known
             examples = pipeline | "InputToRecord" >> self.GetInputSourceToExamplePTransform()(exec_properties, pattern)
-            times = examples | "Timestamps" >> beam.Map(timestamp_of, feature)
+            timed = examples | "Timestamps" >> beam.Map(lambda example: (timestamp_of(example, feature), example))
+            times = timed | "Times" >> beam.Map(operator.itemgetter(0))
         steps = 100
         quantiles = times | "Quantiles" >> ApproximateQuantiles.Globally(steps + 1)
         cutoff = quantiles | "Cutoff" >> beam.Map(cutoff_of, fraction)
-        train, evaluation = examples | "SplitByTime" >> beam.Partition(
-            lambda example, _, cut: 0 if timestamp_of(example, feature) < cut else 1,
-            2,
-            cut=beam.pvalue.AsSingleton(cutoff),
+        train, evaluation = timed | "SplitByTime" >> beam.Partition(
+            lambda pair, _, cut: 0 if pair[0] < cut else 1, 2, cut=beam.pvalue.AsSingleton(cutoff)
         )
-        return {"train": train, "eval": evaluation}
+        example = operator.itemgetter(1)
+        return {"train": train | "TrainExamples" >> beam.Map(example),
+                "eval": evaluation | "EvalExamples" >> beam.Map(example)}  # fmt: skip
 
 
 class CsvExecutor(_Executor):

@@ -93,6 +93,7 @@ def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl
         preprocessing_fn=PREPROCESSING_FN,
         custom_config=transform_custom_config(config),
         disable_statistics=True,  # StatisticsGen already profiles the raw data
+        disable_analyzer_cache=True,  # nothing reads it back (no `analyzer_cache` input): writing it only cost time
         force_tf_compat_v1=True,
     )
     transform.add_upstream_node(drift_check)  # drift stops the run before Transform, without being its input

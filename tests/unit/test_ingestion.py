@@ -140,10 +140,24 @@ def test_csv_time_split_streams_the_examples_past_the_cutoff(tmp_path):
     props = exec_properties(str(tmp_path), "csv", "trip_start_timestamp")
     file_example_gen.CsvExecutor().GenerateExamplesByBeam(pipeline, props)
     transforms = pipeline.to_runner_api().components.transforms
-    (examples,) = (t.outputs.values() for t in transforms.values() if t.unique_name.endswith("ToTFExamples"))
+    (examples,) = (t.outputs.values() for t in transforms.values() if t.unique_name.endswith("ToTimedTFExamples"))
     examples = next(iter(examples))
     readers = [t.unique_name for t in transforms.values() if not t.subtransforms and examples in t.inputs.values()]
     assert len(readers) == 1 and "SplitByTime" in readers[0]
+
+
+def test_csv_time_split_assigns_rows_by_the_time_read_with_them(tmp_path, monkeypatch):
+    """Each row's time comes with its example from the record batch: no Example is parsed back to split it."""
+    taxi.write_table(taxi.generate(60, seed=3), str(tmp_path), "csv")
+
+    def parsed(*_):
+        raise AssertionError("an Example was parsed back for its time")
+
+    monkeypatch.setattr(file_example_gen, "timestamp_of", parsed)
+    found = split_rows(str(tmp_path), "csv", "trip_start_timestamp")
+    assert len(found["train"]) + len(found["eval"]) == 60
+    train, evaluation = ([r["trip_start_timestamp"] for r in found[s]] for s in ("train", "eval"))
+    assert max(train) < min(evaluation)
 
 
 @pytest.mark.parametrize(

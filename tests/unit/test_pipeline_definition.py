@@ -55,6 +55,8 @@ def test_components_and_wiring(taxi_config_path):
     assert by_id["SpanDriftCheck"].inputs["previous_statistics"].producer_component_id == (
         "last_accepted_statistics_resolver"
     )
+    # Transform writes no analyzer cache: no run reads one back
+    assert "updated_analyzer_cache" not in by_id["Transform"].outputs
     # the distilled model learns from the candidate; it is compared, never pushed
     assert by_id["DistilledModel"].inputs["base_model"].producer_component_id == "Trainer"
     assert all(ch.producer_component_id != "DistilledModel" for ch in by_id["Pusher"].inputs.values())
