@@ -45,8 +45,7 @@ def convert(converter: tf.lite.TFLiteConverter, quantize: bool, flex: bool) -> b
     """The converter's model; with `flex`, ops outside the builtins become Select TF ops."""
     ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     converter.target_spec.supported_ops = [*ops, tf.lite.OpsSet.SELECT_TF_OPS] if flex else ops
-    if quantize:
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # dynamic range: int8 weights
+    converter.optimizations = [tf.lite.Optimize.DEFAULT] if quantize else []  # dynamic range: int8 weights
     return converter.convert()
 
 
@@ -65,23 +64,28 @@ def convert_network(model, output: str, quantize: bool) -> bytes:
     return convert(converter, quantize, flex=False)
 
 
-def convert_raw_input(saved_model_dir: str, quantize: bool) -> tuple[bytes, str | None]:
-    """The SavedModel's raw-column signature, Transform graph inside, with Select TF ops where needed; and, where
-    the MLIR dynamic-range quantizer failed and TFLite's older one converted it, the first one's error (else None).
+def raw_input_converter(saved_model_dir: str) -> tf.lite.TFLiteConverter:
+    """A converter of the SavedModel's raw-column signature (it loads the SavedModel once: both raw files
+    come from it)."""
+    return tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[RAW_SIGNATURE])
+
+
+def convert_raw_input(converter: tf.lite.TFLiteConverter, quantize: bool) -> tuple[bytes, str | None]:
+    """The raw-column signature, Transform graph inside, with Select TF ops where needed; and, where the
+    MLIR dynamic-range quantizer failed and TFLite's older one converted it, the first one's error (else None).
     (The MLIR one fails on some networks of the same code: the features' concatenation gets an int8 input.)"""
     from tensorflow.lite.python.convert_phase import ConverterError
 
-    def converter() -> tf.lite.TFLiteConverter:
-        return tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[RAW_SIGNATURE])
-
     try:
-        return convert(converter(), quantize, flex=True), None
+        return convert(converter, quantize, flex=True), None
     except ConverterError as e:
         if not quantize:
             raise
-        older = converter()
-        older.experimental_new_dynamic_range_quantizer = False
-        return convert(older, quantize, flex=True), conversion_error(str(e))
+        converter.experimental_new_dynamic_range_quantizer = False
+        try:
+            return convert(converter, quantize, flex=True), conversion_error(str(e))
+        finally:
+            converter.experimental_new_dynamic_range_quantizer = True
 
 
 def conversion_error(message: str) -> str:
@@ -133,12 +137,14 @@ def export(model, spec: FeatureSpec, saved_model_dir: str, out_dir: str, eval_in
     `eval_inputs` (transformed, as `eval_features` reads them)."""
     tf.io.gfile.makedirs(out_dir)
     seconds, contents, failed, fallbacks = {}, {}, {}, {}
+    raw = None
     for kind, file in FILES.items():
         start = time.perf_counter()
         quantize = kind.endswith("quantized")
         if kind.startswith("raw"):
             try:
-                contents[kind], mlir_error = convert_raw_input(saved_model_dir, quantize)
+                raw = raw or raw_input_converter(saved_model_dir)
+                contents[kind], mlir_error = convert_raw_input(raw, quantize)
             except Exception as e:  # some Transform graphs do not convert; the network files still serve devices
                 failed[kind] = f"{type(e).__name__}: {conversion_error(str(e))}"
                 continue

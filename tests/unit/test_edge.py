@@ -68,11 +68,9 @@ def test_a_transform_graph_that_does_not_convert_leaves_the_network_files_and_na
     assert "float: not converted" in page and "did not convert" in page and "Flex delegate; the ops" not in page
 
 
-def test_a_raw_input_model_the_mlir_quantizer_fails_on_is_quantized_by_the_older_one_and_says_so(tmp_path, monkeypatch):
-    """TFLite's MLIR dynamic-range quantizer fails on some networks (an int8 input to the features'
-    concatenation); the older quantizer converts them, and the result names the first one's error."""
+def raw_signature_model(tmp_path) -> str:
+    """A SavedModel with a raw-input signature: one dense layer's weights, enough to quantize."""
     import tensorflow as tf
-    from tensorflow.lite.python.convert_phase import ConverterError
 
     module = tf.Module()
     module.w = tf.Variable(np.linspace(-1, 1, 64 * 32, dtype=np.float32).reshape(64, 32))
@@ -80,6 +78,27 @@ def test_a_raw_input_model_the_mlir_quantizer_fails_on_is_quantized_by_the_older
                            input_signature=[tf.TensorSpec([None, 64], tf.float32, name="x")])  # fmt: skip
     saved = str(tmp_path / "saved_model")
     tf.saved_model.save(module, saved, signatures={edge.RAW_SIGNATURE: module.f})
+    return saved
+
+
+def test_one_converter_gives_both_raw_input_files_as_two_would(tmp_path):
+    """The SavedModel is loaded once for both raw-input files; a quantized conversion does not stick to the
+    converter (a float one after it is float again)."""
+    saved = raw_signature_model(tmp_path)
+    shared = edge.raw_input_converter(saved)
+    together = [edge.convert_raw_input(shared, quantize)[0] for quantize in (False, True, False)]
+    apart = [edge.convert_raw_input(edge.raw_input_converter(saved), quantize)[0] for quantize in (False, True)]
+    assert len(apart[1]) < len(apart[0])
+    assert together == [apart[0], apart[1], apart[0]]
+
+
+def test_a_raw_input_model_the_mlir_quantizer_fails_on_is_quantized_by_the_older_one_and_says_so(tmp_path, monkeypatch):
+    """TFLite's MLIR dynamic-range quantizer fails on some networks (an int8 input to the features'
+    concatenation); the older quantizer converts them, and the result names the first one's error."""
+    import tensorflow as tf
+    from tensorflow.lite.python.convert_phase import ConverterError
+
+    saved = raw_signature_model(tmp_path)
     used = []
     real = edge.convert
 
@@ -90,9 +109,12 @@ def test_a_raw_input_model_the_mlir_quantizer_fails_on_is_quantized_by_the_older
         return real(converter, quantize, flex)
 
     monkeypatch.setattr(edge, "convert", mlir_fails)
-    content, error = edge.convert_raw_input(saved, quantize=True)
+    converter = edge.raw_input_converter(saved)
+    content, error = edge.convert_raw_input(converter, quantize=True)
     assert used == [True, False] and "tfl.concatenation" in error
-    assert len(content) < len(edge.convert_raw_input(saved, quantize=False)[0])  # int8 weights: smaller
-    assert edge.convert_raw_input(saved, quantize=False)[1] is None
+    # the shared converter is back on the MLIR quantizer for what comes next, and gives the float file too
+    assert converter.experimental_new_dynamic_range_quantizer
+    float_content, float_error = edge.convert_raw_input(converter, quantize=False)
+    assert len(content) < len(float_content) and float_error is None  # int8 weights: smaller
     interpreter = tf.lite.Interpreter(model_content=content)
     assert interpreter.get_signature_list()[edge.RAW_SIGNATURE]["outputs"] == ["probability"]
