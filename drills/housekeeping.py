@@ -55,7 +55,7 @@ def leftovers(name: str, command: list[str] | Callable[[], None], workdir: str, 
             command()
     else:
         done = subprocess.run(command, cwd=runs.REPO, capture_output=True, text=True, timeout=timeout,
-                              env={**os.environ, "PYTHONPATH": runs.REPO, "TMPDIR": tmpdir})  # fmt: skip
+                              env=runs.shell_env(TMPDIR=tmpdir))  # fmt: skip
         if done.returncode != 0:
             # stdout's end first: a test run's summary is there, TensorFlow's start-up lines are on stderr
             problems.append(f"exit {done.returncode}: {done.stdout[-600:]} {done.stderr[-200:]}")

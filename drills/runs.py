@@ -73,6 +73,14 @@ class Outcome:
 _STARTED = re.compile(r"^\s+(\S+)\s+started$", re.MULTILINE)
 
 
+def shell_env(**extra: str) -> dict[str, str]:
+    """The environment a command gets from a user's shell, with the checkout importable: this process's own
+    imports set TF_USE_LEGACY_KERAS (TensorFlow Transform does), which a shell does not have and which
+    changes how the pipeline's processes load Keras."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}
+    return {**env, "PYTHONPATH": REPO, **extra}
+
+
 def start_pipeline(config_path: str, env: dict | None = None, view: tuple[str, str] | None = None) -> subprocess.Popen:
     """`python -m pipelines.local_runner --config config_path` in its own process group, output on a pipe.
     `view` (copy, path): the run sees directory `copy` at `path` (a bind mount in its own mount namespace),
@@ -84,7 +92,7 @@ def start_pipeline(config_path: str, env: dict | None = None, view: tuple[str, s
         command = ["unshare", "--mount", "--propagation", "unchanged", "sh", "-c", script, "drill", *view, *command]
     return subprocess.Popen(
         command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-        env={**os.environ, "PYTHONPATH": REPO, **(env or {})},
+        env=shell_env(**(env or {})),
     )  # fmt: skip
 
 
