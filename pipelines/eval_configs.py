@@ -14,6 +14,10 @@ from settings.config import Config
 from settings.metrics import GATING_METRICS, default_margin, higher_is_better
 
 SERVING_SIGNATURE = "serving_default"
+# TFMA runs every model through its signatures. Unset, TFMA guesses the type by loading the model with
+# whichever Keras `tf.keras` is in its process (Keras 3 cannot load it, tf_keras can, and then TFMA runs it
+# as Keras): TF_USE_LEGACY_KERAS would decide how the models are evaluated.
+MODEL_TYPE = tfma.TF_GENERIC
 
 METRICS = {
     # calibration: mean prediction / mean label (1.0 when scores are calibrated probabilities, which the
@@ -102,12 +106,14 @@ def eval_config(config: Config) -> tfma_config.EvalConfig:
             tfma_config.ModelSpec(
                 name=tfma.CANDIDATE_KEY,
                 signature_name=SERVING_SIGNATURE,
+                model_type=MODEL_TYPE,
                 label_key=config.label,
                 preprocessing_function_names=[SLICE_SIGNATURE] if e.time_slice else None,
             ),
             tfma_config.ModelSpec(
                 name=tfma.BASELINE_KEY,
                 signature_name=SERVING_SIGNATURE,
+                model_type=MODEL_TYPE,
                 label_key=config.label,
                 is_baseline=True,
                 preprocessing_function_names=[SERVING_SIGNATURE] if e.time_slice else None,
@@ -138,7 +144,9 @@ def baselines_eval_config(config: Config) -> tfma_config.EvalConfig:
     compares the models' values (TFMA compares only two)."""
     return tfma_config.EvalConfig(
         model_specs=[
-            tfma_config.ModelSpec(name=name, signature_name=SERVING_SIGNATURE, label_key=config.label)
+            tfma_config.ModelSpec(
+                name=name, signature_name=SERVING_SIGNATURE, label_key=config.label, model_type=MODEL_TYPE
+            )
             for name in BASELINE_MODELS
         ],
         slicing_specs=[tfma_config.SlicingSpec()],

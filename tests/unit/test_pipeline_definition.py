@@ -213,3 +213,14 @@ def test_batch_and_stream_prediction_start_without_tfx():
             "print(sorted(m for m in ('tfx', 'google.cloud.aiplatform') if m in sys.modules))")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_tfma_runs_every_model_through_its_signatures(taxi_config_path):
+    """Every model spec names its type. Unset, TFMA guesses it by loading the model with whichever Keras
+    `tf.keras` is in that process: Keras 3 cannot load the SavedModel, tf_keras can, and then TFMA runs it
+    as a Keras model instead (TF_USE_LEGACY_KERAS would decide how the models are evaluated)."""
+    from pipelines.eval_configs import baselines_eval_config
+
+    config = load_config(taxi_config_path)
+    specs = [*eval_config(config).model_specs, *baselines_eval_config(config).model_specs]
+    assert len(specs) == 5 and {spec.model_type for spec in specs} == {tfma.TF_GENERIC}
