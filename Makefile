@@ -16,7 +16,7 @@ LABELS ?=
 VERTEX = $(ENV) python -m pipelines.vertex --profile $(PROFILE) $(if $(IMAGE),--image $(IMAGE)) $(if $(DRY_RUN),--dry-run)
 
 .DEFAULT_GOAL := help
-.PHONY: help env run smoke serve test test-unit test-e2e bench bench-scale bench-serve bench-batch bench-input bench-tables corruption-suite drills lineage report run-batch run-stream bench-stream compile-canary monitor compile-monitoring features schema config-schema lint lock clean clean-env \
+.PHONY: help env run smoke serve test test-unit test-e2e bench bench-scale bench-reference bench-serve bench-batch bench-input bench-tables corruption-suite drills lineage report run-batch run-stream bench-stream compile-canary monitor compile-monitoring features schema config-schema lint lock clean clean-env \
 	compile upload submit schedule trigger-bundle image image-test image-clean
 
 help: ## List the targets
@@ -66,6 +66,10 @@ bench: env ## Time each component on ROWS rows (default 15000); writes build/ben
 SIZES ?= 15000 150000 1500000
 bench-scale: env ## One cache-off run per size (SIZES=...): per-component seconds, growth vs the rows, peak memory; build/bench/scale.json
 	$(ENV) python -m benchmarks.scale --config $(CONFIG) --rows $(SIZES) --out build/bench/scale.json
+
+REPEAT ?= 1
+bench-reference: env ## This pipeline beside TFX's own Chicago taxi example, same trips (REPEAT=100: 1.5 M rows); build/bench/reference.json
+	$(ENV) python -m benchmarks.reference --repeat $(REPEAT) --out build/bench/reference.json
 
 TABLES ?=
 bench-tables: env ## Seven public tables (one YAML each): network vs linear vs boosted, per table; build/bench/tables.json

@@ -32,9 +32,7 @@ from absl import logging
 from settings import logs
 
 # What the runner imports to define the pipeline, so that a node's process finds the libraries as a
-# LocalDagRunner run in the runner's process did. The order matters: imported this way, `tf.keras` is Keras 3,
-# which cannot load the models' SavedModels, so TFMA scores them through their signatures; with tf_keras
-# imported first, TFMA would take its slower Keras path.
+# LocalDagRunner run in the runner's process did: imported this way, `tf.keras` is Keras 3 in both.
 PRELOAD = ("pipelines.pipeline",)
 _SOCKET_PATH_MAX = 100  # sun_path holds 108 bytes with its terminating NUL; a margin for the listener's name
 
