@@ -6,8 +6,8 @@ The anchor for the pipeline's speed on this machine: TFX's example is nine stand
 them (`tfx/examples/chicago_taxi_pipeline/taxi_pipeline_native_keras.py`, its module file, TFX's
 LocalDagRunner); this project's is `configs/tables/chicago_taxi.yaml` (the example's label, every stage of
 the exam guide). Both read the 15,002 trips TFX ships with its example, repeated `--repeat` times, cache off,
-each in a scratch directory, Beam in-process (the project's `beam_args`), one after the other in one
-process tree. Prints each one's seconds per component, the totals and their ratio.
+each in a process and a scratch directory of its own, Beam in-process (the project's `beam_args`), one after
+the other. Prints each one's seconds per component, the totals and their ratio.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def run_reference(workdir: str, repeat: int, beam_args: list[str]) -> dict:
     return timing(summary, total)
 
 
-def run_project(workdir: str, repeat: int, config_path: str = PROJECT_CONFIG) -> dict:
+def run_project(workdir: str, repeat: int) -> dict:
     from datagen import public_tables
     from pipelines import local_runner
     from settings.config import load_config
@@ -89,7 +89,7 @@ def run_project(workdir: str, repeat: int, config_path: str = PROJECT_CONFIG) ->
     source = os.path.join(workdir, "table")
     public_tables.write("chicago_taxi", source)
     repeat_csv(os.path.join(source, "chicago_taxi.csv"), data_root, repeat)
-    config = load_config(config_path, {
+    config = load_config(PROJECT_CONFIG, {
         "data": {"path": data_root, "public_table": None},
         "pipeline": {"enable_cache": False, "root": os.path.join(workdir, "pipeline"),
                      "metadata_path": os.path.join(workdir, "metadata.sqlite"),
@@ -100,18 +100,21 @@ def run_project(workdir: str, repeat: int, config_path: str = PROJECT_CONFIG) ->
     return {**timing(summary, time.perf_counter() - start), "beam_args": list(config.pipeline.beam_args)}
 
 
-def run_side(side: str, repeat: int, config_path: str) -> dict:
+def run_side(side: str, repeat: int) -> dict:
     """One side in a process of its own (its own imports: TFX's example chooses its Keras as a fresh
-    process would)."""
+    process would); a run that did not complete every component is no timing of it."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         out = f.name
     try:
         subprocess.run([sys.executable, "-m", "benchmarks.reference", "--side", side, "--repeat", str(repeat),
-                        "--config", config_path, "--out", out], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+                        "--out", out], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
         with open(out) as f:
-            return json.load(f)
+            result = json.load(f)
     finally:
         os.unlink(out)
+    if not result["complete"]:
+        raise RuntimeError(f"the {side} run did not complete every component: {result['components_seconds']}")
+    return result
 
 
 def timing(summary, total: float) -> dict:
@@ -145,7 +148,6 @@ def report(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=1, help="the 15,002 trips this many times over")
-    parser.add_argument("--config", default=PROJECT_CONFIG)
     parser.add_argument("--out", default="build/bench/reference.json")
     parser.add_argument("--side", choices=("project", "reference"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -156,15 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.side:  # one side, in this process, into --out
         with tempfile.TemporaryDirectory(prefix=f"bench-{args.side}-") as workdir:
             if args.side == "project":
-                result = run_project(workdir, args.repeat, args.config)
+                result = run_project(workdir, args.repeat)
             else:
-                beam_args = list(load_config(args.config).pipeline.beam_args)  # the same in-process Beam
+                beam_args = list(load_config(PROJECT_CONFIG).pipeline.beam_args)  # the same in-process Beam
                 result = run_reference(workdir, args.repeat, beam_args)
             with open(os.path.join(workdir, "data", "data.csv"), "rb") as f:
                 result["rows"] = sum(1 for _ in f) - 1
         write_result(args.out, result)
         return 0
-    project, reference = (run_side(side, args.repeat, args.config) for side in ("project", "reference"))
+    project, reference = (run_side(side, args.repeat) for side in ("project", "reference"))
     if project["rows"] != reference["rows"]:
         raise RuntimeError(f"the two read different row counts: {project['rows']} and {reference['rows']}")
     result = compare(project["rows"], project, reference)
