@@ -148,9 +148,9 @@ def export_serving_model(model: keras.Model, transform_output, spec: FeatureSpec
             return {month_name(spec.timestamp): month_of(tf.reshape(seconds, [-1, 1]))}
 
         signatures[SLICE_SIGNATURE] = slice_features
-    # No per-layer traces: nothing loads the model back as Keras (serving, TFMA and the TFLite converter call
-    # its signatures; a warm start reads the weights file), and the traces made the export and the raw-input
-    # TFLite conversion, which imports every function of the SavedModel, about twice as slow.
+    # No per-layer traces: serving, TFMA and the TFLite converter call its signatures, a warm start reads the
+    # weights file, and tf_keras.models.load_model still rebuilds the network from its config; the traces made
+    # the export and the raw-input TFLite conversion (it imports every function of the SavedModel) twice as slow.
     model.save(path, save_format="tf", signatures=signatures, save_traces=False)
 
 
