@@ -13,8 +13,9 @@ from models.fairness import GroupRates
 CONFUSION_MATRIX = "confusion_matrix_at_thresholds"  # TFMA's metric name
 
 
-def group_rates(evaluation_uri: str, features: tuple[str, ...] | list[str]) -> list[GroupRates]:
-    """One GroupRates per value of each feature in `features` and threshold, for the candidate."""
+def group_rates(evaluation_uri: str, features: tuple[str, ...] | list[str], model: str = "candidate") -> list[GroupRates]:
+    """One GroupRates per value of each feature in `features` and threshold, for `model` (a lone model's
+    results carry no name)."""
     import tensorflow_model_analysis as tfma
 
     out = []
@@ -24,7 +25,7 @@ def group_rates(evaluation_uri: str, features: tuple[str, ...] | list[str]) -> l
             continue
         for kv in metrics.metric_keys_and_values:
             k = kv.key
-            if k.name != CONFUSION_MATRIX or k.is_diff or k.model_name not in ("", "candidate"):
+            if k.name != CONFUSION_MATRIX or k.is_diff or k.model_name not in ("", model):
                 continue
             for m in kv.value.confusion_matrix_at_thresholds.matrices:
                 out.append(GroupRates(keys[0].column, slice_value(keys[0]), round(m.threshold, 6), m.true_positives,

@@ -17,11 +17,11 @@ from drills import concurrent_runs, runs
 from drills.checks import served, served_problems, store_problems
 
 # component -> seconds after its start line: inside its work, not its first instant
-KILL_POINTS = {"CsvExampleGen": 0.5, "Transform": 4.0, "Trainer": 2.0, "Evaluator": 2.0, "Pusher": 0.0}
+KILL_POINTS = {"CsvExampleGen": 0.5, "Transform": 4.0, "Trainer": 2.0, "Leaderboard": 2.0, "Pusher": 0.0}
 ALWAYS_RUN = {"latest_blessed_model_resolver", "last_accepted_statistics_resolver", "SpanDriftCheck"}
-# once the Evaluator has blessed a model, that model is the latest blessed one, so the re-run's baseline:
+# once the Leaderboard has ranked a model the gate blesses, it is the re-run's baseline:
 # these run again (as on any re-run after a blessing: see the e2e caching test)
-AFTER_A_BLESSING = {"Evaluator", "BlessingGate", "ServingInfraValidator", "Pusher"}
+AFTER_A_BLESSING = {"Leaderboard", "BlessingGate", "ServingInfraValidator", "Pusher"}
 _DONE = re.compile(r"^\s+(\S+)\s+done\s", re.MULTILINE)
 
 
@@ -51,7 +51,7 @@ def kill_and_rerun(config_path: str, component: str, after_start: float, view: t
     finished = set(_DONE.findall(killed.output)) - ALWAYS_RUN
     after_kill = served(serving_dir)
     added = [v for v in after_kill if v not in before]
-    if added or "Evaluator" in finished:
+    if added or "Leaderboard" in finished:
         finished -= AFTER_A_BLESSING
     kill_problems = served_problems(serving_dir, local)
     kill_problems += [f"after the kill: {p}" for p in store_problems(metadata_path, config.pipeline.name, local, True)]

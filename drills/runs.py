@@ -28,7 +28,7 @@ SMALL = {
     "tuning": {"max_trials": 1, "trial_steps": 40, "learning_rate": [0.003, 0.006], "hidden_units": [[32]]},
     "framing": {"success_level": 0.6},
     "evaluation": {"max_regression": 0.05, "slice_lower_bound": None,
-                   "baselines": {"margin": -0.1, "boosted_margin": -0.1}},
+                   "baselines": {"margin": -0.1}},
 }  # fmt: skip
 
 

@@ -27,8 +27,10 @@ class ModelLineage:
     pushed_version: str
     pushed_destination: str
     code_commit: str
-    model: str  # the Trainer's model artifact
+    model: str  # the pushed model artifact (the leaderboard's copy of the winner)
     run: str | None
+    candidate: str = ""  # the winner's name on the leaderboard
+    trained_model: str = ""  # the winner as its Trainer wrote it
     data: list[dict] = field(default_factory=list)  # raw examples: uri, span, version
     statistics: list[str] = field(default_factory=list)
     schema: list[str] = field(default_factory=list)
@@ -55,13 +57,16 @@ def model_lineage(store, pipeline_name: str, version: str | None = None) -> Mode
     push = candidates[0]
     pusher = mlmd.producer(store, push.id)
     model = mlmd.of_type(store, mlmd.inputs(store, pusher), "Model")[0]
-    trainer = mlmd.producer(store, model.id)
+    trained = _trained_winner(store, model)
+    trainer = mlmd.producer(store, trained.id)
     lineage = ModelLineage(
         pushed_version=str(mlmd.property_value(push, "pushed_version")),
         pushed_destination=str(mlmd.property_value(push, "pushed_destination")),
         code_commit=str(mlmd.property_value(push, "code_commit") or "unknown"),
         model=model.uri,
         run=_run_of(store, trainer),
+        candidate=str(mlmd.property_value(model, "candidate") or ""),
+        trained_model=trained.uri,
     )
     for artifact in mlmd.inputs(store, trainer):
         kind = mlmd.type_name(store, artifact)
@@ -78,8 +83,8 @@ def model_lineage(store, pipeline_name: str, version: str | None = None) -> Mode
                 for reader in mlmd.consumers(store, raw.id):
                     stats = mlmd.of_type(store, mlmd.outputs(store, reader), "ExampleStatistics")
                     lineage.statistics += [s.uri for s in stats if s.uri not in lineage.statistics]
-    # what the model's readers wrote (the Evaluator's pass) and read (the gate: the baselines' pass)
-    for reader in mlmd.consumers(store, model.id):
+    # the one pass that ranked it (the Leaderboard made the pushed copy beside its evaluation)
+    for reader in [mlmd.producer(store, model.id), *mlmd.consumers(store, model.id)]:
         made, read = mlmd.outputs(store, reader), mlmd.inputs(store, reader)
         for evaluation in mlmd.of_type(store, made + read, "ModelEvaluation"):
             if any(e["uri"] == evaluation.uri for e in lineage.evaluations):
@@ -89,6 +94,16 @@ def model_lineage(store, pipeline_name: str, version: str | None = None) -> Mode
                 "uri": evaluation.uri, "metrics": overall_metrics(evaluation.uri),
             })  # fmt: skip
     return lineage
+
+
+def _trained_winner(store, model):
+    """The Trainer's model the leaderboard copied into `model` (`source_model_id`); `model` itself otherwise."""
+    source = mlmd.property_value(model, "source_model_id")
+    if source:
+        found = store.get_artifacts_by_id([int(source)])
+        if found:
+            return found[0]
+    return model
 
 
 def models_of_span(store, pipeline_name: str, span: int) -> list[dict]:
@@ -132,7 +147,10 @@ def run_table(store, pipeline_name: str) -> list[dict]:
         status = "failed" if "FAILED" in states else "running" if states & {"NEW", "RUNNING"} else "complete"
         rows.append({
             "run": run.name, "started": run.create_time_since_epoch / 1000.0, "status": status,
-            "blessed": summary.blessed, "pushed": summary.pushed_model, "failures": list(summary.failures),
+            "blessed": summary.blessed, "pushed": summary.pushed_model, "winner": summary.winner,
+            "leaderboard": [{k: s[k] for k in ("rank", "name", "value", "slices", "size_bytes", "latency_ms_per_row",
+                                               "lost_because")} for s in summary.leaderboard],
+            "failures": list(summary.failures),
             **run_parameters_and_metrics(store, run, pipeline_name),
         })  # fmt: skip
     return rows
@@ -146,7 +164,7 @@ def run_parameters_and_metrics(store, run, pipeline_name: str) -> dict:
         component = mlmd.node_id(store, execution.id, pipeline_name)
         for artifact in mlmd.outputs(store, execution.id):
             kind = mlmd.type_name(store, artifact)
-            if kind == "Model" and component == "Trainer":
+            if kind == "Model" and component == "Trainer":  # the network candidate's hyperparameters
                 params = _model_metadata(artifact.uri).get("hparams", params)
                 params.update(
                     {k: v for k, v in _model_metadata(artifact.uri).items() if k.startswith(("code", "data"))}

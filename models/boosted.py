@@ -10,9 +10,19 @@ softmax (multiclass) or nothing (regression, squared error).
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import tensorflow as tf
+import tensorflow_transform as tft
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+from models.candidate import TrainingInputs
+from models.training import feature_spec
+
+# No capability: no gradients for integrated gradients, no Keras layers to warm-start, distil from or convert.
+CAPABILITIES = ()
+MAX_ROWS = 200_000  # a uniform sample this large fits the trees as well as all rows would, in bounded time
 
 HEADS = ("binary", "multiclass", "regression")
 NODE_FIELDS = ("feature_idx", "num_threshold", "left", "right", "is_leaf", "value", "missing_go_to_left")
@@ -160,3 +170,49 @@ class BoostedModule(tf.Module):
             proba = tf.nn.softmax(raw, axis=1)
         proba = tf.concat([proba, tf.zeros_like(proba[:, :1])], axis=1)
         return tf.cast(tf.gather(proba, self._columns, axis=1), tf.float32)
+
+
+def transformed_arrays(file_patterns: list[str], transform_output, columns: tuple[str, ...], label: str,
+                       max_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The transformed rows of `file_patterns` as a float matrix (`columns` in order) and the label."""
+    spec = transform_output.transformed_feature_spec()
+    files = tf.data.Dataset.list_files(file_patterns, shuffle=False)
+    rows = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    if max_rows:
+        rows = rows.take(max_rows)
+    xs, ys = [], []
+    for batch in rows.batch(4096).map(lambda s: tf.io.parse_example(s, spec)):
+        xs.append(np.stack([tf.cast(tf.reshape(batch[c], [-1]), tf.float64).numpy() for c in columns], axis=1))
+        ys.append(tf.reshape(batch[label], [-1]).numpy())
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+class TreesOverFeatures(tf.Module):
+    """The ensemble as a candidate's model: a dict of transformed features -> the head's output."""
+
+    def __init__(self, trees: BoostedModule, columns: tuple[str, ...], metadata: dict):
+        super().__init__()
+        self.trees = trees
+        self.input_names = list(columns)
+        self.metadata = metadata
+
+    @tf.function
+    def __call__(self, features: dict) -> tf.Tensor:
+        x = tf.stack([tf.cast(tf.reshape(features[c], [-1]), tf.float32) for c in self.input_names], axis=1)
+        return self.trees(x)
+
+
+def train(inputs: TrainingInputs) -> TreesOverFeatures:
+    """Histogram GBDT on the transformed features (numbers and their missing flags, ids as ordinals)."""
+    config = inputs.custom_config
+    transform_output = tft.TFTransformOutput(inputs.transform_output)
+    spec = feature_spec(config, transform_output)
+    columns = (*spec.dense_outputs(), *spec.categorical_outputs())
+    x, y = transformed_arrays(inputs.train_files, transform_output, columns, spec.label)
+    model = fit_boosted(x, y, inputs.head, inputs.num_classes, seed=int(config.get("seed", 0)), max_rows=MAX_ROWS)
+    trees = BoostedModule(ensemble_arrays(model), inputs.head,
+                          inputs.num_classes if inputs.head == "multiclass" else None)  # fmt: skip
+    metadata = {"model": type(model).__name__, "train_rows": len(x), "fitted_rows": min(len(x), MAX_ROWS),
+                "iterations": int(model.n_iter_), "features": list(columns)}  # fmt: skip
+    print(json.dumps({"event": "boosted_trees", **metadata, "features": len(columns)}))
+    return TreesOverFeatures(trees, columns, metadata)

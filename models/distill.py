@@ -18,13 +18,25 @@ import tf_keras as keras
 
 from models.measure import directory_bytes, latency_ms
 from models.model import HParams, build_model
-from models.trainer import CONTRACT_DIR, METADATA_FILE, WEIGHTS_FILE, export_serving_model, write_serving_contract
+from models.trainer import (
+    CONTRACT_DIR,
+    METADATA_FILE,
+    WEIGHTS_FILE,
+    export_serving_model,
+    read_failure,
+    write_failure,
+    write_serving_contract,
+)
 from models.training import cardinalities, feature_spec, fit, make_datasets, plan_for
 
 RESULT_FILE = "simplification.json"
 
 
 def run_fn(fn_args) -> None:
+    teacher_failed = read_failure(fn_args.base_model)
+    if teacher_failed:  # nothing to distil: say so where the model would be
+        write_failure(fn_args.serving_model_dir, "distilled", f"the teacher (network) failed: {teacher_failed}")
+        return
     config = fn_args.custom_config
     student_config = config["student"]
     transform_output = tft.TFTransformOutput(fn_args.transform_output)

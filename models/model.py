@@ -31,7 +31,7 @@ HEADS = ("binary", "multiclass", "regression")
 
 
 def build_model(dense: tuple[str, ...], cardinalities: dict[str, int], hparams: HParams, head: str = "binary",
-                num_classes: int = 2) -> keras.Model:  # fmt: skip
+                num_classes: int = 2, label_scale: tuple[float, float] | None = None) -> keras.Model:  # fmt: skip
     """Returns a compiled model.
 
     Args:
@@ -41,6 +41,9 @@ def build_model(dense: tuple[str, ...], cardinalities: dict[str, int], hparams: 
         head: `binary` (label 0/1, one probability), `multiclass` (label 0..num_classes-1,
             a probability per class) or `regression` (a real label, one value).
         num_classes: the number of classes of a multiclass head.
+        label_scale: regression only: the training label's (mean, std). The last dense layer then learns the
+            standardized label and a fixed rescaling gives the label's units back, so a target of thousands
+            trains at the same pace as one near 1 (the loss and metrics stay in the label's units).
     """
     if head not in HEADS:
         raise ValueError(f"head must be one of {HEADS}, got {head!r}")
@@ -72,7 +75,12 @@ def build_model(dense: tuple[str, ...], cardinalities: dict[str, int], hparams: 
         if hparams.dropout:
             x = keras.layers.Dropout(hparams.dropout)(x)
     units, activation, loss, metrics = _head(head, num_classes)
-    output = keras.layers.Dense(units, activation=activation, name=OUTPUT_LAYER[head])(x)
+    if head == "regression" and label_scale is not None:
+        mean, std = label_scale
+        standardized = keras.layers.Dense(units, name="standardized_prediction")(x)
+        output = keras.layers.Rescaling(max(std, 1e-6), offset=mean, name=OUTPUT_LAYER[head])(standardized)
+    else:
+        output = keras.layers.Dense(units, activation=activation, name=OUTPUT_LAYER[head])(x)
     model = keras.Model(inputs=inputs, outputs=output)
     model.feature_columns = columns
     model.head = head

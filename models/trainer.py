@@ -12,133 +12,135 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from models import edge, explain
+from models import candidate, edge, explain
+from models.candidate import TrainingInputs
 from models.features import FeatureSpec
-from models.model import OBJECTIVE, HParams, build_model, head_of, output_name
-from models.training import (
-    cardinalities,
-    class_weights,
-    feature_spec,
-    fit,
-    label_prior,
-    make_datasets,
-    plan_for,
-    strategy_for,
-)
+from models.model import OBJECTIVE, HParams, head_of, output_name
+from models.training import feature_spec, tuned_input
 from models.tuning import hparams_from_values
 
 SERVING_OUTPUT = "probability"  # the binary head's output; see `output_name`
 
 
 def run_fn(fn_args) -> None:
-    """Trains and writes the serving SavedModel to `fn_args.serving_model_dir`.
+    """The Trainer's entry: trains the configured candidate and exports it with the shared contract.
 
-    Args:
-        fn_args: TFX `FnArgs`; `custom_config` holds `features` (FeatureSpec.to_dict()),
-            `hparams` (HParams fields) and `batch_size`. When the Tuner ran,
-            `fn_args.hyperparameters` holds its best trial, which overrides `hparams`.
+    TFX's FnArgs is unpacked here, once (`training_inputs`); the candidate sees only `TrainingInputs`.
+    A candidate that fails to train or export writes `CANDIDATE_FAILED` (its name and the cause) in place
+    of a model, so that the run's other candidates still compete; the leaderboard lists it as failed.
     """
-    config = fn_args.custom_config
-    hparams = HParams.from_dict(config.get("hparams", {}))
+    inputs = training_inputs(fn_args)
+    entry = fn_args.custom_config.get("candidate") or {"name": "network"}
+    try:
+        module = candidate.load(entry["name"], entry.get("module"))
+        trained = module.train(inputs)
+        export(trained, inputs, candidate.capabilities(module))
+    except Exception as e:  # noqa: BLE001 (any failure of a forker's code is reported, named, not raised)
+        cause = f"{type(e).__name__}: {e}"
+        print(json.dumps({"event": "candidate_failed", "candidate": inputs.name, "cause": cause[:2000]}))
+        write_failure(inputs.serving_model_dir, inputs.name, cause)
+
+
+def training_inputs(fn_args) -> TrainingInputs:
+    """What a candidate receives, from TFX's FnArgs; the Tuner's best trial, when there is one, overrides the
+    configured hyperparameters."""
+    config = dict(fn_args.custom_config or {})
+    entry = config.get("candidate") or {"name": "network"}
+    hparams = dict(config.get("hparams", {}))
     if fn_args.hyperparameters:
         best = keras_tuner.HyperParameters.from_config(fn_args.hyperparameters)
-        hparams = hparams_from_values(best.values, hparams)
-    train_and_export(fn_args, hparams, edge_settings=config.get("edge"))
-
-
-def train_and_export(fn_args, hparams: HParams, edge_settings: dict | None = None) -> None:
-    """Trains `build_model(hparams)` on the transformed examples and exports it for serving (and, with
-    `edge_settings`, for devices: `models/edge.py`)."""
-    config = fn_args.custom_config
-    plan = plan_for(fn_args)
-    keras.utils.set_random_seed(int(config.get("seed", 0)))
-    transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    spec = feature_spec(config, transform_output)
-    train, evaluation = make_datasets(fn_args, transform_output, spec.label, plan.batch_size)
-
-    strategy = strategy_for(config.get("distribution", "default"))
-    print(json.dumps({"event": "distribution", "strategy": type(strategy).__name__,
-                      "replicas": strategy.num_replicas_in_sync}))  # fmt: skip
-    with strategy.scope():  # variables are created (mirrored) under the strategy; fit then distributes
-        model = build_model(spec.dense_outputs(), cardinalities(spec, transform_output), hparams, head_of(config),
-                            int(config.get("num_classes") or 2))  # fmt: skip
-        if config.get("warm_start") and fn_args.base_model:
-            warm_start(model, fn_args.base_model)
-    tensorboard = keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")
-    weights = None
-    if config.get("class_weight") == "balanced" and head_of(config) != "regression":
-        weights = class_weights(label_prior(fn_args, head_of(config), int(config.get("num_classes") or 2)))
-        print(json.dumps({"event": "class_weight", "weights": weights}))
-    history = fit(
-        model, train, evaluation, plan.train_steps, plan.eval_steps, callbacks=[tensorboard],
-        epochs=plan.epochs, patience=plan.patience,
-        class_weight=weights,
+        tuned = hparams_from_values(best.values, HParams.from_dict(hparams))
+        hparams = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(tuned).items()}
+    return TrainingInputs(
+        name=entry["name"], train_files=list(fn_args.train_files), eval_files=list(fn_args.eval_files),
+        transform_output=fn_args.transform_output, serving_model_dir=fn_args.serving_model_dir,
+        model_run_dir=fn_args.model_run_dir, schema_path=fn_args.schema_path, custom_config=config,
+        hparams=hparams, train_steps=fn_args.train_steps or None, eval_steps=fn_args.eval_steps or None,
+        base_model=fn_args.base_model,
     )  # fmt: skip
-    write_learning_curves(history, fn_args.model_run_dir)
-    write_feature_importance(model, spec, evaluation, fn_args.model_run_dir)
-    export_serving_model(model, transform_output, spec, fn_args.serving_model_dir, output_name(config))
-    write_serving_contract(fn_args.serving_model_dir, spec, fn_args.schema_path, config.get("decision_threshold"),
-                           output_name(config), config.get("label_classes") or ())  # fmt: skip
-    model.save_weights(os.path.join(fn_args.serving_model_dir, CONTRACT_DIR, WEIGHTS_FILE))
-    write_model_metadata(fn_args.serving_model_dir, config, hparams, history)
-    if edge_settings:  # TFLite files in the model's assets.extra (pushed with it), compared in edge.json
-        rows = edge.eval_features(fn_args.eval_files, transform_output.transformed_feature_spec(),
-                                  list(model.input_names), int(edge_settings["eval_rows"]))  # fmt: skip
-        tflite_dir = os.path.join(fn_args.serving_model_dir, CONTRACT_DIR, edge.TFLITE_DIR)
-        result = edge.export(model, spec, fn_args.serving_model_dir, tflite_dir, rows, output_name(config))
-        edge.write_result(result, fn_args.model_run_dir)
+
+
+FAILURE_FILE = "CANDIDATE_FAILED"
+
+
+def write_failure(model_dir: str, name: str, cause: str) -> None:
+    if tf.io.gfile.exists(model_dir):
+        tf.io.gfile.rmtree(model_dir)  # a half-written export is not a model
+    tf.io.gfile.makedirs(model_dir)
+    with tf.io.gfile.GFile(os.path.join(model_dir, FAILURE_FILE), "w") as f:
+        json.dump({"candidate": name, "cause": cause}, f)
+
+
+def read_failure(model_dir: str) -> str | None:
+    """The cause a candidate failed with, or None for a model."""
+    path = os.path.join(model_dir, FAILURE_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)["cause"]
+
+
+def export(trained, inputs: TrainingInputs, capabilities: frozenset[str]) -> None:
+    """Exports what a candidate's `train` returned, with the Transform graph inside and the shared signatures
+    and contract; what its capabilities allow (attributions, warm-start weights, TensorFlow Lite) comes with it."""
+    config = inputs.custom_config
+    transform_output = tft.TFTransformOutput(inputs.transform_output)
+    spec = feature_spec(config, transform_output)
+    output, path = output_name(config), inputs.serving_model_dir
+    keras_model = isinstance(trained, keras.Model)
+    explains = keras_model and candidate.ATTRIBUTIONS in capabilities
+    if keras_model:
+        export_serving_model(trained, transform_output, spec, path, output, explains=explains)
+        if candidate.WARM_START in capabilities:
+            tf.io.gfile.makedirs(os.path.join(path, CONTRACT_DIR))
+            trained.save_weights(os.path.join(path, CONTRACT_DIR, WEIGHTS_FILE))
+    elif isinstance(trained, tf.Module) and callable(trained) and hasattr(trained, "input_names"):
+        export_module(trained, transform_output, spec, path, output)
+    else:
+        raise candidate.CandidateError(f"candidate '{inputs.name}': train() returned {type(trained).__name__}; "
+                                       "expected a tf_keras.Model or a tf.Module with input_names and __call__")  # fmt: skip
+    write_serving_contract(path, spec, inputs.schema_path, config.get("decision_threshold"), output,
+                           config.get("label_classes") or (), explains=explains)  # fmt: skip
+    write_model_metadata(path, config, inputs, trained, capabilities)
+    if explains:
+        batch = 256
+        evaluation = tuned_input(inputs.eval_files, transform_output.transformed_feature_spec(), spec.label, batch,
+                                 shuffle=False)  # fmt: skip
+        write_feature_importance(trained, spec, evaluation, inputs.model_run_dir)
+    edge_settings = config.get("edge")
+    if edge_settings and keras_model and candidate.TFLITE in capabilities:
+        # TFLite files in the model's assets.extra (pushed with it), compared in edge.json
+        rows = edge.eval_features(inputs.eval_files, transform_output.transformed_feature_spec(),
+                                  list(trained.input_names), int(edge_settings["eval_rows"]))  # fmt: skip
+        tflite_dir = os.path.join(path, CONTRACT_DIR, edge.TFLITE_DIR)
+        result = edge.export(trained, spec, path, tflite_dir, rows, output)
+        edge.write_result(result, inputs.model_run_dir)
         print(json.dumps({"event": "edge_export", "conversion_seconds": result["conversion_seconds"]}))
 
 
-def export_serving_model(model: keras.Model, transform_output, spec: FeatureSpec, path: str,
-                         output: str = SERVING_OUTPUT) -> None:  # fmt: skip
-    """Saves `model` with the Transform graph inside it, with two signatures over raw values:
+def raw_signatures(predict_transformed, tft_layer, spec: FeatureSpec, parse_spec: dict, output: str) -> dict:
+    """The signatures every candidate exports, over raw values, given its function of the transformed features:
 
     - `serving_default`: serialized tf.Examples (no label) -> `{output: [batch, 1 or classes]}`;
       what TF Serving, TFMA and batch prediction call.
     - `serving_columns`: one 1-D tensor per raw input, plus `<name>__present` (bool) for an
       optional input -> the same output; what the prediction server calls, which saves
       building a tf.Example per row.
+    - `slice_features` (with a timestamp): the month of each row, which TFMA slices by.
     """
-    model.tft_layer = transform_output.transform_features_layer()
-    raw_spec = transform_output.raw_feature_spec()
-    parse_spec = {name: raw_spec[name] for name in spec.raw_inputs()}
-
-    def model_inputs(raw):
-        transformed = model.tft_layer(raw)
-        return {name: transformed[name] for name in model.input_names}
 
     def predict_raw(raw):
-        return {output: model(model_inputs(raw))}
+        return {output: predict_transformed(tft_layer(raw))}
 
     @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
     def serve_examples(serialized):
         return predict_raw(tf.io.parse_example(serialized, parse_spec))
 
-    column_spec = {}
-    for name, feature in parse_spec.items():
-        column_spec[name] = tf.TensorSpec([None], feature.dtype, name=name)
-        if isinstance(feature, tf.io.VarLenFeature):
-            column_spec[present_name(name)] = tf.TensorSpec([None], tf.bool, name=present_name(name))
-
-    @tf.function(input_signature=[column_spec])
+    @tf.function(input_signature=[column_specs(parse_spec)])
     def serve_columns(columns):
         return predict_raw(columns_to_raw(columns, parse_spec))
 
-    encoder, head = explain.split_model(model)
-    groups = explain.column_groups(model.feature_columns, raw_inputs_of(spec))
-
-    @tf.function(input_signature=[column_spec])
-    def explain_columns(columns):
-        vector = encoder(model_inputs(columns_to_raw(columns, parse_spec)), training=False)
-        found = explain.grouped(explain.integrated_gradients(head, vector), groups)
-        predicted = head(vector)
-        baseline = tf.broadcast_to(head(tf.zeros_like(vector[:1])), tf.shape(predicted))
-        return {output: predicted, f"baseline_{output}": baseline,
-                **{explain.ATTRIBUTION_PREFIX + raw: values for raw, values in found.items()}}  # fmt: skip
-
-    signatures = {"serving_default": serve_examples, "serving_columns": serve_columns,
-                  explain.EXPLAIN_SIGNATURE: explain_columns}  # fmt: skip
+    signatures = {"serving_default": serve_examples, "serving_columns": serve_columns}
     if spec.timestamp:
         timestamp_spec = {spec.timestamp: parse_spec[spec.timestamp]}
 
@@ -148,10 +150,70 @@ def export_serving_model(model: keras.Model, transform_output, spec: FeatureSpec
             return {month_name(spec.timestamp): month_of(tf.reshape(seconds, [-1, 1]))}
 
         signatures[SLICE_SIGNATURE] = slice_features
+    return signatures
+
+
+def column_specs(parse_spec: dict) -> dict:
+    specs = {}
+    for name, feature in parse_spec.items():
+        specs[name] = tf.TensorSpec([None], feature.dtype, name=name)
+        if isinstance(feature, tf.io.VarLenFeature):
+            specs[present_name(name)] = tf.TensorSpec([None], tf.bool, name=present_name(name))
+    return specs
+
+
+def parse_spec_of(transform_output, spec: FeatureSpec) -> dict:
+    raw_spec = transform_output.raw_feature_spec()
+    return {name: raw_spec[name] for name in spec.raw_inputs()}
+
+
+def export_serving_model(model: keras.Model, transform_output, spec: FeatureSpec, path: str,
+                         output: str = SERVING_OUTPUT, explains: bool = True) -> None:  # fmt: skip
+    """Saves a Keras candidate with the Transform graph inside it, with `raw_signatures` and, when it
+    `explains`, `explain_columns` (the prediction with its integrated-gradients attributions per raw input)."""
+    model.tft_layer = transform_output.transform_features_layer()
+    parse_spec = parse_spec_of(transform_output, spec)
+
+    def model_inputs(transformed):
+        return {name: transformed[name] for name in model.input_names}
+
+    signatures = raw_signatures(lambda t: model(model_inputs(t)), model.tft_layer, spec, parse_spec, output)
+    if explains:
+        encoder, head = explain.split_model(model)
+        groups = explain.column_groups(model.feature_columns, raw_inputs_of(spec))
+
+        @tf.function(input_signature=[column_specs(parse_spec)])
+        def explain_columns(columns):
+            vector = encoder(model_inputs(model.tft_layer(columns_to_raw(columns, parse_spec))), training=False)
+            found = explain.grouped(explain.integrated_gradients(head, vector), groups)
+            predicted = head(vector)
+            baseline = tf.broadcast_to(head(tf.zeros_like(vector[:1])), tf.shape(predicted))
+            return {output: predicted, f"baseline_{output}": baseline,
+                    **{explain.ATTRIBUTION_PREFIX + raw: values for raw, values in found.items()}}  # fmt: skip
+
+        signatures[explain.EXPLAIN_SIGNATURE] = explain_columns
     # No per-layer traces: serving, TFMA and the TFLite converter call its signatures, a warm start reads the
     # weights file, and tf_keras.models.load_model still rebuilds the network from its config; the traces made
     # the export and the raw-input TFLite conversion (it imports every function of the SavedModel) twice as slow.
     model.save(path, save_format="tf", signatures=signatures, save_traces=False)
+
+
+class _Servable(tf.Module):
+    """A non-Keras candidate with the Transform graph, saved with the same signatures."""
+
+    def __init__(self, model: tf.Module, tft_layer):
+        super().__init__()
+        self.model = model
+        self.tft_layer = tft_layer
+
+
+def export_module(model: tf.Module, transform_output, spec: FeatureSpec, path: str, output: str) -> None:
+    """Saves a `tf.Module` candidate (`__call__` over a dict of its `input_names`) with `raw_signatures`."""
+    servable = _Servable(model, transform_output.transform_features_layer())
+    names = list(model.input_names)
+    signatures = raw_signatures(lambda t: model({n: t[n] for n in names}), servable.tft_layer, spec,
+                                parse_spec_of(transform_output, spec), output)  # fmt: skip
+    tf.saved_model.save(servable, path, signatures=signatures)
 
 
 SLICE_SIGNATURE = "slice_features"  # TFMA's preprocessing function: features to slice by that are not columns
@@ -244,20 +306,26 @@ def write_learning_curves(history: keras.callbacks.History, run_dir: str) -> Non
 METADATA_FILE = "model_metadata.json"
 
 
-def write_model_metadata(model_dir: str, config: dict, hparams: HParams, history) -> dict:
-    """Where the model came from, versioned with it: the code commit, the data span(s) and
-    version(s) it was trained on, its hyperparameters and its best eval AUC in training."""
-    monitor, mode = OBJECTIVE[head_of(config)]
-    values = history.history.get(monitor) or [float("nan")]
+def write_model_metadata(model_dir: str, config: dict, inputs: TrainingInputs, trained, capabilities) -> dict:
+    """Where the model came from, versioned with it: the candidate and its capabilities, the code commit, the
+    data span(s) and version(s) it was trained on, its hyperparameters and its best eval objective in training."""
     metadata = {
+        "candidate": inputs.name,
+        "capabilities": sorted(capabilities),
         "code_commit": config.get("code_commit", "unknown"),
         "data_span": config.get("data_span", []),
         "data_version": config.get("data_version", []),
-        "hparams": {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(hparams).items()},
         "problem_type": config.get("problem_type", "binary_classification"),
-        "epochs_run": len(values),
-        f"best_{monitor}": float(max(values) if mode == "max" else min(values)),
+        **getattr(trained, "metadata", {}),
     }
+    if hasattr(trained, "hparams"):
+        metadata["hparams"] = trained.hparams
+    history = getattr(trained, "history", None)
+    if history is not None and getattr(history, "history", None):
+        monitor, mode = OBJECTIVE[head_of(config)]
+        values = history.history.get(monitor) or [float("nan")]
+        metadata["epochs_run"] = len(values)
+        metadata[f"best_{monitor}"] = float(max(values) if mode == "max" else min(values))
     extra = os.path.join(model_dir, CONTRACT_DIR)
     tf.io.gfile.makedirs(extra)
     with tf.io.gfile.GFile(os.path.join(extra, METADATA_FILE), "w") as f:
@@ -273,7 +341,7 @@ EXPLANATION_FILE = "explanation_spec.json"
 
 def write_serving_contract(model_dir: str, spec: FeatureSpec, schema_path: str | None,
                            decision_threshold: float | None = None, output: str = SERVING_OUTPUT,
-                           classes: list[str] = ()) -> None:  # fmt: skip
+                           classes: list[str] = (), explains: bool = True) -> None:  # fmt: skip
     """Writes what a server needs to validate requests, versioned with the model:
     the raw inputs it reads, the output name, the class names of a text label (output column i is class i),
     and the validated schema (domains, presence,
@@ -281,11 +349,13 @@ def write_serving_contract(model_dir: str, spec: FeatureSpec, schema_path: str |
     extra = os.path.join(model_dir, CONTRACT_DIR)
     tf.io.gfile.makedirs(extra)
     contract = {"inputs": list(spec.raw_inputs()), "label": spec.label, "output": output,
-                "columns_signature": "serving_columns", "explain_signature": explain.EXPLAIN_SIGNATURE,
+                "columns_signature": "serving_columns",
+                "explain_signature": explain.EXPLAIN_SIGNATURE if explains else None,
                 "decision_threshold": decision_threshold, "classes": list(classes)}  # fmt: skip
     with tf.io.gfile.GFile(os.path.join(extra, CONTRACT_FILE), "w") as f:
         json.dump(contract, f, indent=2)
-    with tf.io.gfile.GFile(os.path.join(extra, EXPLANATION_FILE), "w") as f:  # read when uploaded to Vertex AI
+    # read when uploaded to Vertex AI: sampled Shapley through the predict route, for any candidate
+    with tf.io.gfile.GFile(os.path.join(extra, EXPLANATION_FILE), "w") as f:
         json.dump(explain.vertex_explanation_spec(list(spec.raw_inputs()), output), f, indent=2)
     if schema_path:
         tf.io.gfile.copy(schema_path, os.path.join(extra, SCHEMA_FILE), overwrite=True)

@@ -195,6 +195,14 @@ def label_prior(fn_args, head: str, num_classes: int = 2, batches: int = 50) -> 
     return [float(tf.reduce_mean(tf.cast(labels, tf.float32)))]
 
 
+def label_scale(fn_args, batches: int = 50) -> tuple[float, float]:
+    """The (mean, std) of the label over (up to) `batches` batches of the transformed train split."""
+    spec = FeatureSpec.from_dict(fn_args.custom_config["features"])
+    train, _ = make_datasets(fn_args, tft.TFTransformOutput(fn_args.transform_output), spec.label, 256)
+    labels = tf.concat([tf.cast(tf.reshape(y, [-1]), tf.float64) for _, y in train.take(batches)], axis=0)
+    return float(tf.reduce_mean(labels)), float(tf.math.reduce_std(labels))
+
+
 def class_weights(prior: list[float]) -> dict[int, float]:
     """`balanced` weights: each class weighs 1 / (classes x its share), so every class counts
     as much in the loss as if the classes were equally frequent."""

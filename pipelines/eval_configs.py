@@ -38,11 +38,17 @@ def direction(metric: str):
     )
 
 
-def eval_config(config: Config) -> tfma_config.EvalConfig:
-    """TFMA config. Overall, the gating metric must clear `lower_bound` and must not drop by more
-    than `max_regression` against the last blessed model (ignored for the first model); in each
-    calendar month it must clear `slice_lower_bound`. Categorical and fairness slices are reported.
-    (A MetricConfig's plain `threshold` would hold every slice to the overall bound.)"""
+def eval_config(config: Config, candidates: tuple[str, ...] | list[str] = (tfma.CANDIDATE_KEY,),
+                heuristic: bool = False) -> tfma_config.EvalConfig:  # fmt: skip
+    """The one TFMA pass of the leaderboard: every candidate, the heuristic floor (with `heuristic`) and the last
+    blessed model (`baseline`; TFMA drops it and its change thresholds on a first run) over the eval split.
+
+    Each candidate's gating metric must clear `lower_bound` (or stay under `upper_bound`) overall, must not drop
+    by more than `max_regression` against the last blessed model, and in each calendar month must clear
+    `slice_lower_bound`; TFMA checks each candidate on its own and names the model in each failure. Categorical
+    and fairness slices are reported. (A MetricConfig's plain `threshold` would hold every slice to the overall
+    bound.) The heuristic is scored on the gating metric only, without thresholds: the leaderboard compares it.
+    """
     e = config.evaluation
     higher = higher_is_better(e.metric)
     bound = {"lower_bound": {"value": e.lower_bound}} if higher else {"upper_bound": {"value": e.upper_bound}}
@@ -97,60 +103,35 @@ def eval_config(config: Config) -> tfma_config.EvalConfig:
     if e.fairness_features:  # per group: FPR, FNR and positive rate come from its counts
         counts = json.dumps({"thresholds": config.fairness_thresholds()})
         metrics.append(metric("ConfusionMatrixAtThresholds", config=counts))
+    # The candidates compute the slice features; the others run `serving_default` in that step instead, so that
+    # every model has outputs there (TFMA stores a lone model's outputs without its name, and the slicer then
+    # finds no month under the candidate's).
+    slicing = [SLICE_SIGNATURE] if e.time_slice else None
+    other = [SERVING_SIGNATURE] if e.time_slice else None
+
+    def spec(name: str, functions, **kwargs) -> tfma_config.ModelSpec:
+        return tfma_config.ModelSpec(name=name, signature_name=SERVING_SIGNATURE, model_type=MODEL_TYPE,
+                                     label_key=config.label, preprocessing_function_names=functions, **kwargs)  # fmt: skip
+
+    models = [spec(name, slicing) for name in candidates]
+    metrics_specs = [tfma_config.MetricsSpec(metrics=metrics, model_names=[*candidates, tfma.BASELINE_KEY])]
+    if heuristic:
+        models.append(spec(HEURISTIC, other))
+        metrics_specs.append(tfma_config.MetricsSpec(metrics=[metric(e.metric)], model_names=[HEURISTIC]))
+    models.append(spec(tfma.BASELINE_KEY, other, is_baseline=True))
     return tfma_config.EvalConfig(
-        # Two specs: the candidate computes the slice features; the baseline (the last blessed model,
-        # which may predate that signature) runs `serving_default` in that step instead, so that both
-        # models have outputs there: TFMA stores a lone model's outputs without its name, and the
-        # slicer then finds no month under "candidate". With no baseline, TFX drops its spec.
-        model_specs=[
-            tfma_config.ModelSpec(
-                name=tfma.CANDIDATE_KEY,
-                signature_name=SERVING_SIGNATURE,
-                model_type=MODEL_TYPE,
-                label_key=config.label,
-                preprocessing_function_names=[SLICE_SIGNATURE] if e.time_slice else None,
-            ),
-            tfma_config.ModelSpec(
-                name=tfma.BASELINE_KEY,
-                signature_name=SERVING_SIGNATURE,
-                model_type=MODEL_TYPE,
-                label_key=config.label,
-                is_baseline=True,
-                preprocessing_function_names=[SERVING_SIGNATURE] if e.time_slice else None,
-            ),
-        ],
+        model_specs=models,
         slicing_specs=[tfma_config.SlicingSpec(), *slices],
-        metrics_specs=[tfma_config.MetricsSpec(metrics=metrics)],
+        metrics_specs=metrics_specs,
     )
 
 
-BASELINE_MODELS = ("linear", "boosted", "heuristic")  # their names in the one pass over the eval split
+HEURISTIC = "heuristic"  # the floor's model name in the pass
 
 
-def baseline_margins(config: Config) -> dict[str, float]:
-    """Baseline model name -> how far ahead the candidate must be on the gating metric: `baselines.margin`
-    (linear, heuristic) or `baselines.boosted_margin` (the gradient-boosted reference). A negative margin lets
-    it trail by that much: points of a higher-is-better metric; for an error metric, a fraction of the
-    baseline's error. Unset, each lets the candidate trail by 0.01 or by 3 % of the error (within the noise
-    of a small eval split)."""
-    e = config.evaluation
-    margins = {"linear": e.baselines.margin, "boosted": e.baselines.boosted_margin, "heuristic": e.baselines.margin}
-    return {name: default_margin(e.metric) if m is None else m for name, m in margins.items()}
-
-
-def baselines_eval_config(config: Config) -> tfma_config.EvalConfig:
-    """One TFMA pass that scores every baseline on the gating metric, overall (the candidate's value comes
-    from the Evaluator's pass over the same split). It holds no threshold: `models.baseline_comparison`
-    compares the models' values (TFMA compares only two)."""
-    return tfma_config.EvalConfig(
-        model_specs=[
-            tfma_config.ModelSpec(
-                name=name, signature_name=SERVING_SIGNATURE, label_key=config.label, model_type=MODEL_TYPE
-            )
-            for name in BASELINE_MODELS
-        ],
-        slicing_specs=[tfma_config.SlicingSpec()],
-        metrics_specs=[
-            tfma_config.MetricsSpec(metrics=[tfma_config.MetricConfig(class_name=config.evaluation.metric)])
-        ],
-    )
+def heuristic_margin(config: Config) -> float:
+    """How far ahead of the heuristic floor every candidate must be on the gating metric: `baselines.margin`. A
+    negative margin lets it trail by that much: points of a higher-is-better metric; for an error metric, a
+    fraction of the heuristic's error. Unset, -0.01 or 3 % of the error (within the noise of a small eval split)."""
+    b = config.evaluation.baselines
+    return default_margin(config.evaluation.metric) if b is None or b.margin is None else b.margin

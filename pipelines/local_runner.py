@@ -142,7 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"run:            {summary.run_id}")
     for c in summary.components:
         print(f"  {c.component:34s} {c.state:9s} {c.seconds:7.1f} s")
-    print(f"blessed:        {summary.blessed}")
+    if summary.leaderboard:
+        print("leaderboard:")
+        for line in leaderboard_lines(summary.leaderboard):
+            print(f"  {line}")
+    print(f"blessed:        {summary.blessed}" + (f" (winner: {summary.winner})" if summary.winner else ""))
     for line in summary.failures:
         print(f"  failed:       {line}")
     print(
@@ -159,6 +163,21 @@ def main(argv: list[str] | None = None) -> int:
         print("run completed but no model was pushed (--expect-push)", file=sys.stderr)
         return 3
     return 0
+
+
+def leaderboard_lines(standings) -> list[str]:
+    """One line per candidate, best first: rank, name, the gating metric, size, latency, and why it lost."""
+
+    def num(v, fmt: str) -> str:
+        return "-" if v is None else format(v, fmt)
+
+    lines = []
+    for s in standings:
+        mark = "winner" if s["winner"] else f"lost: {s['lost_because']}"
+        size = "-" if s["size_bytes"] is None else f"{s['size_bytes'] / 1e6:.2f} MB"
+        lines.append(f"{num(s['rank'], 'd'):>2} {s['name']:10s} {num(s['value'], '.4f'):>8}  {size:>9}  "
+                     f"{num(s['latency_ms_per_row'], '.4f')} ms/row  {mark}")  # fmt: skip
+    return lines
 
 
 if __name__ == "__main__":

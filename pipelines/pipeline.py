@@ -10,36 +10,41 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
 from components import idempotent_pusher, provenance
-from components.baseline_evaluator import BaselineEvaluator
-from components.blessing_gate import BlessingGate, comparison_settings, fairness_settings
+from components.blessing_gate import BlessingGate, fairness_settings
 from components.feature_screen import FeatureScreen, settings_json
+from components.leaderboard import Leaderboard
 from components.serving_infra_validator import ServingInfraValidator
 from components.validation_gate import HISTOGRAM_BUCKETS, DataValidationGate, LatestOrNoneStrategy, SpanDriftCheck
 from metadata.mlmd import connection_config
 from models import screening
+from models.candidate import ATTRIBUTIONS, TEACHER, TFLITE, TUNING, WARM_START, source_fingerprint
 from pipelines import ingestion
 from pipelines.beam_options import beam_args
 from pipelines.custom_configs import trainer_custom_config, transform_custom_config
-from pipelines.eval_configs import baseline_margins, baselines_eval_config, eval_config
+from pipelines.eval_configs import eval_config, heuristic_margin
 from pipelines.runtime import vertex_job_config
 from settings.code_version import code_commit
 from settings.config import Config
 from settings.metrics import METRIC_KEYS, higher_is_better
 
-PREPROCESSING_FN = "models.preprocessing.preprocessing_fn"
 RUN_FN = "models.trainer.run_fn"
 TUNER_FN = "models.tuning.tuner_fn"
-LINEAR_RUN_FN = "models.baselines.linear_run_fn"
 DISTILL_RUN_FN = "models.distill.run_fn"
 HEURISTIC_RUN_FN = "models.baselines.heuristic_run_fn"
-BOOSTED_RUN_FN = "models.baselines.boosted_run_fn"
+# the built-in candidates' CAPABILITIES (models/network.py, linear.py, boosted.py; a unit test holds them equal)
+BUILT_IN_CAPABILITIES = {
+    "network": frozenset({TUNING, ATTRIBUTIONS, TEACHER, WARM_START, TFLITE}),
+    "linear": frozenset({ATTRIBUTIONS, WARM_START}),
+    "boosted": frozenset(),
+}
 TUNING_ARGS_KEY = tfx.extensions.google_cloud_ai_platform.experimental.TUNING_ARGS_KEY
 
 
 # what the Evaluator computes, per problem type (TFMA metrics or tf_keras metric class names)
 def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl.Pipeline:
-    """ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator (gated) -> Transform
-    -> [Tuner] -> Trainer -> latest blessed model -> Evaluator -> infra validation -> Pusher.
+    """ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator (gated) -> Transform -> [Tuner]
+    -> a Trainer per candidate (+ the heuristic floor) -> Leaderboard (one TFMA pass: every candidate, the floor
+    and the last blessed model) -> BlessingGate -> infra validation of the winner -> Pusher.
 
     Args:
         config: the loaded config; `vertex:` (a deployment profile) switches the Trainer
@@ -59,7 +64,7 @@ def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
-    gate = DataValidationGate(
+    data_gate = DataValidationGate(
         anomalies=example_validator.outputs["anomalies"],
         schema=schema_gen.outputs["schema"],
         statistics=statistics_gen.outputs["statistics"],
@@ -75,11 +80,11 @@ def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl
         span_drift = tfx.dsl.experimental.RuntimeParameter(name="span_drift", ptype=str, default=span_drift)
     drift_check = SpanDriftCheck(
         statistics=statistics_gen.outputs["statistics"],
-        schema=gate.outputs["validated_schema"],
+        schema=data_gate.outputs["validated_schema"],
         previous_statistics=previous_statistics.outputs["statistics"],
         span_drift_policy=span_drift,
     )
-    schema = gate.outputs["validated_schema"]
+    schema = data_gate.outputs["validated_schema"]
     screen = None
     if config.screening:
         screen = FeatureScreen(
@@ -90,71 +95,69 @@ def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl
     transform = provenance.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema,
-        preprocessing_fn=PREPROCESSING_FN,
+        preprocessing_fn=config.model.preprocessing_fn,
         custom_config=transform_custom_config(config),
         disable_statistics=True,  # StatisticsGen already profiles the raw data
         disable_analyzer_cache=True,  # nothing reads it back (no `analyzer_cache` input): writing it only cost time
         force_tf_compat_v1=True,
     )
     transform.add_upstream_node(drift_check)  # drift stops the run before Transform, without being its input
-    # with baselines, only the BlessingGate's blessing (all checks passed) makes a model the next baseline
-    blessing_source = (
-        {"producer_component_id": "BlessingGate", "output_key": "blessing"} if config.evaluation.baselines else {}
-    )
+    # only the BlessingGate's blessing (the leaderboard's winner, every check passed) makes a model the next baseline
     baseline = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing, **blessing_source),
+        model_blessing=tfx.dsl.Channel(
+            type=tfx.types.standard_artifacts.ModelBlessing, producer_component_id="BlessingGate", output_key="blessing"
+        ),
     ).with_id("latest_blessed_model_resolver")
-    tuner = _tuner(config, transform) if config.tuning.max_trials else None
-    trainer_cls, cloud_config = _trainer_class(config)
+    names = [c.name for c in config.model.candidates]
+    tuner = _tuner(config, transform) if config.tuning.max_trials and "network" in names else None
     train_args = tfx.proto.TrainArgs(num_steps=config.trainer.train_steps)
     if runtime_parameters:
         train_args = tfx.dsl.experimental.RuntimeParameter(
             name="train_args", ptype=str, default=json_format.MessageToJson(train_args, indent=None)
         )
-    trainer = trainer_cls(
-        run_fn=RUN_FN,
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=schema,
-        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
-        base_model=baseline.outputs["model"] if config.trainer.warm_start else None,
-        train_args=train_args,
-        eval_args=tfx.proto.EvalArgs(num_steps=config.trainer.eval_steps),
-        custom_config={**trainer_custom_config(config), "code_commit": code_commit(), **cloud_config},
-    ).with_id("Trainer")
-    evaluator = tfx.components.Evaluator(
+    trainers = {c.name: _candidate_trainer(config, c, transform, schema, tuner, baseline, train_args)
+                for c in config.model.candidates}  # fmt: skip
+    heuristic = _heuristic(config, transform, schema) if config.evaluation.baselines else None
+    e = config.evaluation
+    settings = {
+        "metric": METRIC_KEYS[e.metric], "higher_is_better": higher_is_better(e.metric),
+        "heuristic_margin": heuristic_margin(config),
+        "fairness": fairness_settings(e.fairness_features, config.decision_threshold(), e.fairness.model_dump()),
+        "personal_columns": sorted(config.data.personal_columns),
+    }  # fmt: skip
+    board = Leaderboard(
         examples=example_gen.outputs["examples"],
-        model=trainer.outputs["model"],
+        candidates={name: t.outputs["model"] for name, t in trainers.items()},
+        heuristic=heuristic.outputs["model"] if heuristic else None,
         baseline_model=baseline.outputs["model"],
-        eval_config=eval_config(config),
-    )
-    blessing = evaluator.outputs["blessing"]
-    baseline_nodes = []
-    if config.evaluation.baselines:
-        baseline_nodes = _baselines(config, example_gen, transform, schema, trainer, evaluator)
-        blessing = baseline_nodes[-1].outputs["blessing"]
+        eval_config=json_format.MessageToJson(eval_config(config, names, heuristic is not None), indent=None),
+        settings=json.dumps(settings, sort_keys=True),
+    ).with_id("Leaderboard")
+    gate = BlessingGate(model=board.outputs["model"], evaluation_result=board.outputs["evaluation"])
     infra_validator = ServingInfraValidator(
-        model=trainer.outputs["model"],
+        model=board.outputs["model"],
         examples=example_gen.outputs["examples"],
         personal_columns=json.dumps(sorted(config.data.personal_columns)),
     )
     pusher = tfx.components.Pusher(
         custom_executor_spec=executor_spec.ExecutorClassSpec(idempotent_pusher.Executor),
-        model=trainer.outputs["model"],
-        model_blessing=blessing,
+        model=board.outputs["model"],
+        model_blessing=gate.outputs["blessing"],
         infra_blessing=infra_validator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.pipeline.serving_dir)
         ),
     )
-    distilled = [_distilled(config, transform, schema, trainer)] if config.simplification else []
+    teacher = trainers.get("network")
+    distilled = [_distilled(config, transform, schema, teacher)] if config.simplification and teacher else []
     components = [
-        previous_statistics, example_gen, statistics_gen, schema_gen, example_validator, gate, drift_check,
+        previous_statistics, example_gen, statistics_gen, schema_gen, example_validator, data_gate, drift_check,
         *([screen] if screen else []), transform,
         *([tuner] if tuner else []),
-        trainer, *distilled, baseline, evaluator, *baseline_nodes, infra_validator, pusher,
+        *trainers.values(), *distilled, *([heuristic] if heuristic else []), baseline, board, gate,
+        infra_validator, pusher,
     ]  # fmt: skip
     metadata = (
         connection_config(config.pipeline.metadata_path)
@@ -203,46 +206,60 @@ def _distilled(config: Config, transform, schema, trainer) -> tfx.components.Tra
     ).with_id("DistilledModel")
 
 
-def _baselines(config: Config, example_gen, transform, schema, trainer, evaluator) -> list:
-    """Linear, gradient-boosted and heuristic baselines, one pass that scores them (beside the Evaluator's, not
-    after it), and the gate that compares them with the candidate and decides."""
-    b = config.evaluation.baselines
-    common = {
-        "examples": transform.outputs["transformed_examples"],
-        "transform_graph": transform.outputs["transform_graph"],
-        "schema": schema,
-        "train_args": tfx.proto.TrainArgs(num_steps=config.trainer.train_steps),
-        "eval_args": tfx.proto.EvalArgs(num_steps=config.trainer.eval_steps),
+def _candidate_trainer(config: Config, candidate, transform, schema, tuner, baseline, train_args):
+    """One candidate's Trainer (`Trainer` for the network, `Trainer_<name>` for the others): the shared `run_fn`
+    with the candidate named in its custom_config; the Tuner's best trial goes to a candidate that tunes."""
+    caps = candidate_capabilities(candidate)
+    trainer_cls, cloud_config = _trainer_class(config)
+    custom = {
+        **trainer_custom_config(config),
+        "candidate": {"name": candidate.name, "module": candidate.module},
+        "candidate_source": source_fingerprint(candidate.name, candidate.module),
+        "code_commit": code_commit(),
+        **cloud_config,
     }
-    heuristic_rule = {"feature": b.heuristic_feature, "positive_values": list(b.heuristic_values)}
-    linear = tfx.components.Trainer(
-        run_fn=LINEAR_RUN_FN,
-        custom_config={**trainer_custom_config(config), "linear_learning_rate": b.linear_learning_rate},
-        **common,
-    ).with_id("LinearBaseline")
-    boosted = tfx.components.Trainer(
-        run_fn=BOOSTED_RUN_FN, custom_config=trainer_custom_config(config), **common
-    ).with_id("BoostedBaseline")
-    heuristic = tfx.components.Trainer(
-        run_fn=HEURISTIC_RUN_FN, custom_config={**trainer_custom_config(config), "heuristic": heuristic_rule}, **common
+    if config.evaluation.baselines:
+        custom["linear_learning_rate"] = config.evaluation.baselines.linear_learning_rate
+    return trainer_cls(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema,
+        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner and TUNING in caps else None,
+        base_model=baseline.outputs["model"] if config.trainer.warm_start and WARM_START in caps else None,
+        train_args=train_args,
+        eval_args=tfx.proto.EvalArgs(num_steps=config.trainer.eval_steps),
+        custom_config=custom,
+    ).with_id(trainer_id(candidate.name))
+
+
+def trainer_id(name: str) -> str:
+    return "Trainer" if name == "network" else f"Trainer_{name}"
+
+
+def candidate_capabilities(candidate) -> frozenset[str]:
+    """A built-in's declared capabilities, read without importing TensorFlow here; a forker's module is imported
+    (its capabilities decide the Tuner's and the warm start's inputs)."""
+    from models import candidate as contract
+
+    if candidate.module is None and candidate.name in BUILT_IN_CAPABILITIES:
+        return BUILT_IN_CAPABILITIES[candidate.name]
+    return contract.capabilities(contract.load(candidate.name, candidate.module))
+
+
+def _heuristic(config: Config, transform, schema) -> tfx.components.Trainer:
+    """The floor every candidate must beat: a configured rule, or the prior."""
+    b = config.evaluation.baselines
+    rule = {"feature": b.heuristic_feature, "positive_values": list(b.heuristic_values)}
+    return tfx.components.Trainer(
+        run_fn=HEURISTIC_RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema,
+        train_args=tfx.proto.TrainArgs(num_steps=config.trainer.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=config.trainer.eval_steps),
+        custom_config={**trainer_custom_config(config), "heuristic": rule},
     ).with_id("HeuristicBaseline")
-    e = config.evaluation
-    versus = BaselineEvaluator(
-        examples=example_gen.outputs["examples"],
-        linear=linear.outputs["model"],
-        boosted=boosted.outputs["model"],
-        heuristic=heuristic.outputs["model"],
-        eval_config=json_format.MessageToJson(baselines_eval_config(config), indent=None),
-    ).with_id("EvaluatorVsBaselines")
-    gate = BlessingGate(
-        model=trainer.outputs["model"],
-        evaluation=evaluator.outputs["blessing"],
-        evaluation_result=evaluator.outputs["evaluation"],
-        baselines_evaluation=versus.outputs["evaluation"],
-        comparison=comparison_settings(METRIC_KEYS[e.metric], higher_is_better(e.metric), baseline_margins(config)),
-        fairness=fairness_settings(e.fairness_features, config.decision_threshold(), e.fairness.model_dump()),
-    )
-    return [linear, boosted, heuristic, versus, gate]
 
 
 def _tuner(config: Config, transform) -> tfx.components.Tuner:

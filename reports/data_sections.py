@@ -17,8 +17,7 @@ def decision_section(summary, config) -> str:
     gate = config.evaluation
     baselines = None
     if gate.baselines:
-        baselines = {"linear": margin_text(gate, gate.baselines.margin),
-                     "boosted": margin_text(gate, gate.baselines.boosted_margin)}  # fmt: skip
+        baselines = {"heuristic": margin_text(gate, gate.baselines.margin)}
     return render_section(
         "decision", pushed=summary.pushed_model, blessed=summary.blessed, failures=list(summary.failures),
         failed_components=[c.component for c in summary.components if c.state == "FAILED"], gate=gate,

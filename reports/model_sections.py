@@ -21,46 +21,40 @@ def margin_text(gate, margin: float | None) -> str:
     return f"within {100 * trail:g} % of the error of" if trail > 0 else f"{100 * -trail:g} % below the error of"
 
 
-def reference_gap(table: dict[str, dict[str, float]], config) -> dict | None:
-    """The candidate beside the better of the linear and gradient-boosted references, on the gating metric."""
-    from settings.metrics import METRIC_KEYS, higher_is_better
-
-    values = table.get(METRIC_KEYS.get(config.evaluation.metric, ""), {})
-    refs = {m: values[m] for m in ("linear", "gradient-boosted") if m in values}
-    if "candidate" not in values or not refs:
-        return None
-    higher = higher_is_better(config.evaluation.metric)
-    name, best = (max if higher else min)(refs.items(), key=lambda kv: kv[1])
-    gap = best - values["candidate"] if higher else values["candidate"] / best - 1
-    how = (f"trails it by {gap:.4f}" if higher else f"has {100 * gap:.1f} % more error") if gap > 0 else (
-        "matches or beats it")  # fmt: skip
-    return {"metric": config.evaluation.metric, "name": name, "best": best, "candidate": values["candidate"],
-            "how": how}  # fmt: skip
-
-
 def evaluation_section(artifacts: RunArtifacts, config, out_dir: str) -> str:
+    """The leaderboard (every candidate's gating metric overall and per slice, size, latency per row, what it
+    can do, and why it lost), then every metric of every model of the one pass."""
+    from components.blessing_gate import RESULT_FILE
     from components.tfma_results import overall_metrics
+    from models.candidate import CAPABILITIES
 
-    names = {"Evaluator": {"candidate": "candidate", "baseline": "last blessed"},
-             "EvaluatorVsBaselines": {"linear": "linear", "boosted": "gradient-boosted", "heuristic": "heuristic"}}  # fmt: skip
+    uri = artifacts.first("Leaderboard", "ModelEvaluation")
+    board = artifacts.json("Leaderboard", "ModelEvaluation", RESULT_FILE)
+    if not uri or board is None:
+        return render_section("evaluation", rows=None)
+    standings = board["standings"]
+    slices = sorted({k for s in standings for k in s["slices"]})
+    leaders = [[s["rank"] or "-", s["name"], s["value"], *[s["slices"].get(k, float("nan")) for k in slices],
+                "-" if s["size_bytes"] is None else f"{s['size_bytes'] / 1e6:.2f} MB",
+                "-" if s["latency_ms_per_row"] is None else f"{s['latency_ms_per_row']:.4f}",
+                "winner" if s["winner"] else s["lost_because"]] for s in standings]  # fmt: skip
+    missing = [[s["name"], ", ".join(c for c in CAPABILITIES if c not in s["capabilities"]) or "none"]
+               for s in standings if s["value"] is not None]  # fmt: skip
+    labels = {s["name"]: s["name"] for s in standings} | {"heuristic": "heuristic", "baseline": "last blessed"}
     table: dict[str, dict[str, float]] = {}
-    for component, labels in names.items():
-        uri = artifacts.first(component, "ModelEvaluation")
-        if not uri:
-            continue
-        for model, metrics in overall_metrics(uri).items():
-            label = labels.get(model)
-            if label:
-                for metric, value in metrics.items():
-                    table.setdefault(metric, {})[label] = value
-    models = [m for m in ("candidate", "linear", "gradient-boosted", "heuristic", "last blessed")
+    for model, metrics in overall_metrics(uri).items():
+        for metric, value in metrics.items():
+            table.setdefault(metric, {})[labels.get(model, model)] = value
+    models = [m for m in [*(s["name"] for s in standings), "heuristic", "last blessed"]
               if any(m in v for v in table.values())]  # fmt: skip
     rows = [[metric, *[values.get(m, float("nan")) for m in models]] for metric, values in sorted(table.items())]
     shown = {m: table[m] for m in ("auc", "auc_precision_recall", "precision", "recall", "sparse_categorical_accuracy",
                                    "root_mean_squared_error", "mean_absolute_error") if m in table}  # fmt: skip
-    chart = grouped_bars(shown, "Eval split: candidate vs baselines", out_dir, "evaluation.png") if shown else None
+    chart = (
+        grouped_bars(shown, "Eval split: candidates, floor, last blessed", out_dir, "evaluation.png") if shown else None
+    )
     return render_section("evaluation", rows=rows, models=models, chart=chart, first="last blessed" not in models,
-                          gap=reference_gap(table, config))  # fmt: skip
+                          board=board, leaders=leaders, slice_names=slices, missing=missing)  # fmt: skip
 
 
 def slices_section(artifacts: RunArtifacts, config, out_dir: str) -> str:
@@ -71,9 +65,11 @@ def slices_section(artifacts: RunArtifacts, config, out_dir: str) -> str:
     from models.fairness import FairnessLimits, gaps
     from settings.metrics import METRIC_KEYS
 
-    uri = artifacts.first("Evaluator", "ModelEvaluation")
-    if not uri:
+    uri = artifacts.first("Leaderboard", "ModelEvaluation")
+    board = artifacts.json("Leaderboard", "ModelEvaluation", "leaderboard.json")
+    if not uri or board is None:
         return render_section("slices", rows=None)
+    shown = board["winner"] or next((s["name"] for s in board["standings"] if s["value"] is not None), "")
     gating = METRIC_KEYS[config.evaluation.metric]
     rows, by_slice = [], {}
     for metrics in tfma.load_metrics(uri):
@@ -82,14 +78,14 @@ def slices_section(artifacts: RunArtifacts, config, out_dir: str) -> str:
             continue
         where = ", ".join(f"{k.column}={slice_value(k)}" for k in keys)
         values = {kv.key.name: kv.value.double_value.value for kv in metrics.metric_keys_and_values
-                  if not kv.key.is_diff and kv.key.model_name in ("", "candidate")}  # fmt: skip
+                  if not kv.key.is_diff and kv.key.model_name in ("", shown)}  # fmt: skip
         rows.append([where, values.get(gating, float("nan")), values.get("example_count", float("nan"))])
         if gating in values:
             by_slice[where] = values[gating]
     rows.sort()
     chart = bar_chart(dict(sorted(by_slice.items())), f"{gating} by slice", out_dir, "slices.png", gating)
     e = config.evaluation
-    rates = group_rates(uri, e.fairness_features) if e.fairness_features else []
+    rates = group_rates(uri, e.fairness_features, shown) if e.fairness_features else []
     decision = config.decision_threshold()
     limits = FairnessLimits(**e.fairness.model_dump())
     groups = [[f"{r.feature}={r.group}", r.threshold, int(r.size), int(r.positives), r.fpr, r.fnr, r.positive_rate]
@@ -103,6 +99,7 @@ def slices_section(artifacts: RunArtifacts, config, out_dir: str) -> str:
                  "-" if g.limit is None else "fails" if g.violated else "ok"] for g in measured]  # fmt: skip
     return render_section(
         "slices",
+        model=shown,
         rows=rows,
         gating=gating,
         chart=chart,

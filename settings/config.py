@@ -25,6 +25,7 @@ from settings.sections import (
     EvaluationConfig,
     FeaturesConfig,
     FramingConfig,
+    ModelConfig,
     MonitoringConfig,
     PipelineConfig,
     ProblemType,
@@ -52,6 +53,7 @@ class Config(Section):
     # text labels (or numbers other than 0..n-1): the classes in order, mapped to 0..n-1 at ingestion (binary: the
     # second is the positive class); with features.infer, the sorted distinct labels when left empty
     label_classes: tuple[str, ...] = ()
+    model: ModelConfig = ModelConfig()
     trainer: TrainerConfig = TrainerConfig()
     tuning: TuningConfig = TuningConfig()
     framing: FramingConfig | None = None

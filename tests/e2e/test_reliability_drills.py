@@ -21,11 +21,11 @@ def test_a_run_killed_during_the_evaluator_reruns_from_the_cache(first_run, e2e_
     copy = str(tmp_path / "copy")
     shutil.copytree(e2e_root, copy, symlinks=True)
     config_path = runs.write_yaml(str(tmp_path), deep_merge(first_run_overrides(e2e_root), {"evaluation": {"max_regression": 0.049}}))  # fmt: skip
-    result = killed_run.kill_and_rerun(config_path, "Evaluator", 1.0, view=(copy, e2e_root),
+    result = killed_run.kill_and_rerun(config_path, "Leaderboard", 1.0, view=(copy, e2e_root),
                                        local=lambda p: p.replace(e2e_root, copy, 1), tmpdir=str(tmp_path / "tmpdir"))  # fmt: skip
     assert result["problems"] == []
     assert {"CsvExampleGen", "Transform", "Trainer"} <= set(result["cached_on_rerun"])
-    assert "Evaluator" not in result["cached_on_rerun"]
+    assert "Leaderboard" not in result["cached_on_rerun"]
     assert os.listdir(first_run[0].pipeline.serving_dir)  # the original is untouched
 
 

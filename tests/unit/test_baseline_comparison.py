@@ -4,8 +4,8 @@ import itertools
 
 import pytest
 
-from models.baseline_comparison import MissingMetricError, compare, passes
-from pipelines.eval_configs import baseline_margins, baselines_eval_config
+from models.baseline_comparison import passes
+from pipelines.eval_configs import heuristic_margin
 from settings.config import load_config
 
 pytestmark = pytest.mark.unit
@@ -54,55 +54,9 @@ def test_the_rule_is_tfmas_own_validation_of_the_old_per_baseline_thresholds():
             assert passes(candidate, baseline, margin, higher) == tfma_ok, (metric, margin, candidate, baseline)
 
 
-def test_each_baseline_is_compared_in_order_with_its_margin():
-    metrics = {"candidate": {"auc": 0.8}, "linear": {"auc": 0.7}, "boosted": {"auc": 0.805}, "heuristic": {"auc": 0.6}}
-    found = compare(metrics, "auc", {"linear": 0.2, "boosted": -0.01, "heuristic": 0.1}, True)
-    assert [(c.baseline, c.candidate_value, c.baseline_value, c.margin, c.passed) for c in found] == [
-        ("linear", 0.8, 0.7, 0.2, False), ("boosted", 0.8, 0.805, -0.01, True), ("heuristic", 0.8, 0.6, 0.1, True)
-    ]  # fmt: skip
-    assert found[0].message() == (
-        "linear: [overall] auc = 0.8000 against 0.7000 fails change vs the baseline model (absolute +0.2000)"
-    )
-    [error] = compare({"candidate": {"rmse": 3.0}, "linear": {"rmse": 2.0}}, "rmse", {"linear": -0.03}, False)
-    assert not error.passed and error.message().endswith("(relative +0.0300)")
-
-
-def test_a_missing_metric_or_model_is_named():
-    with pytest.raises(MissingMetricError, match="no 'auc' for model 'linear'.*example_count"):
-        compare({"candidate": {"auc": 0.8}, "linear": {"example_count": 9}}, "auc", {"linear": 0.0}, True)
-    with pytest.raises(MissingMetricError, match="no 'auc' for model 'candidate'"):
-        compare({"linear": {"auc": 0.8}}, "auc", {"linear": 0.0}, True)
-    with pytest.raises(MissingMetricError, match="no model 'boosted'"):
-        compare({"candidate": {"auc": 0.8}}, "auc", {"boosted": 0.0}, True)
-
-
-def test_margins_come_from_the_config_with_the_metrics_defaults(taxi_config_path):
+def test_the_heuristic_margin_comes_from_the_config_with_the_metrics_default(taxi_config_path):
     level = {"evaluation": {"baselines": {"margin": None}}}
-    assert baseline_margins(load_config(taxi_config_path, level)) == {"linear": -0.01, "boosted": -0.01,
-                                                                     "heuristic": -0.01}  # fmt: skip
+    assert heuristic_margin(load_config(taxi_config_path, level)) == -0.01
     regression = load_config(taxi_config_path.replace("taxi.yaml", "taxi-regression.yaml"), level)
-    assert set(baseline_margins(regression).values()) == {-0.03}  # 3 % of the baseline's error
-    set_ = load_config(taxi_config_path, {"evaluation": {"baselines": {"margin": 0.02, "boosted_margin": -0.05}}})
-    assert baseline_margins(set_) == {"linear": 0.02, "boosted": -0.05, "heuristic": 0.02}
-
-
-def test_one_pass_scores_every_baseline_on_the_gating_metric(taxi_config_path):
-    import tensorflow_model_analysis as tfma
-
-    config = load_config(taxi_config_path)
-    ec = baselines_eval_config(config)
-    # the candidate is scored once, by the Evaluator, on the same split
-    assert [s.name for s in ec.model_specs] == ["linear", "boosted", "heuristic"]
-    assert not any(s.is_baseline for s in ec.model_specs) and {s.label_key for s in ec.model_specs} == {"big_tip"}
-    assert [m.class_name for m in ec.metrics_specs[0].metrics] == [config.evaluation.metric]
-    assert list(ec.slicing_specs) == [tfma.SlicingSpec()]  # overall only
-
-
-def test_the_gate_names_each_failed_comparison():
-    from components.blessing_gate import baseline_failures
-
-    rows = compare({"candidate": {"auc": 0.7}, "linear": {"auc": 0.75}, "boosted": {"auc": 0.72},
-                    "heuristic": {"auc": 0.6}}, "auc", {"linear": 0.0, "boosted": -0.01, "heuristic": 0.0}, True)  # fmt: skip
-    assert [c.passed for c in rows] == [False, False, True]
-    assert baseline_failures(rows) == ["beats the linear baseline", "comes close to the gradient-boosted reference"]
-    assert baseline_failures(rows[2:]) == []
+    assert heuristic_margin(regression) == -0.03  # 3 % of the heuristic's error
+    assert heuristic_margin(load_config(taxi_config_path, {"evaluation": {"baselines": {"margin": 0.02}}})) == 0.02

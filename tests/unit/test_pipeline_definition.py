@@ -16,8 +16,8 @@ pytestmark = pytest.mark.unit
 
 EXPECTED_ORDER = [
     "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "DataValidationGate",
-    "Transform", "Tuner", "Trainer", "latest_blessed_model_resolver", "Evaluator", "ServingInfraValidator", "Pusher",
-    "LinearBaseline", "BoostedBaseline", "HeuristicBaseline", "EvaluatorVsBaselines", "BlessingGate",
+    "Transform", "Tuner", "Trainer", "latest_blessed_model_resolver", "Leaderboard", "ServingInfraValidator", "Pusher",
+    "Trainer_linear", "Trainer_boosted", "HeuristicBaseline", "BlessingGate",
     "DistilledModel", "FeatureScreen", "last_accepted_statistics_resolver", "SpanDriftCheck",
 ]  # fmt: skip
 
@@ -31,23 +31,27 @@ def test_components_and_wiring(taxi_config_path):
     assert by_id["FeatureScreen"].inputs["schema"].producer_component_id == "DataValidationGate"
     assert by_id["Transform"].inputs["schema"].producer_component_id == "FeatureScreen"
     assert by_id["Trainer"].inputs["schema"].producer_component_id == "FeatureScreen"
-    assert by_id["Evaluator"].inputs["baseline_model"].producer_component_id == "latest_blessed_model_resolver"
     assert by_id["Pusher"].inputs["model_blessing"].producer_component_id == "BlessingGate"
-    # one pass scores the three baselines, not after the Evaluator (they run at once); the gate compares them
-    # with the candidate's value from the Evaluator's result
-    versus = by_id["EvaluatorVsBaselines"]
-    assert {k: ch.producer_component_id for k, ch in versus.inputs.items()} == {
-        "examples": "CsvExampleGen", "linear": "LinearBaseline", "boosted": "BoostedBaseline",
-        "heuristic": "HeuristicBaseline",
+    # one pass scores every candidate, the heuristic floor and the last blessed model; the gate, the infra check
+    # and the Pusher take the leaderboard's winner
+    board = by_id["Leaderboard"]
+    assert {k: ch.producer_component_id for k, ch in board.inputs.items()} == {
+        "examples": "CsvExampleGen", "candidate_network": "Trainer", "candidate_boosted": "Trainer_boosted",
+        "candidate_linear": "Trainer_linear", "heuristic": "HeuristicBaseline",
+        "baseline_model": "latest_blessed_model_resolver",
     }  # fmt: skip
-    gate = by_id["BlessingGate"]
-    assert {k: ch.producer_component_id for k, ch in gate.inputs.items()} == {
-        "model": "Trainer", "evaluation": "Evaluator", "evaluation_result": "Evaluator",
-        "baselines_evaluation": "EvaluatorVsBaselines",
-    }  # fmt: skip
-    assert json.loads(gate.exec_properties["comparison"]) == {
-        "metric": "auc", "higher_is_better": True, "margins": {"linear": 0.0, "boosted": -0.01, "heuristic": 0.0}
-    }  # fmt: skip
+    for reader in ("BlessingGate", "ServingInfraValidator", "Pusher"):
+        assert by_id[reader].inputs["model"].producer_component_id == "Leaderboard"
+    settings = json.loads(board.exec_properties["settings"])
+    assert (settings["metric"], settings["higher_is_better"], settings["heuristic_margin"]) == ("auc", True, 0.0)
+    ec = tfma.EvalConfig()
+    from google.protobuf import json_format
+
+    json_format.Parse(board.exec_properties["eval_config"], ec)
+    assert [s.name for s in ec.model_specs] == ["network", "boosted", "linear", "heuristic", "baseline"]
+    # each candidate runs its own Trainer with the shared run_fn, named in its custom_config
+    for trainer, name in (("Trainer", "network"), ("Trainer_boosted", "boosted"), ("Trainer_linear", "linear")):
+        assert json.loads(by_id[trainer].exec_properties["custom_config"])["candidate"]["name"] == name
     # drift stops the run before Transform through an ordering edge, not an input (Transform stays cached)
     assert "SpanDriftCheck" in {n.id for n in by_id["Transform"].upstream_nodes} and "SpanDriftCheck" not in {
         ch.producer_component_id for ch in by_id["Transform"].inputs.values()
@@ -219,8 +223,6 @@ def test_tfma_runs_every_model_through_its_signatures(taxi_config_path):
     """Every model spec names its type. Unset, TFMA guesses it by loading the model with whichever Keras
     `tf.keras` is in that process: Keras 3 cannot load the SavedModel, tf_keras can, and then TFMA runs it
     as a Keras model instead (TF_USE_LEGACY_KERAS would decide how the models are evaluated)."""
-    from pipelines.eval_configs import baselines_eval_config
-
     config = load_config(taxi_config_path)
-    specs = [*eval_config(config).model_specs, *baselines_eval_config(config).model_specs]
+    specs = eval_config(config, ["network", "boosted", "linear"], heuristic=True).model_specs
     assert len(specs) == 5 and {spec.model_type for spec in specs} == {tfma.TF_GENERIC}

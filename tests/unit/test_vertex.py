@@ -105,7 +105,7 @@ def test_cloud_settings_land_where_vertex_reads_them(compiled):
     assert constant(spec, "Tuner", "tune_args") == {"num_parallel_trials": 4}
     assert tuner["tuning"]["max_trials"] == 20
 
-    for task in ("BigQueryExampleGen", "StatisticsGen", "Transform", "Evaluator", "EvaluatorVsBaselines"):
+    for task in ("BigQueryExampleGen", "StatisticsGen", "Transform", "Leaderboard"):
         args = executor_args(spec, task)
         assert "--runner=DataflowRunner" in args, task
         for expected in (
@@ -143,7 +143,7 @@ def test_the_dataflow_settings_reach_the_job_request(compiled):
     the SDK harness, the runner service account, the CMEK key, the temp bucket and the labels."""
     config, _, job = compiled["prod"]
     v, d = config.vertex, config.vertex.dataflow
-    for task in ("BigQueryExampleGen", "Transform", "Evaluator"):
+    for task in ("BigQueryExampleGen", "Transform", "Leaderboard"):
         request, environment = dataflow_request(executor_args(job["pipelineSpec"], task))
         (pool,) = environment["workerPools"]
         assert pool["machineType"] == d.machine_type and pool["autoscalingSettings"]["maxNumWorkers"] == 10, task
