@@ -127,8 +127,11 @@ def models_of_span(store, pipeline_name: str, span: int) -> list[dict]:
 
 
 def _pushed_versions(store, model_id: int) -> list[str]:
+    """The versions a Trainer's model was pushed as: through the leaderboard's copy of it when it won."""
     versions = []
-    for pusher in mlmd.consumers(store, model_id):
+    copies = [m.id for reader in mlmd.consumers(store, model_id) for m in mlmd.of_type(store, mlmd.outputs(store, reader), "Model")
+              if mlmd.property_value(m, "source_model_id") == model_id]  # fmt: skip
+    for pusher in [p for m in [model_id, *copies] for p in mlmd.consumers(store, m)]:
         for push in mlmd.of_type(store, mlmd.outputs(store, pusher), "PushedModel"):
             if mlmd.property_value(push, "pushed") == 1:
                 versions.append(str(mlmd.property_value(push, "pushed_version")))

@@ -42,6 +42,10 @@ def small_overrides(
         "edge": None,  # four TFLite conversions cost ~12 s a run: only `first_run` makes them
         "simplification": None,  # the distilled model costs ~6 s a run: only `first_run` trains one
         "evaluation": {"max_regression": 0.05, "slice_lower_bound": None},
+        # the network alone, as a one-candidate config runs: the suite's pipeline tests go deep on the network's
+        # path (tuning, attributions, TFLite, distillation, warm start); test_own_model.py and `make smoke` run
+        # a leaderboard of several candidates
+        "model": {"candidates": ["network"]},
     }
     small = deep_merge(workdir_overrides(root), small)
     small["data"]["path"] = os.path.join(root, data_dir)

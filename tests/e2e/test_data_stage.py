@@ -74,8 +74,9 @@ def test_bring_your_own_table_with_one_yaml_file(tmp_path):
     # the model did not learn from the leak: its AUC is the honest one, far from the leak's ~1.0
     from metadata.lineage import model_lineage
 
-    auc = {e["component"]: e["metrics"] for e in model_lineage(store, config.pipeline.name).evaluations}
-    assert 0.65 < auc["Evaluator"]["candidate"]["auc"] < 0.9
+    found = model_lineage(store, config.pipeline.name)
+    auc = {e["component"]: e["metrics"] for e in found.evaluations}
+    assert 0.65 < auc["Leaderboard"][found.candidate]["auc"] < 0.9
     page = run_report.write_latest(config)
     with open(page) as f:
         text = f.read()

@@ -44,8 +44,8 @@ def eval_predictions(config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def test_reported_group_rates_are_the_candidates_own(first_run, tmp_path):
     config, _ = first_run
     labels, scores, groups = eval_predictions(config)
-    evaluation = oldest_output(config, "Evaluator", "evaluation")
-    rates = group_rates(evaluation, ["company"])
+    evaluation = oldest_output(config, "Leaderboard", "evaluation")
+    rates = group_rates(evaluation, ["company"], "network")
     assert {r.threshold for r in rates} == {0.25, 0.5}  # the decision threshold and the reported one
     assert {r.group for r in rates} == set(groups) - {""}
     for r in rates:
@@ -58,7 +58,7 @@ def test_reported_group_rates_are_the_candidates_own(first_run, tmp_path):
             assert r.positive_rate == pytest.approx(np.mean(yes), abs=1.5 / len(y))
     big = max((r for r in rates if r.threshold == 0.25), key=lambda r: r.size)
     assert 0 < big.positive_rate < 1 and 0 < big.fnr < 1  # the decision threshold cuts through the scores
-    artifacts = RunArtifacts(run="first", by_component={"Evaluator": {"ModelEvaluation": [evaluation]}})
+    artifacts = RunArtifacts(run="first", by_component={"Leaderboard": {"ModelEvaluation": [evaluation]}})
     page = slices_section(artifacts, config, str(tmp_path))
     row = f"<td>company={big.group}</td><td>0.2500</td><td>{int(big.size)}</td><td>{int(big.positives)}</td>"
     assert row + f"<td>{big.fpr:.4f}</td><td>{big.fnr:.4f}</td><td>{big.positive_rate:.4f}</td>" in page

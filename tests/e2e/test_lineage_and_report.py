@@ -40,11 +40,11 @@ def test_pushed_model_lineage_names_its_data_code_and_evaluations(first_run, sto
     # the Trainer trained the Tuner's best trial
     assert found.hyperparameters["learning_rate"] == pytest.approx(metadata["hparams"]["learning_rate"])
     evaluations = {e["component"]: e["metrics"] for e in found.evaluations}
-    assert set(evaluations) == {"Evaluator", "EvaluatorVsBaselines"}
-    assert evaluations["Evaluator"]["candidate"]["auc"] > 0.65
-    versus = evaluations["EvaluatorVsBaselines"]
-    assert set(versus) == {"linear", "boosted", "heuristic"}  # the candidate is scored by the Evaluator alone
-    assert versus["linear"]["auc"] != evaluations["Evaluator"]["candidate"]["auc"]
+    assert set(evaluations) == {"Leaderboard"} and found.candidate == "network"
+    assert found.trained_model.startswith(os.path.join(config.pipeline.root, "Trainer", "model"))
+    # one pass: the candidate and the heuristic floor (no last blessed model on a first run)
+    assert set(evaluations["Leaderboard"]) == {"network", "heuristic"}
+    assert evaluations["Leaderboard"]["network"]["auc"] > 0.65 > evaluations["Leaderboard"]["heuristic"]["auc"] - 0.2
     # the PushedModel artifact itself carries the commit and span
     push = lineage.pushed_models(store)[0]
     assert mlmd.property_value(push, "code_commit") == found.code_commit
@@ -54,7 +54,7 @@ def test_pushed_model_lineage_names_its_data_code_and_evaluations(first_run, sto
 def test_models_of_a_span_and_the_run_table(first_run, store):
     config, summary = first_run
     trained = lineage.models_of_span(store, config.pipeline.name, 0)
-    assert {"Trainer", "LinearBaseline", "HeuristicBaseline", "DistilledModel"} <= {m["component"] for m in trained}
+    assert {"Trainer", "HeuristicBaseline", "DistilledModel"} <= {m["component"] for m in trained}
     pushed = {v for m in trained if m["component"] == "Trainer" for v in m["pushed_versions"]}
     assert os.path.basename(summary.pushed_model) in pushed
     assert not any(m["pushed_versions"] for m in trained if m["component"] != "Trainer")  # baselines never ship
@@ -63,7 +63,8 @@ def test_models_of_a_span_and_the_run_table(first_run, store):
     first = next(r for r in rows if r["run"] == summary.run_id)
     assert first["status"] == "complete" and first["blessed"] is True and first["pushed"] == summary.pushed_model
     assert first["parameters"]["code_commit"] == code_commit() and "learning_rate" in first["parameters"]
-    assert first["metrics"]["Evaluator"]["candidate"]["auc"] > 0.65
+    assert first["metrics"]["Leaderboard"]["network"]["auc"] > 0.65
+    assert first["winner"] == "network" and [s["name"] for s in first["leaderboard"]] == ["network"]
 
 
 def test_lineage_cli_answers_from_the_store(first_run, tmp_path, capsys):
