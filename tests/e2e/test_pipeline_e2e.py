@@ -20,7 +20,6 @@ import tensorflow_transform as tft
 import tf_keras as keras
 from tensorflow.core.protobuf import saved_model_pb2
 
-from components.tfma_results import overall_metrics
 from datagen import taxi
 from pipelines import local_runner
 from settings.config import load_config
