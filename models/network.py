@@ -45,7 +45,7 @@ def fit_network(inputs: TrainingInputs, hparams: HParams) -> keras.Model:
     scale = label_scale(inputs) if inputs.head == "regression" else None
     with strategy.scope():  # variables are created (mirrored) under the strategy; fit then distributes
         model = build_model(spec.dense_outputs(), cardinalities(spec, transform_output), hparams, inputs.head,
-                            inputs.num_classes, label_scale=scale)  # fmt: skip
+                            inputs.num_classes, label_scale=scale, decay_steps=plan.train_steps)  # fmt: skip
         if config.get("warm_start") and inputs.base_model:
             warm_start(model, inputs.base_model)
     tensorboard = keras.callbacks.TensorBoard(log_dir=inputs.model_run_dir, update_freq="epoch")

@@ -40,16 +40,26 @@ class Plan:
 
 STEP_BUDGET = 3000  # steps a small table trains for at most (early stopping usually ends it sooner)
 MAX_STEPS = 20_000  # steps a large table trains for at most: a few epochs
+LARGE_ROWS = 100_000  # from here the batch doubles with each doubling of the rows (up to MAX_BATCH)
+MAX_BATCH = 2048
+
+
+def batch_size_for(train_rows: int) -> int:
+    """About 1/20 of the rows (16-256, a power of two) up to LARGE_ROWS; beyond, twice the batch for twice the
+    rows, so that a large table takes as many steps per epoch as a mid-sized one and each step sees more rows."""
+    if train_rows <= LARGE_ROWS:
+        return 2 ** round(math.log2(min(256, max(16, train_rows / 20))))
+    return min(MAX_BATCH, 256 * 2 ** math.floor(math.log2(train_rows / LARGE_ROWS)))
 
 
 def training_plan(train_rows: int, eval_rows: int, batch_size: int | None = None, train_steps: int | None = None,
                   epochs: int | None = None, patience: int | None = None, eval_steps: int | None = None) -> Plan:  # fmt: skip
     """Settings given win; the rest adapt to the rows. A batch of about 1/20 of the rows (16 to 256, a power of
-    two), so a small table still takes many steps per epoch; real epochs (every row once) until STEP_BUDGET
+    two; larger past LARGE_ROWS: `batch_size_for`), so a small table still takes many steps per epoch; real epochs (every row once) until STEP_BUDGET
     steps or 5 epochs, whichever is more, capped at MAX_STEPS; early stopping after a tenth of the epochs
     (3 to 10) without gain; the whole eval split every epoch."""
     if not batch_size:
-        batch_size = 2 ** round(math.log2(min(256, max(16, train_rows / 20))))
+        batch_size = batch_size_for(train_rows)
     per_epoch = max(1, math.ceil(train_rows / batch_size))
     if not epochs and train_steps:
         epochs = max(1, train_steps // per_epoch)

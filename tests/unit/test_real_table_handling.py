@@ -94,8 +94,9 @@ def test_text_labels_get_their_classes_and_ids_already_0_to_n_do_not():
 
 
 def test_the_training_plan_adapts_to_the_rows_and_keeps_what_the_config_sets():
-    small, large = training_plan(270, 74), training_plan(1_200_000, 300_000)
-    assert small.batch_size == 16 and large.batch_size == 256
+    small, mid, large = training_plan(270, 74), training_plan(80_000, 20_000), training_plan(1_200_000, 300_000)
+    assert small.batch_size == 16 and mid.batch_size == 256 and large.batch_size == 2048
+    assert training_plan(270_000, 68_000).batch_size == 512  # twice the batch for twice the rows past 100,000
     assert small.train_steps >= 2500 and small.epochs >= 100 and small.patience == 10  # many real epochs
     assert large.train_steps <= 20_000 and large.epochs >= 1  # a few epochs of a big table, bounded
     assert small.eval_steps == 5  # the whole eval split: 74 rows in batches of 16
