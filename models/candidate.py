@@ -74,6 +74,12 @@ class Candidate(Protocol):
     def train(self, inputs: TrainingInputs) -> Any: ...
 
 
+def trainer_id(name: str) -> str:
+    """The candidate's Trainer in the pipeline: `Trainer` for the network (as before candidates), else
+    `Trainer_<name>`."""
+    return "Trainer" if name == "network" else f"Trainer_{name}"
+
+
 def module_name(name: str, module: str | None) -> str:
     """The module of a configured candidate: its own, else the built-in of that name."""
     if module:

@@ -27,7 +27,7 @@ from models.trainer import (
     write_failure,
     write_serving_contract,
 )
-from models.training import cardinalities, feature_spec, fit, make_datasets, plan_for
+from models.training import cardinalities, deterministic, feature_spec, fit, make_datasets, plan_for
 
 RESULT_FILE = "simplification.json"
 
@@ -38,6 +38,7 @@ def run_fn(fn_args) -> None:
         write_failure(fn_args.serving_model_dir, "distilled", f"the teacher (network) failed: {teacher_failed}")
         return
     config = fn_args.custom_config
+    deterministic(int(config.get("seed", 0)))
     student_config = config["student"]
     transform_output = tft.TFTransformOutput(fn_args.transform_output)
     spec = feature_spec(config, transform_output)

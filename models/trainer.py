@@ -16,7 +16,7 @@ from models import candidate, edge, explain
 from models.candidate import TrainingInputs
 from models.features import FeatureSpec
 from models.model import OBJECTIVE, HParams, head_of, output_name
-from models.training import feature_spec, tuned_input
+from models.training import deterministic, feature_spec, tuned_input
 from models.tuning import hparams_from_values
 
 SERVING_OUTPUT = "probability"  # the binary head's output; see `output_name`
@@ -30,6 +30,7 @@ def run_fn(fn_args) -> None:
     of a model, so that the run's other candidates still compete; the leaderboard lists it as failed.
     """
     inputs = training_inputs(fn_args)
+    deterministic(int(inputs.custom_config.get("seed", 0)))
     entry = fn_args.custom_config.get("candidate") or {"name": "network"}
     try:
         module = candidate.load(entry["name"], entry.get("module"))

@@ -14,6 +14,13 @@ from models.features import HOURS, WEEKDAYS, FeatureSpec, bucket_name, cross_nam
 from models.model import OBJECTIVE
 
 
+def deterministic(seed: int) -> None:
+    """The same data, config and seed give the same model: seeded Python, NumPy and TensorFlow, and TensorFlow's
+    deterministic kernels (on this CPU they cost little; multi-threaded reductions otherwise differ run to run)."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
 def make_datasets(fn_args, transform_output: tft.TFTransformOutput, label: str, batch_size: int):
     """Repeating (train, eval) datasets of transformed examples from a TFX FnArgs; parsed batches
     are cached in memory when `custom_config["cache_input"]` is set."""

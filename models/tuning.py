@@ -15,7 +15,7 @@ import tensorflow_transform as tft
 import tf_keras as keras
 
 from models.model import OBJECTIVE, HParams, build_model, head_of
-from models.training import cardinalities, eval_objective, feature_spec, fit, make_datasets, plan_for
+from models.training import cardinalities, deterministic, eval_objective, feature_spec, fit, make_datasets, plan_for
 
 
 def search_space(space: dict[str, Any]) -> kt.HyperParameters:
@@ -85,6 +85,7 @@ def tuner_fn(fn_args):
     from tfx.components.tuner.component import TunerFnResult  # the Tuner component's contract
 
     tuning = fn_args.custom_config["tuning"]
+    deterministic(int(fn_args.custom_config.get("seed", 0)))
     oracle = kt.oracles.RandomSearchOracle(
         objective=kt.Objective(*OBJECTIVE[head_of(fn_args.custom_config)]),
         max_trials=int(tuning["max_trials"]),

@@ -17,7 +17,7 @@ from components.serving_infra_validator import ServingInfraValidator
 from components.validation_gate import HISTOGRAM_BUCKETS, DataValidationGate, LatestOrNoneStrategy, SpanDriftCheck
 from metadata.mlmd import connection_config
 from models import screening
-from models.candidate import ATTRIBUTIONS, TEACHER, TFLITE, TUNING, WARM_START, source_fingerprint
+from models.candidate import ATTRIBUTIONS, TEACHER, TFLITE, TUNING, WARM_START, source_fingerprint, trainer_id
 from pipelines import ingestion
 from pipelines.beam_options import beam_args
 from pipelines.custom_configs import trainer_custom_config, transform_custom_config
@@ -231,10 +231,6 @@ def _candidate_trainer(config: Config, candidate, transform, schema, tuner, base
         eval_args=tfx.proto.EvalArgs(num_steps=config.trainer.eval_steps),
         custom_config=custom,
     ).with_id(trainer_id(candidate.name))
-
-
-def trainer_id(name: str) -> str:
-    return "Trainer" if name == "network" else f"Trainer_{name}"
 
 
 def candidate_capabilities(candidate) -> frozenset[str]:

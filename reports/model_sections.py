@@ -112,15 +112,24 @@ def slices_section(artifacts: RunArtifacts, config, out_dir: str) -> str:
     )
 
 
-def importance_section(artifacts: RunArtifacts, out_dir: str) -> str:
-    from models.explain import IMPORTANCE_FILE
+def winner_of(artifacts: RunArtifacts) -> str | None:
+    """The leaderboard's winner (None: no winner, or no leaderboard in this run)."""
+    board = artifacts.json("Leaderboard", "ModelEvaluation", "leaderboard.json")
+    return board["winner"] if board else None
 
-    importance = artifacts.json("Trainer", "ModelRun", IMPORTANCE_FILE)
+
+def importance_section(artifacts: RunArtifacts, out_dir: str) -> str:
+    """The attributions of the model that was chosen: the winner's, when it can give them; else it says so."""
+    from models.explain import IMPORTANCE_FILE
+    from models.candidate import trainer_id
+
+    winner = winner_of(artifacts)
+    importance = artifacts.json(trainer_id(winner or "network"), "ModelRun", IMPORTANCE_FILE)
     if importance is None:
-        return render_section("importance", importance=None)
+        return render_section("importance", importance=None, winner=winner)
     ranked = dict(sorted(importance["mean_abs_attribution"].items(), key=lambda kv: -kv[1]))
     chart = bar_chart(ranked, "Mean |integrated gradients| per raw feature", out_dir, "importance.png")
-    return render_section("importance", importance=importance, chart=chart)
+    return render_section("importance", importance=importance, chart=chart, winner=winner)
 
 
 def simplification_section(artifacts: RunArtifacts) -> str:
