@@ -26,8 +26,10 @@ env: ## Build the environment if missing (Debian 13 root or venv, keyed by requi
 	@tools/devenv.sh ensure
 	@tools/devenv.sh info
 
-run: env ## Run the training pipeline end to end (CONFIG=..., VERBOSE=1 streams the JSON logs)
-	$(ENV) python -m pipelines.local_runner --config $(CONFIG) $(if $(VERBOSE),--verbose)
+# quiet: the console shows the run's progress and summary only (the environment's own line too with VERBOSE=1)
+run: ## Run the training pipeline end to end (CONFIG=...; VERBOSE=1 streams the logs and every component's output)
+	@tools/devenv.sh ensure $(if $(VERBOSE),&& tools/devenv.sh info)
+	@$(ENV) python -m pipelines.local_runner --config $(CONFIG) $(if $(VERBOSE),--verbose)
 
 smoke: env ## A small end-to-end run (2,000 rows) in build/smoke, as Cloud Build does before pushing
 	rm -rf build/smoke

@@ -3,8 +3,10 @@
 
 python -m pipelines.local_runner --config configs/taxi.yaml
 
-One run at a time per pipeline root and metadata store (pipelines/run_lock.py). Exit codes: 1 the run
-failed, 2 a config error, 3 no model pushed (with --expect-push), 4 another run holds the lock.
+The console shows one line per component and the summary; everything else the run and its components'
+processes write (TensorFlow, absl, Beam, TFMA) goes to the run's log file, unless --verbose. One run at a time
+per pipeline root and metadata store (pipelines/run_lock.py). Exit codes: 1 the run failed (one line says
+what), 2 a config error, 3 no model pushed (with --expect-push), 4 another run holds the lock.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import logging
 import os
 import sys
 import uuid
+from collections.abc import Iterator
+from typing import TextIO
 
 from pipelines import component_processes, progress, run_lock
 from settings import logs
@@ -92,13 +96,61 @@ def _report(config: Config) -> str:
 
 
 @contextlib.contextmanager
-def quiet_stdout(log_path: str, verbose: bool):
-    """What the steps print (training epochs, events) goes to the log file unless `verbose`."""
+def console_to_log(log_path: str, verbose: bool) -> Iterator[tuple[TextIO, TextIO]]:
+    """Unless `verbose`, this process's stdout and stderr, file descriptors 1 and 2 (where TensorFlow's C++
+    logging and absl's start-up lines write too), go to the log file, and so do the fork server's and every
+    component process's, which take them over; yields the console's stdout and stderr."""
     if verbose:
-        yield
+        yield sys.stdout, sys.stderr
         return
-    with open(log_path, "a", encoding="utf-8") as log, contextlib.redirect_stdout(log):
-        yield
+    sys.stdout.flush()
+    sys.stderr.flush()
+    console = (os.dup(1), os.dup(2))
+    log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    try:
+        encoding = sys.stdout.encoding or "utf-8"
+        with (
+            open(os.dup(console[0]), "w", buffering=1, encoding=encoding) as out,
+            open(os.dup(console[1]), "w", buffering=1, encoding=encoding) as err,
+        ):
+            yield out, err
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        for fd, target in zip(console, (1, 2), strict=True):
+            os.dup2(fd, target)
+            os.close(fd)
+
+
+def failure_line(error: BaseException, components: list[str]) -> str:
+    """One line: what failed, the first line of its error, what to do."""
+    where = f"in {', '.join(components)}" if components else "before any component ran"
+    message = next((line.strip() for line in str(error).splitlines() if line.strip()), "")
+    what = f"{type(error).__name__}: {message}" if message else type(error).__name__
+    return f"run failed {where}: {what} - fix what it names and run again; the traceback is in the log:"
+
+
+def print_summary(summary, config: Config, log_path: str, out: TextIO) -> None:
+    print(file=out)
+    print(f"run:            {summary.run_id}", file=out)
+    for c in summary.components:
+        print(f"  {c.component:34s} {c.state:9s} {c.seconds:7.1f} s", file=out)
+    if summary.leaderboard:
+        print("leaderboard:", file=out)
+        for line in leaderboard_lines(summary.leaderboard):
+            print(f"  {line}", file=out)
+    print(f"blessed:        {summary.blessed}" + (f" (winner: {summary.winner})" if summary.winner else ""), file=out)
+    for line in summary.failures:
+        print(f"  failed:       {line}", file=out)
+    kept = f"none (the last blessed model stays in {config.pipeline.serving_dir})"
+    print(f"pushed model:   {summary.pushed_model or kept}", file=out)
+    print(f"metadata store: {config.pipeline.metadata_path}", file=out)
+    print(f"outputs:        {config.pipeline.root}", file=out)
+    print(f"report:         {_report(config)}", file=out)
+    print(f"logs:           {log_path}", file=out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,41 +178,29 @@ def main(argv: list[str] | None = None) -> int:
     log_path = os.path.join(config.pipeline.root, "logs", f"{run_id}.jsonl")
     logs.setup(config.log_level, path=log_path, stream=args.verbose, pipeline=config.pipeline.name, run_id=run_id,
                entry="local_runner")  # fmt: skip
-    print(f"run {run_id} of {config.pipeline.name}: one line per component (all logs: {log_path})", flush=True)
-    failed = None
+    with console_to_log(log_path, args.verbose) as (out, err):
+        return _run_and_report(config, run_id, log_path, args, out, err)
+
+
+def _run_and_report(config: Config, run_id: str, log_path: str, args, out: TextIO, err: TextIO) -> int:
+    """The run, with its progress lines and then its summary on `out`; a failure is one line on `err`."""
+    print(f"run {run_id} of {config.pipeline.name}: one line per component (all logs: {log_path})", file=out)
     try:
-        with progress.shown(), quiet_stdout(log_path, args.verbose):
+        with progress.shown(out) as shown:
             summary = run(config, run_id)
     except run_lock.RunLockedError as e:
-        print(f"not started: {e}", file=sys.stderr)
+        print(f"not started: {e}", file=err)
         return 4
-    except Exception as e:  # the summary below still says where things are
-        logging.exception("run failed")  # the traceback, in the log file the summary names
-        failed = e
-        summary = latest_summary(config)
-    print()
-    print(f"run:            {summary.run_id}")
-    for c in summary.components:
-        print(f"  {c.component:34s} {c.state:9s} {c.seconds:7.1f} s")
-    if summary.leaderboard:
-        print("leaderboard:")
-        for line in leaderboard_lines(summary.leaderboard):
-            print(f"  {line}")
-    print(f"blessed:        {summary.blessed}" + (f" (winner: {summary.winner})" if summary.winner else ""))
-    for line in summary.failures:
-        print(f"  failed:       {line}")
-    print(
-        f"pushed model:   {summary.pushed_model or 'none (the last blessed model stays in ' + config.pipeline.serving_dir + ')'}"
-    )
-    print(f"metadata store: {config.pipeline.metadata_path}")
-    print(f"outputs:        {config.pipeline.root}")
-    print(f"report:         {_report(config)}")
-    print(f"logs:           {log_path}")
-    if failed:
-        print(f"run failed: {failed}", file=sys.stderr)
+    except Exception as e:
+        logging.exception("run failed")  # the traceback, in the log file
+        logging.info("report of the failed run: %s", _report(config))
+        print(file=out)
+        print(failure_line(e, shown.unfinished), file=err)
+        print(f"logs:           {log_path}", file=err)
         return 1
+    print_summary(summary, config, log_path, out)
     if args.expect_push and not summary.pushed_model:
-        print("run completed but no model was pushed (--expect-push)", file=sys.stderr)
+        print("run completed but no model was pushed (--expect-push)", file=err)
         return 3
     return 0
 

@@ -2,7 +2,7 @@
 
 LocalDagRunner runs the components one after another in its own process, so on a machine with several
 cores the Tuner, the baselines, the distilled model and the two evaluation passes wait in line while a core
-idles (and a second Beam worker inside a step does not pay: README, scale). This runner compiles the same IR
+idles (and a second Beam worker inside a step does not pay: docs/BENCHMARKS.md). This runner compiles the same IR
 and launches each node with TFX's own `Launcher`, so ML Metadata, the cache and the artifacts are those of a
 LocalDagRunner run; `pipelines/component_processes.py` decides when and where each node runs.
 """

@@ -19,6 +19,7 @@ from rich.console import Console
 
 _RUNNING = re.compile(r"Component (\S+) is running\.")
 _FINISHED = re.compile(r"Component (\S+) is finished\.")
+_FAILED = re.compile(r"Component (\S+) failed")
 
 
 class ComponentProgress(logging.Handler):
@@ -32,6 +33,7 @@ class ComponentProgress(logging.Handler):
         self._started: dict[str, float] = {}
         self._run_start = time.monotonic()
         self.finished: list[tuple[str, float]] = []
+        self.failed: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
@@ -39,6 +41,13 @@ class ComponentProgress(logging.Handler):
             self._start(match.group(1))
         elif match := _FINISHED.match(message):
             self._finish(match.group(1))
+        elif (match := _FAILED.match(message)) and match.group(1) not in self.failed:
+            self.failed.append(match.group(1))
+
+    @property
+    def unfinished(self) -> list[str]:
+        """The components that failed (as the runner logged them) or, failing that, that started and did not end."""
+        return self.failed or list(self._started)
 
     def _start(self, component: str) -> None:
         self._started[component] = time.monotonic()

@@ -255,8 +255,8 @@ class PipelineConfig(Section):
     metadata_path: str
     serving_dir: str
     enable_cache: bool = True
-    # components run at once, each in a process of its own (pipelines/parallel_runner.py; README, "Local runs");
-    # None: one per core; 1: TFX's LocalDagRunner, one after another in the runner's process
+    # components run at once, each in a process of its own (pipelines/parallel_runner.py; docs/PIPELINE.md,
+    # "Local runs"); None: one per core; 1: TFX's LocalDagRunner, one after another in the runner's process
     parallel_components: int | None = Field(default=None, ge=1)
     beam_args: tuple[str, ...] = ("--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1")
 

@@ -43,3 +43,26 @@ def test_json_logs_go_to_the_file_and_absl_narration_stays_out(tmp_path, capsys)
     assert all(e["run_id"] == "r1" for e in entries)
     assert capsys.readouterr().err == ""  # not streamed
     logs.setup("INFO")  # back to stderr for the tests after this one
+
+
+def test_a_failed_component_is_named_from_the_runners_record_else_as_the_one_that_did_not_end():
+    absl = logging.getLogger("absl")
+    with progress.shown(io.StringIO(), live=False) as handler:
+        absl.info("Component %s is running.", "Transform")
+        absl.info("Component %s is running.", "Tuner")
+        absl.info("Component %s is finished.", "Tuner")
+    assert handler.unfinished == ["Transform"]  # LocalDagRunner: the error ends the run, no record names it
+    with progress.shown(io.StringIO(), live=False) as handler:
+        absl.info("Component %s is running.", "Transform")
+        absl.info("Component %s is running.", "Tuner")
+        absl.error("Component %s failed: %s", "Tuner", "ValueError('x')")
+    assert handler.unfinished == ["Tuner"]
+
+
+def test_a_failure_is_one_line_with_its_component_its_error_and_what_to_do():
+    from pipelines.local_runner import failure_line
+
+    line = failure_line(ValueError("feature 'fare': out of range\n  more detail"), ["DataValidationGate"])
+    assert line.startswith("run failed in DataValidationGate: ValueError: feature 'fare': out of range - fix")
+    assert "\n" not in line and "more detail" not in line and line.endswith("the traceback is in the log:")
+    assert failure_line(KeyError(), []).startswith("run failed before any component ran: KeyError - ")

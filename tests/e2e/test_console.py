@@ -1,0 +1,88 @@
+"""`make run`'s console: the progress lines and the summary, nothing else; TensorFlow's, absl's, Beam's and
+TFMA's output of every component's process goes to the run's log file. A failure is one line, then the log."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from drills import runs
+from pipelines import local_runner
+from settings import logs
+from tests.conftest import REPO, small_overrides
+
+pytestmark = pytest.mark.e2e
+
+PROGRESS = (
+    r"run [0-9a-f]{12} of \S+: one line per component \(all logs: \S+\)",
+    r"  \S+ +started",
+    r"  \S+ +done +\d+\.\d s",
+)
+SUMMARY = (
+    r"",
+    r"run: +\S+",
+    r"  \S+ +[A-Z]+ +\d+\.\d s",
+    r"leaderboard:",
+    r"  +(\d+|-) \S+ +\S+ +\S+( MB)? +\S+ ms/row +(winner|lost: .+)",  # a candidate's line
+    r"blessed: +\S+( \(winner: \S+\))?",
+    r"  failed: +.+",
+    r"pushed model: +\S.*",
+    r"metadata store: +\S+",
+    r"outputs: +\S+",
+    r"report: +\S+",
+    r"logs: +\S+",
+)
+
+
+def foreign(lines: list[str]) -> list[str]:
+    return [line for line in lines if not any(re.fullmatch(p, line) for p in PROGRESS + SUMMARY)]
+
+
+def test_a_healthy_run_shows_only_its_progress_and_summary(tmp_path):
+    """The runner as `make run` starts it, on 2,000 rows: its console against the progress and summary lines."""
+    config_path = runs.write_yaml(str(tmp_path), small_overrides(str(tmp_path / "work")))
+    done = subprocess.run(
+        [sys.executable, "-m", "pipelines.local_runner", "--config", config_path], cwd=REPO, env=runs.shell_env(),
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    out = done.stdout.splitlines()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert foreign(out) == [] and done.stderr == ""
+    assert any(re.fullmatch(r"  Pusher +done +\d+\.\d s", line) for line in out)
+    assert "blessed:        True (winner: network)" in out
+    (log_path,) = re.findall(r"^logs: +(\S+)$", done.stdout, flags=re.M)
+    with open(log_path) as f:
+        lines = f.read().splitlines()
+
+    def is_json(line: str) -> bool:
+        try:
+            return isinstance(json.loads(line), dict)
+        except ValueError:
+            return False
+
+    # what the processes wrote outside the JSON logs (TensorFlow's warnings and C++ logging) is there, not lost
+    assert any("tensorflow" in line.lower() and not is_json(line) for line in lines)
+    assert any(is_json(line) for line in lines)
+
+
+def test_a_failed_run_prints_one_line_naming_it_then_the_log(tmp_path, capfd):
+    """In the runner's own process (no component starts): the console shows the header, the failure and the log."""
+    overrides = {**small_overrides(str(tmp_path / "work")), "data": {"path": str(tmp_path / "nowhere")}}
+    config_path = runs.write_yaml(str(tmp_path), {**overrides, "data": {**overrides["data"], "generate": None}})
+    try:
+        code = local_runner.main(["--config", config_path])
+    finally:
+        logs.setup("INFO")  # back to stderr for the tests after this one
+    out, err = capfd.readouterr()
+    assert code == 1
+    assert foreign(out.splitlines()) == []
+    failure, log_line = err.splitlines()
+    assert failure.startswith("run failed before any component ran: FileNotFoundError: ")
+    assert f"data.path '{tmp_path / 'nowhere'}' does not exist" in failure and "run again" in failure
+    log_path = os.path.join(str(tmp_path / "work"), "pipeline", "logs")
+    assert re.fullmatch(rf"logs: +{re.escape(log_path)}/[0-9a-f]{{12}}\.jsonl", log_line)
+    with open(log_line.split()[-1]) as f:
+        assert "Traceback" in f.read()
