@@ -107,3 +107,14 @@ def test_a_config_with_one_candidate_builds_todays_network_only_pipeline(taxi_co
     p = create_pipeline(load_config(taxi_config_path, {"model": {"candidates": ["boosted"]}}))
     ids = {c.id for c in p.components}
     assert "Trainer_boosted" in ids and not {"Trainer", "Tuner", "DistilledModel"} & ids
+
+
+def test_the_tables_benchmark_measures_the_pushed_model_against_the_best_reference():
+    from benchmarks.real_tables import distance
+
+    assert distance(0.851, [0.85, 0.853], "AUC") == {"best_reference": 0.853, "gap": 0.002, "within_bar": True}
+    assert distance(0.84, [0.85, 0.853], "AUC")["within_bar"] is False  # 0.013 behind
+    rmse = distance(560.0, [1314.0, 555.0], "RootMeanSquaredError")
+    assert rmse["best_reference"] == 555.0 and rmse["within_bar"] and rmse["gap"] == pytest.approx(0.009, abs=1e-4)
+    assert distance(580.0, [1314.0, 555.0], "RootMeanSquaredError")["within_bar"] is False  # 4.5 % more error
+    assert distance(None, [0.85], "AUC") == {"best_reference": 0.85, "gap": None, "within_bar": False}  # no push
