@@ -27,7 +27,7 @@ import sys
 import time
 
 from pipelines.vertex import _parameters, template_file
-from pipelines.vertex_replay import REPO_ROOT, Replay, Storage, TaskFailed, subprocess_runner
+from pipelines.vertex_replay import REPO_ROOT, Replay, Storage, TaskFailedError, subprocess_runner
 from settings.config import Config, ConfigError, load_config
 
 NOT_IN_IMAGE = {".git", "build"}  # what the stand-in working directory leaves out of the checkout
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{template} ({args.mode} mode)", flush=True)
     try:
         results = replay.run()
-    except TaskFailed as e:
+    except TaskFailedError as e:
         print(f"replay refused: {e}", file=sys.stderr)
         return 2
     pushed = replay.pushed_models()

@@ -21,12 +21,10 @@ a task's inputs (a resolver's input is not in dependentTasks).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -37,7 +35,7 @@ from kfp.local import executor_input_utils, executor_output_utils, graph_utils, 
 from kfp.local.orchestrator.orchestrator_utils import OrchestratorUtils
 from kfp.pipeline_spec import pipeline_spec_pb2 as pb
 
-from pipelines.vertex_resolver import Registry, UnsupportedFilter, schema_title
+from pipelines.vertex_resolver import Registry, UnsupportedFilterError, schema_title
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ERROR_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Exit)\b.*")
@@ -46,7 +44,7 @@ ERROR_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Exit
 Runner = Callable[[str, list[str], str], int]
 
 
-class TaskFailed(RuntimeError):
+class TaskFailedError(RuntimeError):
     pass
 
 
@@ -97,7 +95,9 @@ class Replay:
         self.registry = Registry(self.storage.local(self.root))
         store = io.IOStore()
         arguments = {**self.job["runtimeConfig"].get("parameterValues", {}), **(self.parameters or {})}
-        for key, value in OrchestratorUtils.join_user_inputs_and_defaults(arguments, spec.root.input_definitions).items():
+        for key, value in OrchestratorUtils.join_user_inputs_and_defaults(
+            arguments, spec.root.input_definitions
+        ).items():
             store.put_parent_input(key, value)
         tasks = spec.root.dag.tasks
         for task_name, task in tasks.items():
@@ -105,7 +105,9 @@ class Replay:
         needs = {n: upstream(t) for n, t in tasks.items()}
         order = graph_utils.topological_sort(needs)
         results: dict[str, TaskResult] = {}
-        self.out(f"replay {self.job_id}: {len(tasks)} tasks, pipeline root {self.root} -> {self.storage.local(self.root)}")
+        self.out(
+            f"replay {self.job_id}: {len(tasks)} tasks, pipeline root {self.root} -> {self.storage.local(self.root)}"
+        )
         while order:
             task_name = order.pop()
             task = tasks[task_name]
@@ -119,7 +121,7 @@ class Replay:
                     for key, value in outputs.items():
                         store.put_task_output(task_name, key, value)
                     result = TaskResult(task_name, "SUCCEEDED", time.monotonic() - start)
-                except (TaskFailed, UnsupportedFilter) as e:
+                except (TaskFailedError, UnsupportedFilterError) as e:
                     result = TaskResult(task_name, "FAILED", time.monotonic() - start, str(e))
             results[task_name] = result
             self.out(f"  {task_name:52s} {result.state:9s} {result.seconds:7.1f} s"
@@ -169,7 +171,7 @@ class Replay:
                                                           task_name, self.root, self.job_id)  # fmt: skip
             code = self.runner(task_name, [self.storage.local(a) for a in argv], log)
             if code != 0:
-                raise TaskFailed(f"{task_name}: {executor_error(log)} (exit {code}; log {log})")
+                raise TaskFailedError(f"{task_name}: {executor_error(log)} (exit {code}; log {log})")
         return self._outputs(task_name, component, executor_input)
 
     def _outputs(self, task_name: str, component, executor_input: pb.ExecutorInput) -> dict:
@@ -241,12 +243,12 @@ def _supported(name: str, task: pb.PipelineTaskSpec, spec: pb.PipelineSpec, exec
     """What a compiled TFX pipeline holds; anything else (conditions, loops, sub-DAGs) is refused by name."""
     component = spec.components[task.component_ref.name]
     if component.WhichOneof("implementation") != "executor_label":
-        raise TaskFailed(f"{name}: a sub-DAG, which this replay does not run")
+        raise TaskFailedError(f"{name}: a sub-DAG, which this replay does not run")
     if task.trigger_policy.condition or task.WhichOneof("iterator"):
-        raise TaskFailed(f"{name}: a condition or loop, which this replay does not run")
+        raise TaskFailedError(f"{name}: a condition or loop, which this replay does not run")
     kind = executors[component.executor_label].WhichOneof("spec")
     if kind not in ("container", "resolver", "importer"):
-        raise TaskFailed(f"{name}: executor kind {kind!r}, which this replay does not run")
+        raise TaskFailedError(f"{name}: executor kind {kind!r}, which this replay does not run")
 
 
 def executor_error(log_path: str) -> str:

@@ -11,7 +11,7 @@ returns the newest LIVE artifact the filter matches. Supported filter forms, joi
     metadata.KEY.number_value=1                a metadata value: number_value, string_value="..." or bool_value=true
     any value above as a placeholder           {{$.inputs.artifacts['input'].metadata['current_model_id']}}
 
-Anything else (OR, NOT, <, >, parentheses, create_time, display_name, ...) raises UnsupportedFilter.
+Anything else (OR, NOT, <, >, parentheses, create_time, display_name, ...) raises UnsupportedFilterError.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ import yaml
 
 REGISTRY_FILE = "vertex-local-artifacts.jsonl"  # under the pipeline root (local)
 _CLAUSE = re.compile(
-    r'^(?P<field>schema_title|state|name|metadata\.(?P<key>[\w-]+)\.(?P<kind>number_value|string_value|bool_value))'
+    r"^(?P<field>schema_title|state|name|metadata\.(?P<key>[\w-]+)\.(?P<kind>number_value|string_value|bool_value))"
     r'\s*=\s*(?P<value>"(?:[^"\\]|\\.)*"|[\w.+-]+)$'
 )
 
 
-class UnsupportedFilter(ValueError):
+class UnsupportedFilterError(ValueError):
     """A filter form this replay does not evaluate (see the module's docstring)."""
 
 
@@ -42,28 +42,31 @@ def schema_title(artifact_type: dict) -> str:
 
 
 def parse_filter(text: str) -> list[tuple[str, str | None, str | None, Any]]:
-    """(field, metadata key, value kind, value) per clause of a filter, or UnsupportedFilter."""
+    """(field, metadata key, value kind, value) per clause of a filter, or UnsupportedFilterError."""
     clauses = []
     for part in re.split(r"\s+AND\s+", text.strip()):
         m = _CLAUSE.match(part.strip())
         if not m:
-            raise UnsupportedFilter(f"resolver filter {text!r}: {part!r} is not a supported clause (see "
+            raise UnsupportedFilterError(f"resolver filter {text!r}: {part!r} is not a supported clause (see "
                                     "pipelines/vertex_resolver.py)")  # fmt: skip
         raw = m["value"]
         if raw.startswith('"'):
             value: Any = json.loads(raw)
         elif m["kind"] == "number_value":
-            value = float(raw)
+            try:
+                value = float(raw)
+            except ValueError:
+                raise UnsupportedFilterError(f"resolver filter {text!r}: {raw!r} is not a number") from None
         elif m["kind"] == "bool_value":
             if raw not in ("true", "false"):
-                raise UnsupportedFilter(f"resolver filter {text!r}: {raw!r} is not true or false")
+                raise UnsupportedFilterError(f"resolver filter {text!r}: {raw!r} is not true or false")
             value = raw == "true"
         elif m["field"] == "state":
             value = raw
         else:
-            raise UnsupportedFilter(f"resolver filter {text!r}: {part!r} needs a quoted string")
+            raise UnsupportedFilterError(f"resolver filter {text!r}: {part!r} needs a quoted string")
         if m["kind"] == "string_value" and not raw.startswith('"'):
-            raise UnsupportedFilter(f"resolver filter {text!r}: {part!r} needs a quoted string")
+            raise UnsupportedFilterError(f"resolver filter {text!r}: {part!r} needs a quoted string")
         clauses.append((m["field"].split(".")[0], m["key"], m["kind"], value))
     return clauses
 
