@@ -162,6 +162,10 @@ class Replay:
         as_dict = executor_input_utils.executor_input_to_dict(executor_input, component)
         log = os.path.join(self.log_dir, self.job_id, f"{task_name}.log")
         os.makedirs(os.path.dirname(log), exist_ok=True)
+        for artifacts in executor_input.outputs.artifacts.values():
+            # GCS has no directories: a writer to gs://.../key/file needs none, so on local disk each output's
+            # directory is made first (a plain open() then works here, which on gs:// it would not)
+            os.makedirs(self.storage.local(artifacts.artifacts[0].uri), exist_ok=True)
         steps = []
         if container.lifecycle.HasField("pre_cache_check"):  # Vertex runs it before the cache check (a driver)
             steps.append([*container.lifecycle.pre_cache_check.command, *container.lifecycle.pre_cache_check.args])
