@@ -105,6 +105,7 @@ class Replay:
         needs = {n: upstream(t) for n, t in tasks.items()}
         order = graph_utils.topological_sort(needs)
         results: dict[str, TaskResult] = {}
+        self.outputs: dict[str, dict] = {}  # per succeeded task: its outputs (artifact lists as dicts)
         self.out(
             f"replay {self.job_id}: {len(tasks)} tasks, pipeline root {self.root} -> {self.storage.local(self.root)}"
         )
@@ -120,6 +121,7 @@ class Replay:
                     outputs = self._run_task(task_name, task, OrchestratorUtils.make_task_arguments(task.inputs, store))
                     for key, value in outputs.items():
                         store.put_task_output(task_name, key, value)
+                    self.outputs[task_name] = outputs
                     result = TaskResult(task_name, "SUCCEEDED", time.monotonic() - start)
                 except (TaskFailedError, UnsupportedFilterError) as e:
                     result = TaskResult(task_name, "FAILED", time.monotonic() - start, str(e))
