@@ -17,7 +17,7 @@ VERTEX = $(ENV) python -m pipelines.vertex --profile $(PROFILE) $(if $(IMAGE),--
 
 .DEFAULT_GOAL := help
 .PHONY: help env run smoke serve test test-unit test-e2e bench bench-scale bench-reference bench-serve bench-batch bench-input bench-tables corruption-suite drills lineage report run-batch run-stream bench-stream compile-canary monitor compile-monitoring features schema config-schema lint lock clean clean-env \
-	compile upload submit schedule trigger-bundle image image-test image-clean
+	compile upload submit schedule trigger-bundle image image-test image-clean vertex-local
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
@@ -125,6 +125,25 @@ schema: env ## Propose a schema and diff it against the curated one; own tables:
 
 compile: env ## Compile the pipeline for Vertex AI / KFP v2 (PROFILE=configs/vertex-dev.yaml, IMAGE=...:tag)
 	$(ENV) python -m pipelines.vertex compile --profile $(PROFILE) $(if $(IMAGE),--image $(IMAGE))
+
+# `make vertex-local`: the compiled PipelineJob run here as Vertex AI Pipelines runs it (pipelines/vertex_local.py),
+# gs:// in build/vertex-local/<profile>/gcs. MODE=fast: each task a process of this environment; MODE=image: in
+# the image `make image` builds (IMAGE), only that directory mounted; MODE=in-image: this is the image already.
+MODE ?= fast
+LOCAL_PROFILE = $(if $(filter command line environment,$(origin PROFILE)),$(PROFILE),configs/vertex-smoke.yaml)
+LOCAL_WORKDIR = $(CURDIR)/build/vertex-local/$(basename $(notdir $(LOCAL_PROFILE)))
+LOCAL_REPLAY = python -m pipelines.vertex_local --profile $(LOCAL_PROFILE) $(if $(EXPECT_PUSH),--expect-push)
+vertex-local: env ## Compile PROFILE (default configs/vertex-smoke.yaml) and run every task of it here as Vertex does (MODE=fast|image)
+	$(ENV) python -m pipelines.vertex compile --profile $(LOCAL_PROFILE) $(if $(IMAGE),--image $(IMAGE))
+ifeq ($(MODE),image)
+	mkdir -p $(LOCAL_WORKDIR) && cp build/vertex/$(basename $(notdir $(LOCAL_PROFILE))).json $(LOCAL_WORKDIR)/job.json
+	tools/image.sh task $(LOCAL_IMAGE) $(LOCAL_WORKDIR) -- $(LOCAL_REPLAY) --mode image \
+	  --template $(LOCAL_WORKDIR)/job.json --workdir $(LOCAL_WORKDIR)
+else ifeq ($(MODE),in-image)
+	$(ENV) $(LOCAL_REPLAY) --mode image
+else
+	$(ENV) $(LOCAL_REPLAY) --mode fast
+endif
 
 upload: env ## Upload the compiled pipeline to the profile's Artifact Registry (TAG=..., DRY_RUN=1)
 	$(VERTEX) upload --tag $(TAG)

@@ -5,6 +5,10 @@
 #   tools/image.sh run [--user U] TAG WORKSPACE ENV=v... -- CMD...
 #                                   run CMD in a fresh container of TAG, WORKSPACE mounted at
 #                                   /workspace (Cloud Build's working directory), with the ENV pairs
+#   tools/image.sh task TAG DIR -- CMD...
+#                                   run CMD in a fresh container of TAG as a Vertex AI pipeline step runs:
+#                                   CMD in place of the entrypoint, the image's working directory, and
+#                                   only DIR mounted (at the same path)
 #   tools/image.sh tag TAG NAME     give the image TAG a second name (untag NAME takes it away)
 #   tools/image.sh pytest ARGS...   run pytest on the host (the image tests drive buildah from there)
 #   tools/image.sh size TAG         print the image's size (uncompressed)
@@ -224,6 +228,20 @@ run_in() {  # run_in [--user U] TAG WORKSPACE [ENV=value...] -- CMD...
   return "$rc"
 }
 
+task_in() {  # task_in TAG DIR -- CMD...
+  local tag=$1 dir=$2; shift 2
+  [ "${1:-}" = -- ] && shift
+  if docker_ok; then
+    exec docker run --rm -v "$dir:$dir" --entrypoint "$1" "$tag" "${@:2}"
+  fi
+  local ctr rc=0
+  ctr=$(bah from --pull=never "$tag")
+  # shellcheck disable=SC2064
+  trap "bah rm '$ctr' >/dev/null 2>&1 || true" EXIT
+  bah run --isolation chroot --volume "$dir:$dir" "$ctr" -- "$@" || rc=$?
+  return "$rc"
+}
+
 tag() {
   if docker_ok; then docker tag "$1" "$2"; else bah tag "$1" "$2"; fi
 }
@@ -267,11 +285,12 @@ clean() {
 case "${1:-}" in
   build) build "${2:?tag}" ;;
   run) shift; run_in "$@" ;;
+  task) shift; task_in "$@" ;;
   size) size "${2:?tag}" ;;
   tag) tag "${2:?tag}" "${3:?name}" ;;
   untag) untag "${2:?name}" ;;
   pytest) shift; host_pytest "$@" ;;
   clean) clean "${2:-}" ;;
   du) du_store ;;
-  *) echo "usage: $0 {build TAG|run [--user U] TAG WORKSPACE [ENV=v...] -- CMD...|tag TAG NAME|untag NAME|size TAG|pytest ARGS|clean [--images]|du}" >&2; exit 2 ;;
+  *) echo "usage: $0 {build TAG|run [--user U] TAG WORKSPACE [ENV=v...] -- CMD...|task TAG DIR -- CMD...|tag TAG NAME|untag NAME|size TAG|pytest ARGS|clean [--images]|du}" >&2; exit 2 ;;
 esac

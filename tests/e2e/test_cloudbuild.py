@@ -24,7 +24,7 @@ from tests.cloudbuild_steps import (
 
 pytestmark = pytest.mark.e2e
 
-ORDER = ["build-image", "lint-and-unit-tests", "e2e-smoke-run", "push-image", "compile-pipeline",
+ORDER = ["build-image", "lint-and-unit-tests", "e2e-smoke-run", "vertex-local-replay", "push-image", "compile-pipeline",
          "upload-template", "submit-run"]  # fmt: skip
 
 
@@ -39,7 +39,8 @@ def test_steps_order_dependencies_and_no_secrets():
     for step in steps[1:]:
         if step["name"] != "gcr.io/cloud-builders/docker":
             assert substitute(step["name"], values(build)) == image, step["id"]  # tests run in the image that ships
-    assert substitute(" ".join(steps[3]["args"]), values(build)) == f"push {image}"
+    push = next(s for s in steps if s["id"] == "push-image")
+    assert substitute(" ".join(push["args"]), values(build)) == f"push {image}"
     assert set(build["substitutions"]) == {"_REGION", "_REPOSITORY", "_PROFILE", "_SUBMIT"}
     text = json.dumps(build).lower()
     assert not re.search(r"(password|secret|token|private_key|api_key)", text)
@@ -58,6 +59,14 @@ def unit_test_command(workspace, targets: list[str]) -> list[str]:
     return pytest_runs
 
 
+def replay_plan(workspace, targets: list[str]) -> list[str]:
+    """The commands `make <targets>` would run, but the environment's own (ensure, info)."""
+    outside = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    planned = subprocess.run(["make", "-n", "--no-print-directory", *targets], cwd=workspace, capture_output=True,
+                             text=True, check=True, env=outside).stdout.splitlines()  # fmt: skip
+    return [" ".join(line.split()) for line in planned if not re.search(r"devenv.sh (ensure|info)$", line.strip())]
+
+
 def test_runnable_steps_run_as_written(tmp_path):
     """Lint (and the unit tests' command), the smoke run and the compile, in a copy of the checkout."""
     build = load()
@@ -72,11 +81,21 @@ def test_runnable_steps_run_as_written(tmp_path):
             assert unit_test_command(workspace, command[1:]) == ['tools/devenv.sh exec python -m pytest -m "not e2e"']
             ran.append(step_id)
             continue
+        if step_id == "vertex-local-replay":
+            # the replay runs the image's own working directory (--mode image): `make image-test` runs it in the
+            # image, tests/e2e/test_vertex_local.py the same replay in fast mode; here, what make would run
+            assert replay_plan(workspace, command[1:]) == [
+                f"tools/devenv.sh exec python -m pipelines.vertex compile --profile configs/vertex-smoke.yaml --image {IMAGE}",
+                "tools/devenv.sh exec python -m pipelines.vertex_local --profile configs/vertex-smoke.yaml --expect-push "
+                "--mode image",
+            ]
+            ran.append(step_id)
+            continue
         result = subprocess.run(command, cwd=workspace, env=env, capture_output=True, text=True, timeout=900)
         assert result.returncode == 0, f"{step_id}: {' '.join(command)}\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
         ran.append(step_id)
         outputs[step_id] = result.stdout + result.stderr
-    assert ran == ["lint-and-unit-tests", "e2e-smoke-run", "compile-pipeline"]
+    assert ran == ["lint-and-unit-tests", "e2e-smoke-run", "vertex-local-replay", "compile-pipeline"]
     check_compiled(workspace)
     assert os.listdir(workspace / "build" / "smoke" / "serving")  # the smoke run pushed a model
     # its logs (a file under the run's output) are JSON lines with the run's context, and neither they nor what

@@ -47,7 +47,8 @@ def image():
 
 
 def test_cloudbuild_steps_run_inside_the_image(image, tmp_path):
-    """lint + unit tests, the smoke run (it must push) and the compile against the image's tag,
+    """lint + unit tests, the smoke run (it must push), the Vertex replay of the compiled smoke profile and the
+    compile against the image's tag,
     each in a fresh container of the image, as Cloud Build runs them."""
     build, name = image
     workspace = tmp_path / "workspace"
@@ -60,8 +61,11 @@ def test_cloudbuild_steps_run_inside_the_image(image, tmp_path):
         ran.append(step_id)
         took[step_id] = round(time.monotonic() - start)
     print("in-image steps, seconds:", took)
-    assert ran == ["lint-and-unit-tests", "e2e-smoke-run", "compile-pipeline"]
+    assert ran == ["lint-and-unit-tests", "e2e-smoke-run", "vertex-local-replay", "compile-pipeline"]
     assert os.listdir(workspace / "build" / "smoke" / "serving")  # the smoke run pushed a model
+    # the replay of the compiled smoke profile ran every task in the image and pushed (EXPECT_PUSH=1)
+    assert os.listdir(workspace / "build" / "vertex-local" / "vertex-smoke" / "gcs" / "example-mlops-dev-pipeline"
+                      / "smoke" / "serving")  # fmt: skip
     check_compiled(workspace)  # every step of the compiled pipeline names this image
 
 
