@@ -112,7 +112,9 @@ def screen(frame: pd.DataFrame, label: str, problem_type: str, features: list[st
     Configured `features` that are leaky, near-constant or redundant are excluded unless
     listed in `settings.keep`; other columns are reported only (they are not inputs anyway).
     """
-    frame = frame.head(settings.max_rows).reset_index(drop=True)
+    if len(frame) > settings.max_rows:  # a uniform sample, never the first rows (a table sorted by time)
+        frame = frame.sample(n=settings.max_rows, random_state=0).sort_index()
+    frame = frame.reset_index(drop=True)
     leak_power = settings.leak_power if settings.leak_power is not None else LEAK_POWER[problem_type]
     y = frame[label].to_numpy()
     y = y.astype(float) if problem_type == "regression" else y.astype(int)

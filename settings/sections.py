@@ -133,7 +133,7 @@ class ScreeningConfig(Section):
     near_constant: float = 0.99  # share of the most frequent value from which a column carries nothing
     redundant_correlation: float = 0.99  # |r| between two numeric features from which the weaker goes
     keep: tuple[str, ...] = ()  # features kept whatever the screen finds
-    max_rows: int = 20000  # rows of the train split screened
+    max_rows: int = 20000  # rows of the train split screened: a uniform sample of all of it, never its head
 
 
 class SimplificationConfig(Section):
