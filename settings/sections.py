@@ -128,8 +128,8 @@ class TuningConfig(Section):
 class ScreeningConfig(Section):
     """Leakage and feature selection before Transform (components/feature_screen.py)."""
 
-    leak_power: float | None = None  # a column predicting the label this well (AUC / accuracy / R^2), alone or as a
-    # rate or difference with another column, is leakage; null: 0.99 AUC, 0.95 accuracy or R^2 (models/screening.py)
+    leak_power: float | None = None  # a column that determines the label this well on held-out rows (AUC / accuracy /
+    # R^2), alone or with one other column (difference, ratio, or the two together), is leakage; null: 0.99
     near_constant: float = 0.99  # share of the most frequent value from which a column carries nothing
     redundant_correlation: float = 0.99  # |r| between two numeric features from which the weaker goes
     keep: tuple[str, ...] = ()  # features kept whatever the screen finds

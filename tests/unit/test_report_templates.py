@@ -32,3 +32,14 @@ def test_the_gate_is_described_in_words_that_match_the_margins():
     assert model_sections.margin_text(gate, 0.0) == "at least level with"
     assert model_sections.margin_text(gate, None) == "within 0.01 AUC of"
     assert model_sections.margin_text(gate, 0.02) == "ahead by 0.02 AUC of"
+
+
+def test_the_screening_section_says_what_it_tested_and_what_ok_means():
+    from models import screening
+
+    found = {"rows": 20000, "split_rows": 240000, "split": "train", "excluded": ["actual_departure"],
+             **screening.method(screening.Settings(), "binary_classification"), "features": []}  # fmt: skip
+    page = templating.render_section("screening", found=found, rows=[])
+    assert "20000 rows of the train split (240000 rows" in page and "drawn uniformly" in page
+    assert "alone or with one other column" in page and "AUC ≥ 0.99" in page
+    assert "Predicting the label well is not a leak" in page

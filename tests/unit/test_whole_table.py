@@ -77,8 +77,9 @@ def test_the_screen_samples_the_whole_split_so_the_timestamp_is_not_redundant_wi
     head = frame.head(20_000)
     assert abs(head["event_time"].corr(head["day"])) > 0.99  # in January alone, time moves with the day
     uri = write_split(frame, tmp_path)
-    rows = pd.DataFrame(uniform_rows(uri, "train", 20_000))
-    assert len(rows) == 20_000 and rows["month"].nunique() == 12
+    drawn, total = uniform_rows(uri, "train", 20_000)
+    rows = pd.DataFrame(drawn)
+    assert total == len(frame) and len(rows) == 20_000 and rows["month"].nunique() == 12
     features = ["event_time", "month", "day", "x"]
     found = {f.column: f for f in screening.screen(rows, "delayed", "binary_classification", features,
                                                    screening.Settings())}  # fmt: skip
