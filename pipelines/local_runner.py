@@ -134,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     except run_lock.RunLockedError as e:
         print(f"not started: {e}", file=sys.stderr)
         return 4
+    except ConfigError as e:  # the config against the data (columns it names that the data does not have)
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
     except Exception as e:  # the summary below still says where things are
         logging.exception("run failed")  # the traceback, in the log file the summary names
         failed = e

@@ -112,7 +112,7 @@ def data_files(config: Config) -> tuple[list[str], str]:
         base = spans[-1] if spans else base
     files = sorted(glob.glob(os.path.join(base, FILE_PATTERNS[fmt])))
     if not files:
-        raise FileNotFoundError(f"features.infer: no {fmt} file under {base}")
+        raise FileNotFoundError(f"{config.source}: no {fmt} file under {base} (data.path, data.format)")
     return files, fmt
 
 
@@ -293,8 +293,67 @@ def with_safe_names(config: Config) -> Config:
     return config.replace(label=safe_name(config.label), data=data, features=features)
 
 
+def header(config: Config) -> list[str]:
+    """The columns of the configured files, as ingestion names them (every file's header, in order)."""
+    from models.features import safe_name
+
+    files, fmt = data_files(config)
+    columns: dict[str, None] = {}
+    for path in files:
+        if fmt == "csv":
+            names = pd.read_csv(path, nrows=0).columns
+        elif fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            names = pq.read_schema(path).names
+        else:
+            names = next(iter(_chunks(path, fmt, ())), pd.DataFrame()).columns
+        columns.update(dict.fromkeys(safe_name(str(c)) for c in names))
+    return list(columns)
+
+
+def named_columns(config: Config) -> list[tuple[str, str]]:
+    """(key, column) for every column the config names that the data must have."""
+    d, f, e, m = config.data, config.features, config.evaluation, config.monitoring
+    named = [("label", config.label), ("data.key_column", d.key_column), ("features.timestamp", f.timestamp)]
+    lists = {"data.personal_columns": d.personal_columns, "data.hash_columns": d.hash_columns,
+             "features.numeric": f.numeric, "features.categorical": f.categorical, "features.hashed": f.hashed,
+             "features.exclude": f.exclude, "features.buckets": f.buckets, "evaluation.slices": e.slices,
+             "evaluation.fairness_features": e.fairness_features, "monitoring.exclude": m.exclude,
+             "monitoring.retrain.important_features": m.retrain.important_features,
+             "screening.keep": config.screening.keep if config.screening else ()}  # fmt: skip
+    named += [(key, column) for key, columns in lists.items() for column in columns]
+    if e.baselines and e.baselines.heuristic_feature:
+        named.append(("evaluation.baselines.heuristic_feature", e.baselines.heuristic_feature))
+    return [(key, column) for key, column in named if column]
+
+
+def check_columns(config: Config) -> None:
+    """A ConfigError naming every column the config names that the data does not have, with the closest real
+    names; nothing for BigQuery (its columns are the query's)."""
+    import difflib
+
+    from models.features import safe_name
+    from settings.config import ConfigError
+
+    if config.data.format == "bigquery" or "://" in config.data.path:  # a query's columns; remote files: the run's
+        return
+    columns = header(config)
+    problems = []
+    for key, column in named_columns(config):
+        if safe_name(column) in columns:
+            continue
+        close = difflib.get_close_matches(safe_name(column), columns, n=3, cutoff=0.6)
+        hint = f"closest: {', '.join(repr(c) for c in close)}" if close else f"columns: {columns[:12]}"
+        problems.append(f"{key} '{column}' is not a column of the data ({hint})")
+    if problems:
+        raise ConfigError(f"{config.source}: " + "; ".join(problems) + f" [{config.data.path}]")
+
+
 def with_inferred_features(config: Config) -> Config:
-    """The config with its features filled in from the data (unchanged unless `features.infer`)."""
+    """The config checked against the data's columns (`check_columns`), with its features filled in from the data
+    (unchanged unless `features.infer`)."""
+    check_columns(config)
     if not config.features.infer:
         return config
     config = with_safe_names(config)
@@ -331,15 +390,19 @@ def with_inferred_features(config: Config) -> Config:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from settings.config import load_config
+    from settings.config import ConfigError, load_config
     from tables.sample_data import prepare_data
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", required=True)
     args = parser.parse_args(argv)
-    config = load_config(args.config)
-    prepare_data(config)
-    found = with_inferred_features(config.replace(features=config.features.replace(infer=True)))  # fmt: skip
+    try:
+        config = load_config(args.config)
+        prepare_data(config)
+        found = with_inferred_features(config.replace(features=config.features.replace(infer=True)))  # fmt: skip
+    except ConfigError as e:
+        print(f"config error: {e}", file=sys.stderr)
+        return 2
     f = found.features
     written = {"features": {"numeric": list(f.numeric), "categorical": list(f.categorical), "hashed": dict(f.hashed),
                             "timestamp": f.timestamp, "buckets": dict(f.buckets)},
