@@ -209,3 +209,16 @@ def test_columns_the_config_names_that_the_data_lacks_stop_make_features_and_mak
     ran = local_runner.main(["--config", str(path), "--workdir", str(tmp_path)])
     message = capsys.readouterr().err
     assert ran == 2 and "data.key_column 'trip_id'" in message and "'colour'" in message, message
+
+
+def test_the_example_config_leaves_the_training_plan_to_the_table():
+    """A copy of the example runs the plan that adapts to the rows (models/training.py), not fixed steps."""
+    import os
+
+    from settings.config import load_config
+    from tests.conftest import REPO
+
+    trainer = load_config(os.path.join(REPO, "configs", "own-table.example.yaml")).trainer
+    fixed = {k: getattr(trainer, k) for k in ("train_steps", "eval_steps", "batch_size", "epochs",
+                                               "early_stopping_patience")}  # fmt: skip
+    assert set(fixed.values()) == {None}, fixed
