@@ -75,7 +75,7 @@ def train_and_export(fn_args, hparams: HParams, edge_settings: dict | None = Non
         class_weight=weights,
     )  # fmt: skip
     write_learning_curves(history, fn_args.model_run_dir)
-    write_feature_importance(model, spec, evaluation, fn_args.model_run_dir)
+    write_feature_importance(model, spec, evaluation, fn_args.model_run_dir, eval_batches=plan.eval_steps)
     export_serving_model(model, transform_output, spec, fn_args.serving_model_dir, output_name(config))
     write_serving_contract(fn_args.serving_model_dir, spec, fn_args.schema_path, config.get("decision_threshold"),
                            output_name(config), config.get("label_classes") or ())  # fmt: skip
@@ -223,10 +223,13 @@ def raw_inputs_of(spec: FeatureSpec) -> dict[str, tuple[str, ...]]:
     return spec.raw_of()
 
 
-def write_feature_importance(model: keras.Model, spec: FeatureSpec, evaluation: tf.data.Dataset, run_dir: str) -> dict:
-    """Global importance (mean |integrated gradients| per raw input) on eval rows, in the run's output."""
+def write_feature_importance(model: keras.Model, spec: FeatureSpec, evaluation: tf.data.Dataset, run_dir: str,
+                             eval_batches: int | None = None) -> dict:  # fmt: skip
+    """Global importance (mean |integrated gradients| per raw input) on eval rows, in the run's output.
+    `evaluation` repeats: `eval_batches` (one pass over the eval split) keeps each row from counting twice."""
     groups = explain.column_groups(model.feature_columns, raw_inputs_of(spec))
-    importance = explain.global_importance(model, groups, evaluation)
+    rows = evaluation.take(eval_batches) if eval_batches else evaluation
+    importance = explain.global_importance(model, groups, rows)
     tf.io.gfile.makedirs(run_dir)
     with tf.io.gfile.GFile(os.path.join(run_dir, explain.IMPORTANCE_FILE), "w") as f:
         json.dump(importance, f, indent=2)

@@ -203,7 +203,8 @@ class EvaluationConfig(Section):
     upper_bound: float | None = None  # absolute ceiling of a lower-is-better metric (an error)
     max_regression: float = 0.0  # allowed drop against the last blessed model
     slices: tuple[str, ...] = ()  # categorical features: metrics per value, reported
-    time_slice: bool = False  # metrics per calendar month of features.timestamp, held to slice_lower_bound
+    # metrics per calendar month of features.timestamp, held to slice_lower_bound; null: on when there is a timestamp
+    time_slice: bool | None = None
     slice_lower_bound: float | None = None  # the gating metric's floor in every month; None: reported only
     fairness_features: tuple[str, ...] = ()  # sensitive slices: FPR, FNR and positive rate per value
     fairness_thresholds: tuple[float, ...] = (0.5,)  # more thresholds at which those rates are reported
