@@ -1,6 +1,7 @@
 """FeatureScreen: leakage, near-constant and redundant columns, before Transform.
 
-Reads a sample of the train split, runs models/screening.py, and writes:
+Reads a uniform sample of the whole train split (not its first rows: a table sorted by time would show one
+month), runs models/screening.py, and writes:
 - `screening.json` (the `findings` artifact): every column's finding, power and reason,
   shown in the run report;
 - the schema Transform and Trainer read, with each excluded feature marked DEPRECATED,
@@ -8,16 +9,19 @@ Reads a sample of the train split, runs models/screening.py, and writes:
 A run fails here, naming them, if the screen would leave the model no feature.
 """
 
+import glob
 import json
 import os
 
+import numpy as np
 import pandas as pd
+import tensorflow as tf
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx import v1 as tfx
 from tfx.types import artifact, artifact_utils
 from tfx.utils import io_utils
 
-from components.serving_infra_validator import eval_instances
+from components.file_example_gen import example_to_row
 from models import screening
 
 SCHEMA_FILE = "schema.pbtxt"
@@ -41,6 +45,19 @@ def settings_json(settings: screening.Settings, label: str, problem_type: str, f
     return json.dumps({"settings": {**settings.__dict__, "keep": list(settings.keep)}, "label": label,
                        "problem_type": problem_type, "features": features, "ignore": ignore,
                        "left_out": list(left_out)})  # fmt: skip
+
+
+def uniform_rows(examples_uri: str, split: str, rows: int, seed: int = 0) -> tuple[list[dict], int]:
+    """Up to `rows` rows drawn uniformly (seeded) from every record of a split, in file order, and the split's
+    record count; only the drawn rows are parsed. Two passes in tf.data: one counts, one keeps the drawn ones."""
+    files = sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    total = int(records.reduce(np.int64(0), lambda n, _: n + 1))
+    keep = np.zeros(total, dtype=bool)
+    keep[np.random.default_rng(seed).choice(total, min(rows, total), replace=False)] = True
+    drawn = tf.constant(keep)
+    picked = records.enumerate().filter(lambda i, _: tf.gather(drawn, i)).map(lambda _, r: r)
+    return [example_to_row(r.numpy()) for r in picked], total
 
 
 def deprecate(schema: schema_pb2.Schema, columns: list[str]) -> schema_pb2.Schema:
@@ -67,7 +84,8 @@ def FeatureScreen(  # noqa: N802 (component names are classes in TFX)
     options = screening.Settings(**{**config["settings"], "keep": tuple(config["settings"]["keep"])})
     splits = artifact_utils.decode_split_names(examples.split_names)
     split = "train" if "train" in splits else splits[0]
-    frame = pd.DataFrame(eval_instances(examples.uri, split, options.max_rows))
+    drawn, split_rows = uniform_rows(examples.uri, split, options.max_rows)
+    frame = pd.DataFrame(drawn)
     left_out = {c["column"] for c in config.get("left_out", ())}
     frame = frame.drop(columns=[c for c in frame.columns if c in left_out])
     found = screening.screen(frame, config["label"], config["problem_type"], config["features"], options,
@@ -77,7 +95,8 @@ def FeatureScreen(  # noqa: N802 (component names are classes in TFX)
     excluded = [f.column for f in found if f.excluded]
     left = [c for c in config["features"] if c not in excluded]
     with open(os.path.join(findings.uri, RESULT_FILE), "w") as f:
-        json.dump({"rows": len(frame), "split": split, "excluded": excluded, "features": screening.as_dicts(found)},
+        json.dump({"rows": len(frame), "split_rows": split_rows, "split": split, "excluded": excluded,
+                   **screening.method(options, config["problem_type"]), "features": screening.as_dicts(found)},
                   f, indent=2)  # fmt: skip
     for finding in found:
         if finding.finding != "ok":

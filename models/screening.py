@@ -4,9 +4,10 @@ Each column's power to predict the label on its own is measured out of fold: the
 column is binned (quantiles for numbers, frequent values for categories), each bin's
 label statistic is learnt on one half of the rows and scored on the other. Power is
 AUC (binary), accuracy (multiclass) or R^2 (regression). A column that predicts the
-label almost perfectly, alone or divided by / subtracted from another numeric column
-(a tip and the fare give the tip rate), is leakage: it was most likely computed from
-the outcome. A column that barely varies carries nothing; of two numeric columns that
+label almost perfectly on held-out rows, alone or with one other column (divided by or
+subtracted from it: a tip and the fare give the tip rate, an actual and a scheduled time
+a delay; or the two together), is leakage: it was most likely computed from the outcome.
+Predicting it well is not enough: an honest measurement may. A column that barely varies carries nothing; of two numeric columns that
 move together almost exactly, the weaker one is redundant.
 
 Plain numpy/pandas: no TFX here; components/feature_screen.py runs it in the pipeline.
@@ -23,9 +24,13 @@ BINS = 20
 TOP_VALUES = 50
 
 
-# Real measurements can rank a binary label almost perfectly on their own (a tumour's perimeter: AUC ~0.95), so
-# only a near-perfect AUC is leakage; binned accuracy and R^2 top out lower even for a column made from the label.
-LEAK_POWER = {"binary_classification": 0.99, "multiclass_classification": 0.95, "regression": 0.95}
+# A leak nearly determines the label; an honest measurement may predict it well (a tumour's perimeter: AUC ~0.97; a
+# penguin's bill length / depth: species with accuracy ~0.96) without determining it.
+LEAK_POWER = {"binary_classification": 0.99, "multiclass_classification": 0.99, "regression": 0.99}
+MAX_PAIR_COLUMNS = 40  # columns tried in pairs, the strongest alone first
+SHARP_MARGIN = 0.1  # binned power this close to leak_power: measured again through a decision tree
+SHARP_LEAVES = 64
+PAIR_GRID = 10  # bins a side of the grid on which two columns together are scored
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,11 @@ class Finding:
 
 def power(values: pd.Series, label: np.ndarray, problem_type: str, bins: int = BINS) -> float:
     """Out-of-fold predictive power of one column (or derived column) for the label."""
-    bins = _bins(values, bins)
+    return power_of_bins(_bins(values, bins), label, problem_type)
+
+
+def power_of_bins(bins: np.ndarray, label: np.ndarray, problem_type: str) -> float:
+    """Out-of-fold power of a bin id per row: each bin's label statistic learnt on one half, scored on the other."""
     halves = np.arange(len(label)) % 2 == 0
     predicted = np.empty(
         (len(label),) + ((int(label.max()) + 1,) if problem_type == "multiclass_classification" else ())
@@ -58,6 +67,38 @@ def power(values: pd.Series, label: np.ndarray, problem_type: str, bins: int = B
     for fit, score in ((halves, ~halves), (~halves, halves)):
         predicted[score] = _bin_statistic(bins[fit], label[fit], bins[score], problem_type)
     return _score(predicted, label, problem_type)
+
+
+def sharp_power(values: pd.Series, label: np.ndarray, problem_type: str) -> float:
+    """Out-of-fold power of a numeric column through a one-column decision tree: its cut points fall where the
+    label changes, so a label computed from the column by a threshold (a tip rate above 20 %, a delay over 15
+    minutes) scores near-perfectly, where fixed quantile bins straddle the threshold."""
+    from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+    x = values.astype(float).to_numpy()
+    finite = np.isfinite(x)
+    if not finite.any():
+        return 0.0
+    x = np.where(finite, x, np.min(x[finite]) - 1.0)[:, None]  # missing (or x / 0): a value of its own
+    halves = np.arange(len(label)) % 2 == 0
+    leaf = max(3, len(label) // 2000)
+    multiclass = problem_type == "multiclass_classification"
+    predicted = np.zeros((len(label),) + ((int(label.max()) + 1,) if multiclass else ()))
+    for fit, score in ((halves, ~halves), (~halves, halves)):
+        if multiclass:
+            tree = DecisionTreeClassifier(min_samples_leaf=leaf, max_leaf_nodes=SHARP_LEAVES, random_state=0)
+            tree.fit(x[fit], label[fit])
+            predicted[np.ix_(score, tree.classes_)] = tree.predict_proba(x[score])
+        else:
+            tree = DecisionTreeRegressor(min_samples_leaf=leaf, max_leaf_nodes=SHARP_LEAVES, random_state=0)
+            predicted[score] = tree.fit(x[fit], label[fit]).predict(x[score])
+    return _score(predicted, label, problem_type)
+
+
+def determines(values: pd.Series, label: np.ndarray, problem_type: str, binned: float, leak_power: float) -> float:
+    """The larger of a column's binned power and, when that comes close to `leak_power`, its decision-tree power."""
+    close = binned >= leak_power - SHARP_MARGIN and pd.api.types.is_numeric_dtype(values)
+    return max(binned, sharp_power(values, label, problem_type)) if close else binned
 
 
 def _bins(values: pd.Series, count: int = BINS) -> np.ndarray:
@@ -74,16 +115,20 @@ def _bins(values: pd.Series, count: int = BINS) -> np.ndarray:
 
 
 def _bin_statistic(fit_bins, fit_label, score_bins, problem_type: str) -> np.ndarray:
-    frame = pd.DataFrame({"bin": fit_bins, "y": fit_label})
+    ids, index = np.unique(np.concatenate([fit_bins, score_bins]), return_inverse=True)
+    fit_ids, score_ids = index[: len(fit_bins)], index[len(fit_bins) :]
+    counts = np.bincount(fit_ids, minlength=len(ids))
+    seen = counts[score_ids] > 0  # a bin with no fitted row gets the prior
     if problem_type == "multiclass_classification":
         classes = int(max(fit_label.max(), 0)) + 1
-        counts = pd.crosstab(frame["bin"], frame["y"]).reindex(columns=range(classes), fill_value=0)
-        rates = counts.div(counts.sum(axis=1), axis=0)
-        prior = np.bincount(fit_label.astype(int), minlength=classes) / len(fit_label)
-        table = {b: rates.loc[b].to_numpy() for b in rates.index}
-        return np.stack([table.get(b, prior) for b in score_bins])
-    means = frame.groupby("bin")["y"].mean()
-    return means.reindex(score_bins).fillna(float(np.mean(fit_label))).to_numpy()
+        labels = fit_label.astype(int)
+        table = np.bincount(fit_ids * classes + labels, minlength=len(ids) * classes).reshape(len(ids), classes)
+        prior = np.bincount(labels, minlength=classes) / len(labels)
+        rates = table / np.maximum(counts, 1)[:, None]
+        return np.where(seen[:, None], rates[score_ids], prior)
+    sums = np.bincount(fit_ids, weights=fit_label.astype(float), minlength=len(ids))
+    means = sums / np.maximum(counts, 1)
+    return np.where(seen, means[score_ids], float(np.mean(fit_label)))
 
 
 def _score(predicted: np.ndarray, label: np.ndarray, problem_type: str) -> float:
@@ -112,33 +157,21 @@ def screen(frame: pd.DataFrame, label: str, problem_type: str, features: list[st
     Configured `features` that are leaky, near-constant or redundant are excluded unless
     listed in `settings.keep`; other columns are reported only (they are not inputs anyway).
     """
-    frame = frame.head(settings.max_rows).reset_index(drop=True)
+    if len(frame) > settings.max_rows:  # a uniform sample, never the first rows (a table sorted by time)
+        frame = frame.sample(n=settings.max_rows, random_state=0).sort_index()
+    frame = frame.reset_index(drop=True)
     leak_power = settings.leak_power if settings.leak_power is not None else LEAK_POWER[problem_type]
     y = frame[label].to_numpy()
     y = y.astype(float) if problem_type == "regression" else y.astype(int)
     columns = [c for c in frame.columns if c != label and c not in ignore]
-    single = {c: power(frame[c], y, problem_type) for c in columns}
-    numeric = [c for c in columns if pd.api.types.is_numeric_dtype(frame[c]) and frame[c].nunique() > BINS]
-    leaks: dict[str, str] = {}
-    for c in columns:
-        if single[c] >= leak_power:
-            leaks[c] = f"alone predicts {label} with {_measure(problem_type)} {single[c]:.3f}"
-    # a rate or a difference of two columns: finer bins, as such a leak is sharp
-    fine = int(min(100, max(BINS, len(frame) // 200)))
-    strongest = sorted((c for c in numeric if c not in leaks), key=lambda c: -single[c])[:3]
-    best: dict[str, tuple[float, str]] = {}
-    for a in strongest:
-        for b in numeric:
-            if a == b:
-                continue
-            for op, derived in (("/", frame[a] / frame[b].replace(0, np.nan)), ("-", frame[a] - frame[b])):
-                value = power(derived, y, problem_type, fine)
-                culprit = a if single[a] >= single[b] else b
-                if value >= leak_power and value > best.get(culprit, (0.0, ""))[0]:
-                    best[culprit] = (value, f"{a} {op} {b} predicts {label} with {_measure(problem_type)} "
-                                            f"{value:.3f}: likely computed from the outcome")  # fmt: skip
-    leaks.update({c: reason for c, (_, reason) in best.items() if c not in leaks})
+    fine = fine_bins(len(frame))  # a column the label is computed from is sharp: fine bins show it
+    single = {c: power(frame[c], y, problem_type, fine) for c in columns}
+    alone = {c: determines(frame[c], y, problem_type, single[c], leak_power) for c in columns}
+    leaks = {c: f"alone determines {label}: {_measure(problem_type)} {alone[c]:.3f} on held-out rows"
+             for c in columns if alone[c] >= leak_power}  # fmt: skip
+    leaks.update(pair_leaks(frame, y, problem_type, [c for c in columns if c not in leaks], single, leak_power, label))
     findings: dict[str, tuple[str, str]] = {c: ("leaky", r) for c, r in leaks.items()}
+    numeric = [c for c in columns if pd.api.types.is_numeric_dtype(frame[c]) and frame[c].nunique() > BINS]
     for c in columns:
         if c in findings:
             continue
@@ -162,6 +195,54 @@ def screen(frame: pd.DataFrame, label: str, problem_type: str, features: list[st
             reason += " (kept: listed in screening.keep)"
         out.append(Finding(c, kind, round(single[c], 4), is_feature, excluded, reason))
     return out
+
+
+def method(settings: Settings, problem_type: str) -> dict:
+    """How the screen decides, for its report: the measure, the leak threshold, how many columns are paired."""
+    leak_power = settings.leak_power if settings.leak_power is not None else LEAK_POWER[problem_type]
+    return {"measure": _measure(problem_type), "leak_power": leak_power, "pair_columns": MAX_PAIR_COLUMNS}
+
+
+def fine_bins(rows: int) -> int:
+    return int(min(100, max(BINS, rows // 200)))
+
+
+def pair_leaks(frame: pd.DataFrame, y: np.ndarray, problem_type: str, columns: list[str], single: dict[str, float],
+               leak_power: float, label: str) -> dict[str, str]:  # fmt: skip
+    """Columns that with one other nearly determine the label (an actual time that, with the scheduled one, defines
+    a delay), each with the reason naming its pair: the difference or the ratio of two numeric columns (fine bins),
+    or the two together (a grid of their bins), scored on held-out rows.
+
+    Of such a pair, the column that predicts the label better alone is the one computed from the outcome (a tip,
+    beside the fare it is a share of); when neither does (within 0.01), nothing tells which was known before the
+    outcome and both are excluded (`screening.keep` keeps the one that was)."""
+    columns = sorted(columns, key=lambda c: -single[c])[:MAX_PAIR_COLUMNS]
+    numeric = [c for c in columns if pd.api.types.is_numeric_dtype(frame[c]) and frame[c].nunique() > BINS]
+    fine = fine_bins(len(frame))
+    coarse = {c: _bins(frame[c], PAIR_GRID) for c in columns}
+    found: list[tuple[float, str, str, str]] = []
+    for i, a in enumerate(columns):
+        for b in columns[i + 1 :]:
+            scores = [(power_of_bins(coarse[a] * 1000 + coarse[b], y, problem_type), f"{a} and {b} together")]
+            if a in numeric and b in numeric:
+                for op, derived in (("-", frame[a] - frame[b]), ("/", frame[a] / frame[b].replace(0, np.nan))):
+                    binned = power(derived, y, problem_type, fine)
+                    scores.append((determines(derived, y, problem_type, binned, leak_power), f"{a} {op} {b}"))
+            best = max(scores)
+            if best[0] >= leak_power:
+                found.append((best[0], best[1], a, b))
+    leaks: dict[str, str] = {}
+    for value, name, a, b in sorted(found, reverse=True):
+        if a in leaks or b in leaks:  # the pair is broken already
+            continue
+        gap = single[a] - single[b]
+        culprits = [a] if gap > 0.01 else [b] if gap < -0.01 else [a, b]
+        for c in culprits:
+            other = b if c == a else a
+            both = " (nothing tells which was known before the outcome: both excluded)" if len(culprits) == 2 else ""
+            leaks[c] = (f"with {other}, determines {label}: {name} predicts it with {_measure(problem_type)} "
+                        f"{value:.3f} on held-out rows{both}")  # fmt: skip
+    return leaks
 
 
 def _measure(problem_type: str) -> str:

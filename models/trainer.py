@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 
 import keras_tuner
@@ -16,7 +17,7 @@ from models import candidate, edge, explain
 from models.candidate import TrainingInputs
 from models.features import FeatureSpec
 from models.model import OBJECTIVE, HParams, head_of, output_name
-from models.training import deterministic, feature_spec, tuned_input
+from models.training import count_rows, deterministic, feature_spec, tuned_input
 from models.tuning import hparams_from_values
 
 SERVING_OUTPUT = "probability"  # the binary head's output; see `output_name`
@@ -107,7 +108,8 @@ def export(trained, inputs: TrainingInputs, capabilities: frozenset[str]) -> Non
         batch = 256
         evaluation = tuned_input(inputs.eval_files, transform_output.transformed_feature_spec(), spec.label, batch,
                                  shuffle=False)  # fmt: skip
-        write_feature_importance(trained, spec, evaluation, inputs.model_run_dir)
+        batches = math.ceil(count_rows(inputs.eval_files) / batch)  # one pass over the eval split
+        write_feature_importance(trained, spec, evaluation, inputs.model_run_dir, eval_batches=batches)
     edge_settings = config.get("edge")
     if edge_settings and keras_model and candidate.TFLITE in capabilities:
         # TFLite files in the model's assets.extra (pushed with it), compared in edge.json
@@ -286,10 +288,13 @@ def raw_inputs_of(spec: FeatureSpec) -> dict[str, tuple[str, ...]]:
     return spec.raw_of()
 
 
-def write_feature_importance(model: keras.Model, spec: FeatureSpec, evaluation: tf.data.Dataset, run_dir: str) -> dict:
-    """Global importance (mean |integrated gradients| per raw input) on eval rows, in the run's output."""
+def write_feature_importance(model: keras.Model, spec: FeatureSpec, evaluation: tf.data.Dataset, run_dir: str,
+                             eval_batches: int | None = None) -> dict:  # fmt: skip
+    """Global importance (mean |integrated gradients| per raw input) on eval rows, in the run's output.
+    `evaluation` repeats: `eval_batches` (one pass over the eval split) keeps each row from counting twice."""
     groups = explain.column_groups(model.feature_columns, raw_inputs_of(spec))
-    importance = explain.global_importance(model, groups, evaluation)
+    rows = evaluation.take(eval_batches) if eval_batches else evaluation
+    importance = explain.global_importance(model, groups, rows)
     tf.io.gfile.makedirs(run_dir)
     with tf.io.gfile.GFile(os.path.join(run_dir, explain.IMPORTANCE_FILE), "w") as f:
         json.dump(importance, f, indent=2)

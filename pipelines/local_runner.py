@@ -191,6 +191,9 @@ def _run_and_report(config: Config, run_id: str, log_path: str, args, out: TextI
     except run_lock.RunLockedError as e:
         print(f"not started: {e}", file=err)
         return 4
+    except ConfigError as e:  # the config against the data (columns it names that the data does not have)
+        print(f"config error: {e}", file=err)
+        return 2
     except Exception as e:
         logging.exception("run failed")  # the traceback, in the log file
         logging.info("report of the failed run: %s", _report(config))

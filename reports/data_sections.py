@@ -13,6 +13,17 @@ from reports.model_sections import margin_text
 from reports.templating import render_section
 
 
+def gate_terms(gate) -> dict[str, str]:
+    """The gate as the Evaluator applies it (pipelines/eval_configs.py): a floor and no drop for a
+    higher-is-better metric, a ceiling and no rise for an error."""
+    from settings.metrics import higher_is_better
+
+    change = f"of more than {gate.max_regression:g}"
+    if higher_is_better(gate.metric):
+        return {"bound": f"{gate.metric} ≥ {gate.lower_bound:g}", "change": f"no drop {change}"}
+    return {"bound": f"{gate.metric} ≤ {gate.upper_bound:g}", "change": f"no rise {change}"}
+
+
 def decision_section(summary, config) -> str:
     gate = config.evaluation
     baselines = None
@@ -21,7 +32,7 @@ def decision_section(summary, config) -> str:
     return render_section(
         "decision", pushed=summary.pushed_model, blessed=summary.blessed, failures=list(summary.failures),
         failed_components=[c.component for c in summary.components if c.state == "FAILED"], gate=gate,
-        baselines=baselines, components=[[c.component, c.state, f"{c.seconds:.1f} s"] for c in summary.components],
+        baselines=baselines, terms=gate_terms(gate), components=[[c.component, c.state, f"{c.seconds:.1f} s"] for c in summary.components],
     )  # fmt: skip
 
 

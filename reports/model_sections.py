@@ -82,9 +82,11 @@ def slices_section(artifacts: RunArtifacts, config, out_dir: str) -> str:
         rows.append([where, values.get(gating, float("nan")), values.get("example_count", float("nan"))])
         if gating in values:
             by_slice[where] = values[gating]
+    e = config.evaluation
+    if not rows and not e.fairness_features:
+        return ""  # nothing sliced: the section is not drawn
     rows.sort()
     chart = bar_chart(dict(sorted(by_slice.items())), f"{gating} by slice", out_dir, "slices.png", gating)
-    e = config.evaluation
     rates = group_rates(uri, e.fairness_features, shown) if e.fairness_features else []
     decision = config.decision_threshold()
     limits = FairnessLimits(**e.fairness.model_dump())

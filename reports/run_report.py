@@ -68,6 +68,8 @@ def render(summary, artifacts: RunArtifacts, config, out_dir: str) -> str:
             content = builders[key]()
         except Exception as e:  # one unreadable artifact must not cost the whole report
             content = render_section("error", kind=type(e).__name__, message=str(e))
+        if not content.strip():  # a section with nothing in it is not drawn
+            continue
         sections.append({"key": key, "title": TITLES[key], "html": content})
     page = (
         environment()

@@ -346,6 +346,11 @@ def validate(raw: dict, path: str) -> Config:
     multiclass = raw.get("problem_type") == "multiclass_classification"
     if multiclass and raw.get("label_classes") and raw.get("num_classes") is None:
         raw = {**raw, "num_classes": len(raw["label_classes"])}  # as many classes as it lists
+    evaluation = raw.get("evaluation") or {}
+    if isinstance(evaluation, dict) and evaluation.get("time_slice") is None:  # monthly slices wherever there is a
+        features = raw.get("features")  # timestamp, unless the config turns them off
+        timestamp = isinstance(features, dict) and bool(features.get("timestamp"))
+        raw = {**raw, "evaluation": {**evaluation, "time_slice": timestamp}}
     try:
         return Config.model_validate_json(json.dumps(raw), strict=True, context={"path": path})
     except ValidationError as e:

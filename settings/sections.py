@@ -129,12 +129,12 @@ class TuningConfig(Section):
 class ScreeningConfig(Section):
     """Leakage and feature selection before Transform (components/feature_screen.py)."""
 
-    leak_power: float | None = None  # a column predicting the label this well (AUC / accuracy / R^2), alone or as a
-    # rate or difference with another column, is leakage; null: 0.99 AUC, 0.95 accuracy or R^2 (models/screening.py)
+    leak_power: float | None = None  # a column that determines the label this well on held-out rows (AUC / accuracy /
+    # R^2), alone or with one other column (difference, ratio, or the two together), is leakage; null: 0.99
     near_constant: float = 0.99  # share of the most frequent value from which a column carries nothing
     redundant_correlation: float = 0.99  # |r| between two numeric features from which the weaker goes
     keep: tuple[str, ...] = ()  # features kept whatever the screen finds
-    max_rows: int = 20000  # rows of the train split screened
+    max_rows: int = 20000  # rows of the train split screened: a uniform sample of all of it, never its head
 
 
 class SimplificationConfig(Section):
@@ -240,7 +240,8 @@ class EvaluationConfig(Section):
     upper_bound: float | None = None  # absolute ceiling of a lower-is-better metric (an error)
     max_regression: float = 0.0  # allowed drop against the last blessed model
     slices: tuple[str, ...] = ()  # categorical features: metrics per value, reported
-    time_slice: bool = False  # metrics per calendar month of features.timestamp, held to slice_lower_bound
+    # metrics per calendar month of features.timestamp, held to slice_lower_bound; null: on when there is a timestamp
+    time_slice: bool | None = None
     slice_lower_bound: float | None = None  # the gating metric's floor in every month; None: reported only
     fairness_features: tuple[str, ...] = ()  # sensitive slices: FPR, FNR and positive rate per value
     fairness_thresholds: tuple[float, ...] = (0.5,)  # more thresholds at which those rates are reported

@@ -89,3 +89,21 @@ def test_vertex_explanation_spec_names_every_input_and_the_output():
     parameters = ExplanationParameters(spec["parameters"])
     assert set(metadata.inputs) == {"fare", "company"} and metadata.outputs["probability"].output_tensor_name
     assert parameters.sampled_shapley_attribution.path_count == 10
+
+
+def test_feature_importance_counts_each_eval_row_once(tmp_path):
+    """The Trainer's eval dataset repeats; importance on a 67-row eval split is on 67 rows, not 512 or more."""
+    import json
+
+    from models.features import FeatureSpec
+    from models.trainer import write_feature_importance
+
+    model, data, y = trained_model()
+    rows = 67
+    evaluation = tf.data.Dataset.from_tensor_slices(({k: v[:rows] for k, v in data.items()}, y[:rows]))
+    evaluation = evaluation.batch(16).repeat()  # as models/training.py builds it: batches, then repeat
+    spec = FeatureSpec(label="y", numeric=("x", "noise"), categorical=("c",))
+    found = write_feature_importance(model, spec, evaluation, str(tmp_path), eval_batches=-(-rows // 16))
+    assert found["rows"] == rows
+    with open(tmp_path / explain.IMPORTANCE_FILE) as f:
+        assert json.load(f)["rows"] == rows

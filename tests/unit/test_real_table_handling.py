@@ -175,3 +175,51 @@ def test_a_public_table_config_writes_its_table_when_its_data_is_missing_and_nam
     with pytest.raises(ValueError, match=r"data.public_table 'pinguins' is not one of \[.*'penguins'"):
         prepare_data(bad)
     assert not os.path.exists(tmp_path / "x")
+
+
+def test_columns_the_config_names_that_the_data_lacks_stop_make_features_and_make_run_naming_the_closest(
+    tmp_path, capsys
+):
+    """The example config copied for a price list: its key and personal columns are not in the data, nor is the
+    misspelt column it excludes. `make features` and `make run` both stop, naming each with the closest names."""
+    import os
+
+    import yaml
+
+    from pipelines import local_runner
+    from tests.conftest import REPO
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    data.mkdir()
+    pd.DataFrame({"item_id": np.arange(300), "color": rng.choice(["D", "E", "F"], 300), "carat": rng.random(300),
+                  "expensive": rng.integers(0, 2, 300)}).to_csv(data / "prices.csv", index=False)  # fmt: skip
+    with open(os.path.join(REPO, "configs", "own-table.example.yaml")) as f:
+        raw = yaml.safe_load(f)
+    raw["label"] = "expensive"
+    raw["data"].update(format="csv", path=str(data))
+    raw["features"].update(timestamp=None, exclude=["colour"])
+    path = tmp_path / "prices.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    found = feature_inference.main(["--config", str(path)])
+    message = capsys.readouterr().err
+    assert found == 2 and message.startswith("config error:"), message
+    for expected in ("data.key_column 'trip_id'", "data.personal_columns 'rider_email'",
+                     "features.exclude 'colour' is not a column of the data (closest: 'color')"):  # fmt: skip
+        assert expected in message, message
+    ran = local_runner.main(["--config", str(path), "--workdir", str(tmp_path)])
+    message = capsys.readouterr().err
+    assert ran == 2 and "data.key_column 'trip_id'" in message and "'colour'" in message, message
+
+
+def test_the_example_config_leaves_the_training_plan_to_the_table():
+    """A copy of the example runs the plan that adapts to the rows (models/training.py), not fixed steps."""
+    import os
+
+    from settings.config import load_config
+    from tests.conftest import REPO
+
+    trainer = load_config(os.path.join(REPO, "configs", "own-table.example.yaml")).trainer
+    fixed = {k: getattr(trainer, k) for k in ("train_steps", "eval_steps", "batch_size", "epochs",
+                                               "early_stopping_patience")}  # fmt: skip
+    assert set(fixed.values()) == {None}, fixed

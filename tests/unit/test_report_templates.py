@@ -32,3 +32,72 @@ def test_the_gate_is_described_in_words_that_match_the_margins():
     assert model_sections.margin_text(gate, 0.0) == "at least level with"
     assert model_sections.margin_text(gate, None) == "within 0.01 AUC of"
     assert model_sections.margin_text(gate, 0.02) == "ahead by 0.02 AUC of"
+
+
+def test_the_screening_section_says_what_it_tested_and_what_ok_means():
+    from models import screening
+
+    found = {"rows": 20000, "split_rows": 240000, "split": "train", "excluded": ["actual_departure"],
+             **screening.method(screening.Settings(), "binary_classification"), "features": []}  # fmt: skip
+    page = templating.render_section("screening", found=found, rows=[])
+    assert "20000 rows of the train split (240000 rows" in page and "drawn uniformly" in page
+    assert "alone or with one other column" in page and "AUC ≥ 0.99" in page
+    assert "Predicting the label well is not a leak" in page
+
+
+def run_summary():
+    from types import SimpleNamespace
+
+    return SimpleNamespace(run_id="r1", pushed_model=None, blessed=False, failures=(), components=())
+
+
+def test_the_decision_states_the_gate_as_the_evaluator_applies_it():
+    """A regression gate is a ceiling on the error and a limit on its rise, not a floor."""
+    import os
+
+    from reports.data_sections import decision_section
+    from settings.config import load_config
+    from tests.conftest import REPO
+
+    cars = load_config(os.path.join(REPO, "configs", "tables", "cars.yaml"))  # RMSE, success_level 7
+    page = decision_section(run_summary(), cars)
+    assert "RootMeanSquaredError ≤ 7 overall" in page and "no rise of more than 0" in page
+    assert "≥" not in page, page
+    wine = decision_section(run_summary(), load_config(os.path.join(REPO, "configs", "tables", "wine.yaml")))
+    assert "SparseCategoricalAccuracy ≥ 0.8 overall" in wine and "no drop of more than 0" in wine
+
+
+def test_a_timestamp_turns_monthly_slices_on_unless_the_config_turns_them_off():
+    import os
+
+    from settings.config import load_config
+    from tests.conftest import REPO
+
+    tables = os.path.join(REPO, "configs", "tables")
+    assert load_config(os.path.join(tables, "cars.yaml")).evaluation.time_slice is True  # features.timestamp: Year
+    assert load_config(os.path.join(tables, "wine.yaml")).evaluation.time_slice is False  # no timestamp
+    off = load_config(os.path.join(tables, "cars.yaml"), {"evaluation": {"time_slice": False}})
+    assert off.evaluation.time_slice is False
+
+
+def test_a_section_with_nothing_in_it_is_not_drawn(tmp_path, monkeypatch):
+    """No slice and no fairness feature: the slices section is empty, and the page has no such heading."""
+    import os
+    from types import SimpleNamespace
+
+    import tensorflow_model_analysis as tfma
+    from tensorflow_model_analysis.proto import metrics_for_slice_pb2
+
+    from reports import run_report
+    from settings.config import load_config
+    from tests.conftest import REPO
+
+    config = load_config(os.path.join(REPO, "configs", "tables", "wine.yaml"),
+                         {"pipeline": {"root": str(tmp_path)}})  # fmt: skip
+    overall = metrics_for_slice_pb2.MetricsForSlice()  # the overall slice only
+    monkeypatch.setattr(tfma, "load_metrics", lambda uri: [overall])
+    artifacts = SimpleNamespace(first=lambda *a: str(tmp_path), json=lambda *a: None)
+    assert model_sections.slices_section(artifacts, config, str(tmp_path)) == ""
+    with open(run_report.render(run_summary(), artifacts, config, str(tmp_path))) as f:
+        page = f.read()
+    assert "Slices and fairness" not in page and "Push decision" in page

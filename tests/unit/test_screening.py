@@ -105,3 +105,53 @@ def test_inference_types_columns_and_detects_personal_ones(taxi_config_path):
     assert "pickup_community_area" in typed["numeric"]  # 77 area codes: more than 20 distinct numbers
     assert "taxi_id" in typed["categorical"] or "taxi_id" in typed["hashed"]
     assert not {"big_tip", "trip_id", "trip_start_timestamp"} & set(typed["numeric"] + typed["categorical"])
+
+
+def flights(rows: int = 8000, seed: int = 3) -> pd.DataFrame:
+    """Departures over a year: the label (delayed over 15 minutes) is the actual minus the scheduled departure;
+    the actual times are recorded after the outcome; the rest is known before it."""
+    rng = np.random.default_rng(seed)
+    scheduled = 1_672_531_200 + rng.integers(0, 365 * 86400, rows)
+    hour = (scheduled % 86400) / 3600
+    late = rng.random(rows) < 0.1 + 0.02 * hour  # later in the day, more delays
+    delay = np.where(late, 5 + rng.exponential(40, rows), rng.normal(0, 4, rows))  # minutes
+    duration = rng.uniform(60, 300, rows)
+    actual = scheduled + np.round(delay * 60)
+    return pd.DataFrame({
+        "scheduled_departure": scheduled, "actual_departure": actual,
+        "scheduled_arrival": scheduled + np.round(duration * 60),
+        "actual_arrival": actual + np.round((duration + rng.normal(0, 15, rows)) * 60),
+        "distance": np.round(duration * 8 + rng.normal(0, 40, rows)),
+        "carrier": rng.choice(["AA", "B6", "DL", "UA", "WN"], rows),
+        "delayed": (delay > 15).astype(int),
+    })  # fmt: skip
+
+
+def test_an_actual_time_that_with_the_scheduled_one_defines_the_label_is_excluded_naming_the_pair():
+    frame = flights()
+    features = [c for c in frame.columns if c != "delayed"]
+    found = by_column(screening.screen(frame, "delayed", "binary_classification", features, screening.Settings()))
+    leak = found["actual_departure"]
+    assert leak.finding == "leaky" and leak.excluded and "scheduled_departure" in leak.reason, leak
+    assert leak.power < 0.9  # alone it predicts little: only the pair gives it away
+    for honest in ("distance", "carrier", "scheduled_arrival"):
+        assert found[honest].finding == "ok" and not found[honest].excluded, found[honest]
+    # which of the two was known before the outcome is for the user to say
+    kept = by_column(screening.screen(frame, "delayed", "binary_classification", features,
+                                      screening.Settings(keep=("scheduled_departure",))))  # fmt: skip
+    assert kept["actual_departure"].excluded and not kept["scheduled_departure"].excluded
+
+
+def test_an_honest_measurement_that_predicts_the_label_well_is_not_called_a_leak():
+    """palmerpenguins' processed table: bill length / depth names the species with accuracy ~0.96, and so does
+    the ratio written as a column of its own; neither is computed from the species."""
+    from palmerpenguins import load_penguins
+
+    frame = load_penguins().dropna().reset_index(drop=True)
+    frame["bill_ratio"] = frame["bill_length_mm"] / frame["bill_depth_mm"]
+    frame["species"] = pd.factorize(frame["species"], sort=True)[0]
+    features = [c for c in frame.columns if c != "species"]
+    found = by_column(screening.screen(frame, "species", "multiclass_classification", features,
+                                       screening.Settings()))  # fmt: skip
+    assert found["bill_ratio"].power > 0.9  # a strong predictor...
+    assert not [f for f in found.values() if f.finding == "leaky" or f.excluded], found  # ...and no leak
