@@ -7,6 +7,7 @@ import glob
 import json
 import os
 import shutil
+import subprocess
 import threading
 import time
 
@@ -15,7 +16,10 @@ import pytest
 from apache_beam.testing.test_stream import TestStream
 
 from datagen import taxi
+from drills import runs
 from pipelines import streaming
+from settings.yaml_files import deep_merge
+from tests.conftest import REPO, first_run_overrides
 
 pytestmark = pytest.mark.e2e
 
@@ -111,6 +115,30 @@ def test_landing_folder_stream_gives_every_event_once_scored_or_dead_lettered(fi
     assert all(r["scored_at"] >= r["arrived_at"] for r in scored)
     windows = records(os.path.join(out, "windows"))
     assert sum(w["rows"] for w in windows) + len(records(os.path.join(out, "late"))) == len(expected) - len(bad)
+
+
+def stream_config_file(e2e_root, tmp_path) -> tuple[str, str, str]:
+    """A config file as a user writes one: the shared run's model, a landing and an output folder in tmp_path."""
+    landing, out = str(tmp_path / "landing"), str(tmp_path / "out")
+    streaming_section = {"landing_dir": landing, "output_dir": out, "window_seconds": 2.0, "poll_seconds": 0.2,
+                         "min_rows": 10}  # fmt: skip
+    path = runs.write_yaml(str(tmp_path), deep_merge(first_run_overrides(e2e_root), {"streaming": streaming_section}))
+    return path, landing, out
+
+
+def test_make_run_stream_starts_scores_what_landed_and_stops_after_seconds(first_run, e2e_root, tmp_path):
+    """`make run-stream CONFIG=... SECONDS_=n` as the README shows it, not only the library call."""
+    config_path, landing, out = stream_config_file(e2e_root, tmp_path)
+    path, keys = landed_file(tmp_path, "waiting.csv", 40, seed=51)
+    os.makedirs(landing)
+    os.rename(path, os.path.join(landing, "waiting.csv"))  # there before the start: read too
+    seconds = 25
+    done = subprocess.run(["make", "--no-print-directory", "run-stream", f"CONFIG={config_path}", f"SECONDS_={seconds}"],
+                          cwd=REPO, capture_output=True, text=True, timeout=seconds + 240)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["output"] == out and os.path.dirname(summary["model"]) == first_run[0].pipeline.serving_dir
+    assert sorted(r["key"] for r in records(os.path.join(out, "predictions"))) == sorted(keys)
 
 
 def test_cloud_profile_reads_pubsub_and_writes_bigquery(first_run, tmp_path):
