@@ -7,7 +7,9 @@ import glob
 import json
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -139,6 +141,50 @@ def test_make_run_stream_starts_scores_what_landed_and_stops_after_seconds(first
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["output"] == out and os.path.dirname(summary["model"]) == first_run[0].pipeline.serving_dir
     assert sorted(r["key"] for r in records(os.path.join(out, "predictions"))) == sorted(keys)
+
+
+def wait_for(condition, seconds: float, what: str) -> None:
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline, f"no {what} within {seconds} s"
+        time.sleep(0.5)
+
+
+def test_a_stream_stopped_between_files_and_restarted_scores_every_row_once(first_run, e2e_root, tmp_path):
+    """Two files of 300 rows scored, SIGTERM, a third file, the same folders again: 900 rows, each once."""
+    config_path, landing, out = stream_config_file(e2e_root, tmp_path)
+    os.makedirs(landing)
+    command = [sys.executable, "-m", "monitoring.stream", "--config", config_path]
+    expected: list[str] = []
+
+    def land(name: str, seed: int) -> None:
+        path, keys = landed_file(tmp_path, name, 300, seed=seed)
+        os.rename(path, os.path.join(landing, name))
+        expected.extend(keys)
+
+    def scored() -> list[str]:
+        return [r["key"] for r in records(os.path.join(out, "predictions"))]
+
+    first = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for i, name in enumerate(("a.csv", "b.csv")):
+            land(name, seed=60 + i)
+            wait_for(lambda: len(scored()) >= len(expected), 240, f"predictions for {name}")
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=60)
+    finally:
+        first.kill()
+    assert sorted(scored()) == sorted(expected)  # nothing else was written before the stop
+    land("c.csv", seed=62)
+    again = subprocess.run([*command, "--seconds", "10"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    keys = scored()
+    assert len(keys) == len(expected) == 900 and sorted(keys) == sorted(expected)  # every row, exactly once
+    windows = records(os.path.join(out, "windows"))
+    bounds = [tuple(w["window"]) for w in windows]
+    assert len(bounds) == len(set(bounds))  # no window written twice
+    late = records(os.path.join(out, "late"))
+    assert sum(w["rows"] for w in windows) + len(late) <= 900
 
 
 def test_cloud_profile_reads_pubsub_and_writes_bigquery(first_run, tmp_path):
