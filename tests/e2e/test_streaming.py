@@ -48,7 +48,7 @@ def landed_file(tmp_path, name: str, rows: int, seed: int, bad_row: int | None =
     frame = taxi.generate(rows, seed=seed)
     frame["trip_id"] = [f"{name}-{i}" for i in range(rows)]
     if bad_row is not None:
-        frame.loc[frame.index[bad_row], "payment_type"] = "Bitcoin"
+        frame.loc[frame.index[bad_row], "fare"] = -5.0  # outside the schema's range
     taxi.write_csv(frame, str(tmp_path / "staging"), name)
     return str(tmp_path / "staging" / name), list(frame["trip_id"])
 
@@ -110,7 +110,7 @@ def test_landing_folder_stream_gives_every_event_once_scored_or_dead_lettered(fi
     scored, errors = records(os.path.join(out, "predictions")), records(os.path.join(out, "errors"))
     came_out = [r["key"] for r in scored] + [e["key"] for e in errors]
     assert sorted(came_out) == sorted(expected)  # every event, exactly once
-    assert [e["key"] for e in errors] == bad and "Bitcoin" in errors[0]["error"]
+    assert [e["key"] for e in errors] == bad and "'fare' value -5.0" in errors[0]["error"]
     last_file = {r["model_version"] for r in scored if r["key"].startswith("part-2")}
     assert last_file == {str(pushed["version"])}  # picked up without a restart
     assert {r["model_version"] for r in scored if r["key"].startswith("part-0")} == {str(first)}
