@@ -345,19 +345,48 @@ SCHEMA_FILE = "schema.pbtxt"
 EXPLANATION_FILE = "explanation_spec.json"
 
 
+def preprocessing_handles(spec: FeatureSpec, schema_path: str | None) -> dict[str, dict]:
+    """Per raw input, what `preprocessing_fn` does with a value training did not have. `values`: "open" where an
+    unseen category gets an out-of-vocabulary bucket (or a hash bucket), else "closed". `missing`: "imputed"
+    where the preprocessing fills a missing value: strings become its missing token (a vocabulary entry or an
+    OOV bucket), a timestamp 0, a number its training mean (only for an input the export reads as optional,
+    where the mean is applied in the graph); `fill` is what to send for an input the export reads as always
+    present (the schema's presence is 1)."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    from models.preprocessing import MISSING_TOKEN
+
+    schema = schema_pb2.Schema()
+    if schema_path:
+        with tf.io.gfile.GFile(schema_path) as f:
+            text_format.Parse(f.read(), schema)
+    required = {f.name for f in schema.feature if f.presence.min_fraction >= 1.0 or f.HasField("shape")}
+    token = {"missing": "imputed", "fill": MISSING_TOKEN}
+    found = {n: {"values": "open", **token} if spec.oov_buckets > 0 else {"values": "closed", "missing": "refused"}
+             for n in spec.categorical}  # fmt: skip
+    found.update({n: {"values": "open", **token} for n in spec.hashed})
+    for n in spec.numeric:
+        found[n] = {"values": "closed", "missing": "refused" if n in required else "imputed"}
+    if spec.timestamp:
+        found[spec.timestamp] = {"values": "closed", "missing": "imputed", "fill": 0}
+    return found
+
+
 def write_serving_contract(model_dir: str, spec: FeatureSpec, schema_path: str | None,
                            decision_threshold: float | None = None, output: str = SERVING_OUTPUT,
                            classes: list[str] = (), explains: bool = True) -> None:  # fmt: skip
     """Writes what a server needs to validate requests, versioned with the model:
     the raw inputs it reads, the output name, the class names of a text label (output column i is class i),
-    and the validated schema (domains, presence,
-    environments) the model was trained against."""
+    what the preprocessing handles per input (`features`: `serving.validation` serves those values), and the
+    validated schema (domains, presence, environments) the model was trained against."""
     extra = os.path.join(model_dir, CONTRACT_DIR)
     tf.io.gfile.makedirs(extra)
     contract = {"inputs": list(spec.raw_inputs()), "label": spec.label, "output": output,
                 "columns_signature": "serving_columns",
                 "explain_signature": explain.EXPLAIN_SIGNATURE if explains else None,
-                "decision_threshold": decision_threshold, "classes": list(classes)}  # fmt: skip
+                "decision_threshold": decision_threshold, "classes": list(classes),
+                "features": preprocessing_handles(spec, schema_path)}  # fmt: skip
     with tf.io.gfile.GFile(os.path.join(extra, CONTRACT_FILE), "w") as f:
         json.dump(contract, f, indent=2)
     # read when uploaded to Vertex AI: sampled Shapley through the predict route, for any candidate

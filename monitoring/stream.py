@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"config error: {e}", file=sys.stderr)
         return 2
-    logs.configure(config.log_level)
+    logs.setup(config.log_level, pipeline=config.pipeline.name, entry="stream")
     try:
         monitor = window_monitor(config)
     except LookupError as e:  # no lineage (a model copied in by hand): the windows get statistics only

@@ -19,6 +19,16 @@ a row that arrives after its window was measured is still scored, but belongs to
 window's statistics; it is listed in `late/` with its window (late panes, kept for
 LATE_HORIZON; Beam drops rows older than that from windowing only, never from scoring).
 
+Restarts (landing-folder source): a landed file is read in chunks of `chunk_rows`, each named by the
+file, its mtime and its first row. A chunk's errors and predictions go to files of that name
+(`errors/<chunk>.jsonl`, `predictions/<chunk>.jsonl`, each written then renamed in), and once both
+are in place the chunk is recorded in `committed/`. A restart on the same landing and output folders
+reads every file again but skips the committed chunks, so each row is scored and written once across
+a stop at any point (a chunk cut off before its record is scored again and its files replaced); its
+rows reach no window's statistics a second time. Keep `chunk_rows` across a restart (the names
+depend on it). With `bigquery_table` the predictions are streaming inserts and nothing is recorded:
+a restart scores the files again (at least once).
+
 Locally this runs on the BundleBasedDirectRunner (--streaming), which needs neither Prism
 nor the network; with `vertex.dataflow` in the profile, on Dataflow in streaming mode.
 """
@@ -115,13 +125,93 @@ class ServingDirModelHandler(FrameModelHandler):
 
     def run_inference(self, batch, model: PushedVersions, inference_args=None):
         out = []
-        for keys, frame, arrived in batch:
+        for keys, frame, arrived, chunk in batch:
             scorer = model.for_arrival(arrived)
-            out.append(PredictionResult((keys, arrived), scorer.predict_frame(frame), scorer.version))
+            out.append(PredictionResult((keys, arrived, chunk), scorer.predict_frame(frame), scorer.version))
         return out
 
     def get_num_bytes(self, batch) -> int:
-        return int(sum(frame.memory_usage(index=False).sum() for _, frame, _ in batch))
+        return int(sum(frame.memory_usage(index=False).sum() for _, frame, *_ in batch))
+
+
+def write_atomically(path: str, records: list[dict]) -> None:
+    """JSON lines to `path`, written beside it and renamed in (a reader sees all of it or none)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        f.write("".join(json.dumps(r, default=str) + "\n" for r in records))
+    os.rename(path + ".tmp", path)
+
+
+class Ledger:
+    """The landed chunks whose output is in place: an empty file per chunk in `<output_dir>/committed`."""
+
+    def __init__(self, output_dir: str):
+        self.output_dir = output_dir
+        self.folder = os.path.join(output_dir, "committed")
+
+    def committed(self, chunk: str) -> bool:
+        return os.path.exists(os.path.join(self.folder, chunk))
+
+    def commit(self, chunk: str) -> None:
+        os.makedirs(self.folder, exist_ok=True)
+        open(os.path.join(self.folder, chunk), "w").close()
+
+    def output(self, kind: str, chunk: str) -> str:
+        return os.path.join(self.output_dir, kind, chunk + ".jsonl")
+
+
+class ReadLandedChunks(ReadChunks):
+    """A landed file -> (chunk name, inputs) of its chunks not yet committed (see the module's Restarts)."""
+
+    def __init__(self, ledger: Ledger, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._ledger = ledger
+
+    def process(self, readable):
+        meta, first = readable.metadata, 0
+        stem = f"{os.path.basename(meta.path)}.{int(meta.last_updated_in_seconds * 1e6)}"
+        for frame in super().process(readable):
+            chunk, first = f"{stem}.{first}", first + len(frame)
+            if not self._ledger.committed(chunk):
+                yield chunk, frame
+
+
+class ValidateLandedChunk(ValidateChunk):
+    """(chunk name, inputs) -> (keys, valid inputs, chunk name); the chunk's errors are written to its errors
+    file here, before its valid rows go on (and given, as one list, to the ERRORS output); a chunk without
+    valid rows is committed here."""
+
+    def __init__(self, ledger: Ledger, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._ledger = ledger
+
+    def process(self, element):
+        chunk, frame = element
+        errors, valid = [], None
+        for out in super().process(frame):
+            if isinstance(out, beam.pvalue.TaggedOutput):
+                errors.append(out.value)
+            else:
+                valid = out
+        if errors:
+            write_atomically(self._ledger.output(ERRORS, chunk), errors)
+            yield beam.pvalue.TaggedOutput(ERRORS, errors)
+        if valid is None:
+            self._ledger.commit(chunk)
+            return
+        yield (*valid, chunk)
+
+
+class WriteScoredChunk(beam.DoFn):
+    """(chunk name, records) -> `predictions/<chunk>.jsonl`, then the chunk is committed."""
+
+    def __init__(self, ledger: Ledger):
+        self._ledger = ledger
+
+    def process(self, element):
+        chunk, records = element
+        write_atomically(self._ledger.output("predictions", chunk), records)
+        self._ledger.commit(chunk)
 
 
 class WriteJsonLines(beam.DoFn):
@@ -147,9 +237,10 @@ class WriteJsonLines(beam.DoFn):
         os.rename(path + ".tmp", path)
 
 
-def scored_records(result: PredictionResult, output: str) -> list[dict]:
-    (keys, arrived), now = result.example, time.time()
-    return [{"key": k, "model_version": result.model_id, output: s, "arrived_at": arrived, "scored_at": now}
+def scored_records(result: PredictionResult, output: str) -> tuple[str | None, list[dict]]:
+    """(chunk name, one record per row)."""
+    (keys, arrived, chunk), now = result.example, time.time()
+    return chunk, [{"key": k, "model_version": result.model_id, output: s, "arrived_at": arrived, "scored_at": now}
             for k, s in zip(keys, result.inference, strict=True)]  # fmt: skip
 
 
@@ -225,8 +316,8 @@ def _readable(path: str) -> fileio.ReadableFile:
 
 
 def _with_arrival(chunk, ts=beam.DoFn.TimestampParam):
-    keys, frame = chunk
-    return keys, frame, float(ts)
+    keys, frame, name = chunk
+    return keys, frame, float(ts), name
 
 
 def build(pipeline, config, model_dir: str, events=None, monitor: WindowMonitor | None = None) -> dict:
@@ -235,36 +326,66 @@ def build(pipeline, config, model_dir: str, events=None, monitor: WindowMonitor 
     Returns the PCollections by name (for tests)."""
     s, personal = config.streaming, list(config.data.personal_columns)
     contract = model_store.read_contract(model_dir)
+    validate = (model_dir, config.data.key_column, personal, [contract["label"]])
+    # landed files: chunks named for the ledger (module docstring, Restarts), unless the predictions go to BigQuery
+    ledger = Ledger(s.output_dir) if events is not None and not s.bigquery_table else None
     if events is not None:
-        frames = (events | "Open" >> beam.Map(_readable)
-                  | "ReadChunks" >> beam.ParDo(ReadChunks(s.chunk_rows, column_types(model_dir, personal), ignored_columns(
-                      model_dir, personal, config.data.key_column, [contract["label"]]))))  # fmt: skip
+        read = (s.chunk_rows, column_types(model_dir, personal),
+                ignored_columns(model_dir, personal, config.data.key_column, [contract["label"]]))  # fmt: skip
+        frames = events | "Open" >> beam.Map(_readable)
+        if ledger:
+            frames = frames | "ReadChunks" >> beam.ParDo(ReadLandedChunks(ledger, *read))
+        else:
+            frames = frames | "ReadChunks" >> beam.ParDo(ReadChunks(*read)) | "Unnamed" >> beam.Map(lambda f: (None, f))
     else:
-        read = beam.io.ReadFromPubSub(subscription=s.pubsub_subscription, topic=s.pubsub_topic)
-        frames = (pipeline | "ReadPubSub" >> read | "Parse" >> beam.Map(json.loads)
+        pubsub = beam.io.ReadFromPubSub(subscription=s.pubsub_subscription, topic=s.pubsub_topic)
+        frames = (pipeline | "ReadPubSub" >> pubsub | "Parse" >> beam.Map(json.loads)
                   | "Batch" >> beam.BatchElements(min_batch_size=1, max_batch_size=s.chunk_rows)
-                  | "Frame" >> beam.Map(pd.DataFrame))  # fmt: skip
-    validated = frames | "Validate" >> beam.ParDo(
-        ValidateChunk(model_dir, config.data.key_column, personal, [contract["label"]])
-    ).with_outputs(ERRORS, main="valid")
-    chunks = validated.valid | "Arrival" >> beam.Map(_with_arrival)
+                  | "Frame" >> beam.Map(lambda rows: (None, pd.DataFrame(rows))))  # fmt: skip
+    if ledger:
+        validated = frames | "Validate" >> beam.ParDo(ValidateLandedChunk(ledger, *validate)).with_outputs(
+            ERRORS, main="valid"
+        )
+        errors, valid = validated[ERRORS], validated.valid
+    else:
+        validated = (frames | "Validate" >> beam.ParDo(_Unnamed(ValidateChunk(*validate)))
+                     .with_outputs(ERRORS, main="valid"))  # fmt: skip
+        errors = validated[ERRORS] | "ErrorList" >> beam.Map(lambda e: [e])
+        valid = validated.valid
+    chunks = valid | "Arrival" >> beam.Map(_with_arrival)
     handler = ServingDirModelHandler(config.pipeline.serving_dir, personal, s.poll_seconds)
     scored = (chunks | "RunInference" >> RunInference(handler)
               | "Records" >> beam.Map(scored_records, contract["output"]))  # fmt: skip
-    windows = chunks | "WindowStatistics" >> WindowStatistics(monitor, s.window_seconds, s.min_rows)
-    errors = validated[ERRORS] | "ErrorList" >> beam.Map(lambda e: [e])
+    windows = (chunks | "Unnamed chunks" >> beam.Map(lambda c: c[:3])
+               | "WindowStatistics" >> WindowStatistics(monitor, s.window_seconds, s.min_rows))  # fmt: skip
     if s.bigquery_table:
-        rows = scored | "Rows" >> beam.FlatMap(lambda records: records)
+        rows = scored | "Rows" >> beam.FlatMap(lambda named: named[1])
         scored_sink = rows | "WriteBigQuery" >> beam.io.WriteToBigQuery(
             s.bigquery_table, schema=bigquery_schema(contract["output"]),
             method=beam.io.WriteToBigQuery.Method.STREAMING_INSERTS)  # fmt: skip
+    elif ledger:
+        scored_sink = scored | "WritePredictions" >> beam.ParDo(WriteScoredChunk(ledger))
     else:
-        scored_sink = scored | "WritePredictions" >> beam.ParDo(
-            WriteJsonLines(os.path.join(s.output_dir, "predictions"))
-        )
-    for name, records in ((ERRORS, errors), (LATE, windows[LATE]), ("windows", windows["windows"])):
+        scored_sink = (scored | "RecordLists" >> beam.Map(lambda named: named[1])
+                       | "WritePredictions" >> beam.ParDo(WriteJsonLines(os.path.join(s.output_dir, "predictions"))))  # fmt: skip
+    written = [(LATE, windows[LATE]), ("windows", windows["windows"])] + ([] if ledger else [(ERRORS, errors)])
+    for name, records in written:
         records | f"Write-{name}" >> beam.ParDo(WriteJsonLines(os.path.join(s.output_dir, name)))
     return {"scored": scored, ERRORS: errors, LATE: windows[LATE], "windows": windows["windows"], "sink": scored_sink}
+
+
+class _Unnamed(beam.DoFn):
+    """(None, inputs) -> ValidateChunk's outputs, each valid (keys, inputs) with no chunk name."""
+
+    def __init__(self, validate: ValidateChunk):
+        self._validate = validate
+
+    def setup(self):
+        self._validate.setup()
+
+    def process(self, element):
+        for out in self._validate.process(element[1]):
+            yield out if isinstance(out, beam.pvalue.TaggedOutput) else (*out, None)
 
 
 def bigquery_schema(output: str) -> str:

@@ -97,7 +97,9 @@ class App:
         try:
             instances = self._instances(body)
             request.model = self.store.pick()
-            request.rows = [request.model.validator.instance(raw, i) for i, raw in enumerate(instances)]
+            validated = request.model.validator.instances(instances)
+            request.rows = validated.rows
+            request.record.update(validated.counts())  # values served that training did not have, per field
             if self.key_column:
                 request.record["keys"] = [str(raw.get(self.key_column, ""))[:200] for raw in instances]
         except Exception as e:

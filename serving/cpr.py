@@ -39,7 +39,7 @@ class ServingPredictor(Predictor):
     def preprocess(self, prediction_input: Any) -> list[dict]:
         try:
             instances = request_instances(prediction_input, MAX_INSTANCES)
-            return [self._model.validator.instance(raw, i) for i, raw in enumerate(instances)]
+            return self._model.validator.instances(instances).rows
         except InvalidRequestError as e:
             raise HTTPException(status_code=e.status, detail=str(e)) from None
 

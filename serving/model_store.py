@@ -181,7 +181,7 @@ def read_contract(path: str) -> dict:
         return json.load(f)
 
 
-def load_validator(path: str, personal_columns: list[str] = (), reject_out_of_domain: bool = True,
+def load_validator(path: str, personal_columns: list[str] = (), strict: bool = False,
                    ignore_other_schema_columns: bool = False) -> RequestValidator:  # fmt: skip
     """The request validator of a pushed version. `ignore_other_schema_columns` accepts (and drops)
     any column the schema knows, e.g. the identifier and training-only columns in a batch file."""
@@ -190,13 +190,14 @@ def load_validator(path: str, personal_columns: list[str] = (), reject_out_of_do
     with tf.io.gfile.GFile(os.path.join(path, SCHEMA)) as f:
         text_format.Parse(f.read(), schema)
     extra = [f.name for f in schema.feature] if ignore_other_schema_columns else []
-    return RequestValidator.from_schema(schema, contract["inputs"], [*personal_columns, *extra], reject_out_of_domain)
+    return RequestValidator.from_schema(schema, contract["inputs"], [*personal_columns, *extra], strict,
+                                        contract.get("features", {}))  # fmt: skip
 
 
-def load(path: str, personal_columns: list[str] = (), reject_out_of_domain: bool = True) -> LoadedModel:
+def load(path: str, personal_columns: list[str] = (), strict: bool = False) -> LoadedModel:
     """Loads one pushed version as the server serves it, and warms it up."""
     contract = read_contract(path)
-    validator = load_validator(path, personal_columns, reject_out_of_domain)
+    validator = load_validator(path, personal_columns, strict)
     saved = tf.saved_model.load(path)
     fn = saved.signatures["serving_default"]
     model = LoadedModel(os.path.basename(path.rstrip("/")), path, validator, contract["output"], fn, saved)
@@ -223,11 +224,11 @@ class ModelStore:
     """
 
     def __init__(self, serving_dir: str, personal_columns: list[str] = (), canary_percent: int = 0,
-                 reject_out_of_domain: bool = True, seed: int | None = None):  # fmt: skip
+                 strict: bool = False, seed: int | None = None):  # fmt: skip
         self.serving_dir = serving_dir
         self.personal_columns = list(personal_columns)
         self.canary_percent = canary_percent
-        self.reject_out_of_domain = reject_out_of_domain
+        self.strict = strict
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._models: dict[str, LoadedModel] = {}
@@ -240,7 +241,7 @@ class ModelStore:
         saved_model.pb changes. True if anything changed."""
         if is_model_dir(self.serving_dir):  # one model, e.g. AIP_STORAGE_URI on a Vertex AI endpoint
             if not self._models:
-                model = load(self.serving_dir, self.personal_columns, self.reject_out_of_domain)
+                model = load(self.serving_dir, self.personal_columns, self.strict)
                 with self._lock:
                     self._models, self._split = {model.version: model}, [(model.version, 100)]
                 return True
@@ -285,7 +286,7 @@ class ModelStore:
 
     def _load(self, version: str) -> LoadedModel:
         path = os.path.join(self.serving_dir, version)
-        return load(path, self.personal_columns, self.reject_out_of_domain)
+        return load(path, self.personal_columns, self.strict)
 
     def pick(self) -> LoadedModel:
         """The model for one request, by the traffic split."""

@@ -88,7 +88,7 @@ def build(config, host: str | None = None, port: int | None = None, serving_dir:
     key = [config.data.key_column] if config.data.key_column else []
     store = ModelStore(
         serving_dir or config.pipeline.serving_dir, [*config.data.personal_columns, *key], s.canary_percent,
-        s.reject_out_of_domain,
+        s.strict_domains,
     )  # fmt: skip
     app = App(store, config.pipeline.name, s.max_body_bytes, s.max_instances, s.max_batch, s.cache_size, s.log_path,
               config.data.key_column)  # fmt: skip

@@ -1,10 +1,19 @@
 """Request validation against the model's serving schema (the SERVING environment).
 
 Every instance is a JSON object of raw feature values. A field the model reads
-must have the schema's type; a field present in every training example is
-required; categorical values must be in the schema's domain and numbers in its
-range; NaN and infinities are rejected. Personal columns are accepted and
-dropped before anything reads them; any other unknown field is an error.
+must have the schema's type; numbers must be in the schema's range; NaN and
+infinities are rejected. Personal columns are accepted and dropped before
+anything reads them; any other unknown field is an error. Every problem of every
+instance is named in one 400.
+
+What the model's preprocessing handles is served, per feature as the serving
+contract (`features`, written with the model) says: a category outside the
+training vocabulary where Transform gives out-of-vocabulary buckets ("values":
+"open"), and a missing value the preprocessing fills ("missing": "imputed", with
+the value it uses for an input the export reads as always present). Such a row
+is served and counted per field (`Validated.unseen`, `Validated.imputed`), for the
+prediction log. Otherwise (a model without that contract, a closed vocabulary, or
+`strict`: `serving.strict_domains`) the value is refused, as the schema says.
 """
 
 from __future__ import annotations
@@ -50,6 +59,22 @@ class FieldRule:
     domain: frozenset[str] | None = None
     low: float | None = None
     high: float | None = None
+    open_domain: bool = False  # a value outside `domain` is served (an out-of-vocabulary bucket)
+    imputed: bool = False  # a missing value is served (the preprocessing fills it)
+    fill: Any = None  # what a missing value becomes, for an input the export reads as always present
+
+
+@dataclass
+class Validated:
+    """Validated instances, and per field how many values were served as unseen (out of vocabulary) or imputed."""
+
+    rows: list[dict[str, Any]]
+    unseen: dict[str, int]
+    imputed: dict[str, int]
+
+    def counts(self) -> dict:
+        """The prediction log's record of values served that training did not have (empty if none)."""
+        return {k: v for k, v in (("unseen", self.unseen), ("imputed", self.imputed)) if v}
 
 
 def _in_serving(feature: schema_pb2.Feature, defaults: list[str]) -> bool:
@@ -63,14 +88,16 @@ def _in_serving(feature: schema_pb2.Feature, defaults: list[str]) -> bool:
 class RequestValidator:
     """Checks and normalizes instances for a model with the given inputs and schema."""
 
-    def __init__(self, rules: dict[str, FieldRule], dropped: frozenset[str], reject_out_of_domain: bool = True):
+    def __init__(self, rules: dict[str, FieldRule], dropped: frozenset[str]):
         self.rules = rules
         self.dropped = dropped
-        self.reject_out_of_domain = reject_out_of_domain
 
     @classmethod
-    def from_schema(cls, schema: schema_pb2.Schema, inputs: list[str], personal: list[str],
-                    reject_out_of_domain: bool = True) -> RequestValidator:  # fmt: skip
+    def from_schema(cls, schema: schema_pb2.Schema, inputs: list[str], personal: list[str], strict: bool = False,
+                    policies: dict[str, dict] | None = None) -> RequestValidator:  # fmt: skip
+        """Rules from the schema; `policies` (the contract's `features`) opens a feature's values or lets its
+        missing values through, unless `strict`."""
+        policies = {} if strict or policies is None else policies
         domains = {d.name: frozenset(d.value) for d in schema.string_domain}
         defaults = list(schema.default_environment)
         features = {f.name: f for f in schema.feature}
@@ -98,54 +125,85 @@ class RequestValidator:
             if f.HasField("bool_domain"):
                 kind = "int"
                 low, high = 0, 1
-            rules[name] = FieldRule(name, kind, required, domain, low, high)
+            policy = policies.get(name, {})
+            imputed = policy.get("missing") == "imputed" and (not required or "fill" in policy)
+            rules[name] = FieldRule(name, kind, required, domain, low, high, policy.get("values") == "open",
+                                    imputed, policy.get("fill") if required and imputed else None)  # fmt: skip
         # columns the server accepts and ignores: other serving features of the schema and personal data
         ignorable = {n for n, f in features.items() if _in_serving(f, defaults)} - set(rules)
-        return cls(rules, frozenset((ignorable | set(personal)) - set(rules)), reject_out_of_domain)
+        return cls(rules, frozenset((ignorable | set(personal)) - set(rules)))
+
+    def instances(self, raws: list) -> Validated:
+        """Every instance's model inputs, or one InvalidRequestError naming every bad instance and field."""
+        found = Validated([], {}, {})
+        problems = []
+        for i, raw in enumerate(raws):
+            try:
+                found.rows.append(self._instance(raw, i, found))
+            except InvalidRequestError as e:
+                problems.append(str(e))
+        if problems:
+            raise InvalidRequestError("; ".join(problems))
+        return found
 
     def instance(self, raw: Any, index: int) -> dict[str, Any]:
-        """The instance's model inputs (None for a missing optional value), or InvalidRequestError."""
+        """The instance's model inputs (None for a missing optional value), or InvalidRequestError naming each
+        of its problems."""
+        return self._instance(raw, index, Validated([], {}, {}))
+
+    def _instance(self, raw: Any, index: int, counts: Validated) -> dict[str, Any]:
         where = f"instances[{index}]"
         if not isinstance(raw, dict):
             raise InvalidRequestError(f"{where} must be a JSON object of feature values, got {type(raw).__name__}")
-        unknown = sorted(k for k in raw if k not in self.rules and k not in self.dropped)
-        if unknown:
-            raise InvalidRequestError(f"{where}: unknown field '{_short(unknown[0])}'")
+        problems = [
+            f"unknown field '{_short(k)}'" for k in sorted(raw) if k not in self.rules and k not in self.dropped
+        ]
         out = {}
         for name, rule in self.rules.items():
             value = raw.get(name)
-            if value is None:
-                if rule.required:
-                    raise InvalidRequestError(f"{where}: required field '{name}' is missing")
-                out[name] = None
-                continue
-            out[name] = self._check(rule, value, where)
+            try:
+                out[name] = self._value(rule, value, counts)
+            except InvalidRequestError as e:
+                problems.append(str(e))
+        if problems:
+            raise InvalidRequestError(f"{where}: " + "; ".join(problems))
         return out
 
-    def _check(self, rule: FieldRule, value: Any, where: str) -> Any:
+    def _value(self, rule: FieldRule, value: Any, counts: Validated) -> Any:
+        if value is None:
+            if rule.required and not rule.imputed:
+                raise InvalidRequestError(f"required field '{rule.name}' is missing")
+            if rule.imputed:
+                counts.imputed[rule.name] = counts.imputed.get(rule.name, 0) + 1
+            return rule.fill
+        return self._check(rule, value, counts)
+
+    def _check(self, rule: FieldRule, value: Any, counts: Validated) -> Any:
         name = rule.name
         if rule.kind == "string":
             if not isinstance(value, str):
-                raise InvalidRequestError(f"{where}: field '{name}' must be a string, got {type(value).__name__}")
-            if rule.domain is not None and self.reject_out_of_domain and value not in rule.domain:
-                raise InvalidRequestError(f"{where}: field '{name}' value '{_short(value)}' is not in its domain")
+                raise InvalidRequestError(f"field '{name}' must be a string, got {type(value).__name__}")
+            if rule.domain is not None and value not in rule.domain:
+                if not rule.open_domain:
+                    raise InvalidRequestError(f"field '{name}' value '{_short(value)}' is not in its domain")
+                counts.unseen[name] = counts.unseen.get(name, 0) + 1
             return value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise InvalidRequestError(f"{where}: field '{name}' must be a number, got {type(value).__name__}")
+            raise InvalidRequestError(f"field '{name}' must be a number, got {type(value).__name__}")
         if isinstance(value, float) and not math.isfinite(value):
-            raise InvalidRequestError(f"{where}: field '{name}' must be finite, got {value}")
+            raise InvalidRequestError(f"field '{name}' must be finite, got {value}")
         if rule.kind == "int":
             if isinstance(value, float) and not value.is_integer():
-                raise InvalidRequestError(f"{where}: field '{name}' must be an integer, got {value}")
+                raise InvalidRequestError(f"field '{name}' must be an integer, got {value}")
             value = int(value)
             if not -(2**63) <= value < 2**63:
-                raise InvalidRequestError(f"{where}: field '{name}' is out of the 64-bit integer range")
+                raise InvalidRequestError(f"field '{name}' is out of the 64-bit integer range")
         else:
             value = float(value)
             if not math.isfinite(value):
-                raise InvalidRequestError(f"{where}: field '{name}' is out of the float range")
+                raise InvalidRequestError(f"field '{name}' is out of the float range")
         if (rule.low is not None and value < rule.low) or (rule.high is not None and value > rule.high):
-            raise InvalidRequestError(f"{where}: field '{name}' value {value} is outside [{rule.low}, {rule.high}]")
+            raise InvalidRequestError(f"field '{name}' value {value} is outside [{rule.low}, {rule.high}]")
         return value
 
     def passing_rows(self, frame) -> np.ndarray:
@@ -171,14 +229,14 @@ class RequestValidator:
                 kinds = np.full(len(categories), True)
                 if pd.api.types.infer_dtype(categories, skipna=True) != "string":
                     kinds = categories.map(lambda v: isinstance(v, str)).to_numpy(dtype=bool)
-                if rule.domain is not None and self.reject_out_of_domain:
+                if rule.domain is not None and not rule.open_domain:
                     kinds &= categories.isin(rule.domain)
                 ok &= ~present | np.append(kinds, False)[column.cat.codes.to_numpy()]  # code -1: missing
                 continue
             if rule.kind == "string":
                 if pd.api.types.infer_dtype(column, skipna=True) not in ("string", "empty"):
                     ok &= ~present | column.map(lambda v: isinstance(v, str)).to_numpy()
-                if rule.domain is not None and self.reject_out_of_domain:
+                if rule.domain is not None and not rule.open_domain:
                     ok &= ~present | column.isin(rule.domain).to_numpy()
                 continue
             if pd.api.types.is_bool_dtype(column):
@@ -222,6 +280,8 @@ class RequestValidator:
                 **({"domain": sorted(r.domain)} if r.domain is not None else {}),
                 **({"min": r.low} if r.low is not None else {}),
                 **({"max": r.high} if r.high is not None else {}),
+                **({"values": "open"} if r.open_domain else {}),
+                **({"missing": "imputed"} if r.imputed else {}),
             }
             for name, r in self.rules.items()
         }

@@ -274,7 +274,9 @@ class ServingConfig(Section):
     canary_percent: int = 0  # share of requests for the newest version, the rest to the one before; 0 = newest only
     poll_seconds: float = 2.0  # how often to look for a newly pushed version
     log_path: str = "build/prediction_logs/predictions.jsonl"  # JSON lines, the input of monitoring
-    reject_out_of_domain: bool = True  # a categorical value outside the schema's domain is a 400
+    # false: what the model's preprocessing handles is served and counted in the log (an unseen category with
+    # an OOV bucket, a missing value it imputes: the serving contract's `features`); true: refused, a 400
+    strict_domains: bool = False
 
 
 class RetrainPolicyConfig(Section):

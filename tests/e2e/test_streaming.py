@@ -7,6 +7,9 @@ import glob
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -15,7 +18,10 @@ import pytest
 from apache_beam.testing.test_stream import TestStream
 
 from datagen import taxi
+from drills import runs
 from pipelines import streaming
+from settings.yaml_files import deep_merge
+from tests.conftest import REPO, first_run_overrides
 
 pytestmark = pytest.mark.e2e
 
@@ -42,7 +48,7 @@ def landed_file(tmp_path, name: str, rows: int, seed: int, bad_row: int | None =
     frame = taxi.generate(rows, seed=seed)
     frame["trip_id"] = [f"{name}-{i}" for i in range(rows)]
     if bad_row is not None:
-        frame.loc[frame.index[bad_row], "payment_type"] = "Bitcoin"
+        frame.loc[frame.index[bad_row], "fare"] = -5.0  # outside the schema's range
     taxi.write_csv(frame, str(tmp_path / "staging"), name)
     return str(tmp_path / "staging" / name), list(frame["trip_id"])
 
@@ -104,13 +110,81 @@ def test_landing_folder_stream_gives_every_event_once_scored_or_dead_lettered(fi
     scored, errors = records(os.path.join(out, "predictions")), records(os.path.join(out, "errors"))
     came_out = [r["key"] for r in scored] + [e["key"] for e in errors]
     assert sorted(came_out) == sorted(expected)  # every event, exactly once
-    assert [e["key"] for e in errors] == bad and "Bitcoin" in errors[0]["error"]
+    assert [e["key"] for e in errors] == bad and "'fare' value -5.0" in errors[0]["error"]
     last_file = {r["model_version"] for r in scored if r["key"].startswith("part-2")}
     assert last_file == {str(pushed["version"])}  # picked up without a restart
     assert {r["model_version"] for r in scored if r["key"].startswith("part-0")} == {str(first)}
     assert all(r["scored_at"] >= r["arrived_at"] for r in scored)
     windows = records(os.path.join(out, "windows"))
     assert sum(w["rows"] for w in windows) + len(records(os.path.join(out, "late"))) == len(expected) - len(bad)
+
+
+def stream_config_file(e2e_root, tmp_path) -> tuple[str, str, str]:
+    """A config file as a user writes one: the shared run's model, a landing and an output folder in tmp_path."""
+    landing, out = str(tmp_path / "landing"), str(tmp_path / "out")
+    streaming_section = {"landing_dir": landing, "output_dir": out, "window_seconds": 2.0, "poll_seconds": 0.2,
+                         "min_rows": 10}  # fmt: skip
+    path = runs.write_yaml(str(tmp_path), deep_merge(first_run_overrides(e2e_root), {"streaming": streaming_section}))
+    return path, landing, out
+
+
+def test_make_run_stream_starts_scores_what_landed_and_stops_after_seconds(first_run, e2e_root, tmp_path):
+    """`make run-stream CONFIG=... SECONDS_=n` as the README shows it, not only the library call."""
+    config_path, landing, out = stream_config_file(e2e_root, tmp_path)
+    path, keys = landed_file(tmp_path, "waiting.csv", 40, seed=51)
+    os.makedirs(landing)
+    os.rename(path, os.path.join(landing, "waiting.csv"))  # there before the start: read too
+    seconds = 25
+    done = subprocess.run(["make", "--no-print-directory", "run-stream", f"CONFIG={config_path}", f"SECONDS_={seconds}"],
+                          cwd=REPO, capture_output=True, text=True, timeout=seconds + 240)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["output"] == out and os.path.dirname(summary["model"]) == first_run[0].pipeline.serving_dir
+    assert sorted(r["key"] for r in records(os.path.join(out, "predictions"))) == sorted(keys)
+
+
+def wait_for(condition, seconds: float, what: str) -> None:
+    deadline = time.time() + seconds
+    while not condition():
+        assert time.time() < deadline, f"no {what} within {seconds} s"
+        time.sleep(0.5)
+
+
+def test_a_stream_stopped_between_files_and_restarted_scores_every_row_once(first_run, e2e_root, tmp_path):
+    """Two files of 300 rows scored, SIGTERM, a third file, the same folders again: 900 rows, each once."""
+    config_path, landing, out = stream_config_file(e2e_root, tmp_path)
+    os.makedirs(landing)
+    command = [sys.executable, "-m", "monitoring.stream", "--config", config_path]
+    expected: list[str] = []
+
+    def land(name: str, seed: int) -> None:
+        path, keys = landed_file(tmp_path, name, 300, seed=seed)
+        os.rename(path, os.path.join(landing, name))
+        expected.extend(keys)
+
+    def scored() -> list[str]:
+        return [r["key"] for r in records(os.path.join(out, "predictions"))]
+
+    first = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for i, name in enumerate(("a.csv", "b.csv")):
+            land(name, seed=60 + i)
+            wait_for(lambda: len(scored()) >= len(expected), 240, f"predictions for {name}")
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=60)
+    finally:
+        first.kill()
+    assert sorted(scored()) == sorted(expected)  # nothing else was written before the stop
+    land("c.csv", seed=62)
+    again = subprocess.run([*command, "--seconds", "10"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    keys = scored()
+    assert len(keys) == len(expected) == 900 and sorted(keys) == sorted(expected)  # every row, exactly once
+    windows = records(os.path.join(out, "windows"))
+    bounds = [tuple(w["window"]) for w in windows]
+    assert len(bounds) == len(set(bounds))  # no window written twice
+    late = records(os.path.join(out, "late"))
+    assert sum(w["rows"] for w in windows) + len(late) <= 900
 
 
 def test_cloud_profile_reads_pubsub_and_writes_bigquery(first_run, tmp_path):

@@ -116,3 +116,92 @@ def test_a_categorical_string_column_passes_the_rows_its_text_column_passes(vali
     text_categories = text_only.assign(payment_type=pd.Categorical(text_only["payment_type"]))
     assert (validator.passing_rows(text_categories) == validator.passing_rows(text_only)).all()
     assert not validator.passing_rows(text_categories)[text_only["payment_type"].isin(["Gold", ""]).to_numpy()].any()
+
+
+def taxi_schema() -> schema_pb2.Schema:
+    schema = schema_pb2.Schema()
+    with open(os.path.join(REPO, "schemas", "taxi", "schema.pbtxt")) as f:
+        text_format.Parse(f.read(), schema)
+    return schema
+
+
+@pytest.fixture(scope="module")
+def contract_features():
+    """What the trainer writes in the serving contract for these inputs (payment_type a vocabulary with an OOV
+    bucket, company hashed, trip_seconds optional in the schema, fare required)."""
+    from models.features import FeatureSpec
+    from models.trainer import preprocessing_handles
+
+    spec = FeatureSpec(label="big_tip", numeric=("trip_seconds", "fare"), categorical=("payment_type",),
+                       hashed={"company": 8}, timestamp="trip_start_timestamp", oov_buckets=1)  # fmt: skip
+    return preprocessing_handles(spec, os.path.join(REPO, "schemas", "taxi", "schema.pbtxt"))
+
+
+def following_the_model(features, strict=False) -> RequestValidator:
+    return RequestValidator.from_schema(taxi_schema(), [*INPUTS, "company"], ["rider_email"], strict, features)
+
+
+GOOD = {"trip_seconds": 300, "fare": 10.0, "payment_type": "Cash", "pickup_community_area": 8, "company": "Company 0",
+        "trip_start_timestamp": 1_700_000_000}  # fmt: skip
+
+
+def test_every_bad_instance_and_field_is_named_in_one_error(contract_features):
+    bad_first = {**GOOD, "fare": "ten", "shoe_size": 1}
+    bad_third = {**GOOD, "trip_seconds": float("inf"), "pickup_community_area": 2.5, "payment_type": 7}
+    with pytest.raises(InvalidRequestError) as e:
+        following_the_model(contract_features).instances([bad_first, GOOD, bad_third])
+    message = str(e.value)
+    assert e.value.status == 400 and "instances[1]" not in message
+    for where, field in [(0, "'fare' must be a number"), (0, "unknown field 'shoe_size'"),
+                         (2, "'trip_seconds' must be finite"), (2, "'pickup_community_area' must be an integer"),
+                         (2, "'payment_type' must be a string")]:  # fmt: skip
+        part = next(p for p in message.split("instances[")[1:] if p.startswith(f"{where}]"))
+        assert field in part, (where, field, message)
+
+
+def test_an_unseen_category_with_an_oov_bucket_is_served_and_counted(contract_features):
+    assert contract_features["payment_type"]["values"] == "open" and contract_features["company"]["values"] == "open"
+    got = following_the_model(contract_features).instances([{**GOOD, "payment_type": "Gold"}, GOOD])
+    assert got.rows[0]["payment_type"] == "Gold" and got.counts() == {"unseen": {"payment_type": 1}}
+    with pytest.raises(InvalidRequestError, match=r"instances\[0\]: field 'payment_type' value 'Gold' is not in"):
+        following_the_model(contract_features, strict=True).instances([{**GOOD, "payment_type": "Gold"}])
+
+
+def test_a_missing_value_the_preprocessing_imputes_is_served_and_counted(contract_features):
+    from models.preprocessing import MISSING_TOKEN
+
+    rows = [{k: v for k, v in GOOD.items() if k not in ("payment_type", "trip_seconds")}, GOOD]
+    got = following_the_model(contract_features).instances(rows)
+    assert got.rows[0]["payment_type"] == MISSING_TOKEN  # required in the schema: sent as the preprocessing's token
+    assert got.rows[0]["trip_seconds"] is None  # optional: the graph imputes the mean
+    assert got.counts() == {"imputed": {"payment_type": 1, "trip_seconds": 1}}
+    with pytest.raises(InvalidRequestError, match="required field 'payment_type' is missing"):
+        following_the_model(contract_features, strict=True).instances(rows)
+    # a number the export reads as always present has no value to stand in for it: still refused
+    with pytest.raises(InvalidRequestError, match="required field 'fare' is missing"):
+        following_the_model(contract_features).instances([{k: v for k, v in GOOD.items() if k != "fare"}])
+
+
+def test_the_prediction_log_counts_what_was_served_unseen_or_imputed(contract_features, tmp_path):
+    import json
+
+    from serving.app import App
+    from serving.model_store import LoadedModel
+
+    class Scored(LoadedModel):
+        def predict(self, instances):
+            return [0.5] * len(instances)
+
+    model = Scored("7", str(tmp_path), following_the_model(contract_features), "probability", None)
+
+    class Store:
+        def pick(self):
+            return model
+
+    app = App(Store(), "taxi-tips", 100_000, 10, 8, 0, str(tmp_path / "log.jsonl"))
+    rows = [{**GOOD, "payment_type": "Gold"}, {k: v for k, v in GOOD.items() if k != "company"}]
+    status, answer = app.predict(json.dumps({"instances": rows}).encode())
+    app.log.close()
+    assert status == 200 and len(answer["predictions"]) == 2
+    record = json.loads((tmp_path / "log.jsonl").read_text())
+    assert record["unseen"] == {"payment_type": 1} and record["imputed"] == {"company": 1}
