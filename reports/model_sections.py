@@ -122,8 +122,8 @@ def winner_of(artifacts: RunArtifacts) -> str | None:
 
 def importance_section(artifacts: RunArtifacts, out_dir: str) -> str:
     """The attributions of the model that was chosen: the winner's, when it can give them; else it says so."""
-    from models.explain import IMPORTANCE_FILE
     from models.candidate import trainer_id
+    from models.explain import IMPORTANCE_FILE
 
     winner = winner_of(artifacts)
     importance = artifacts.json(trainer_id(winner or "network"), "ModelRun", IMPORTANCE_FILE)
