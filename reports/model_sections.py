@@ -66,9 +66,10 @@ def slices_section(artifacts: RunArtifacts, config, out_dir: str) -> str:
     from settings.metrics import METRIC_KEYS
 
     uri = artifacts.first("Leaderboard", "ModelEvaluation")
-    board = artifacts.json("Leaderboard", "ModelEvaluation", "leaderboard.json")
-    if not uri or board is None:
+    if not uri:
         return render_section("slices", rows=None)
+    board = artifacts.json("Leaderboard", "ModelEvaluation", "leaderboard.json") or {"winner": "", "standings": []}
+    # the winner's slices, or the best-ranked candidate's when none won ("": a lone model's, stored unnamed)
     shown = board["winner"] or next((s["name"] for s in board["standings"] if s["value"] is not None), "")
     gating = METRIC_KEYS[config.evaluation.metric]
     rows, by_slice = [], {}

@@ -178,7 +178,7 @@ def test_a_public_table_config_writes_its_table_when_its_data_is_missing_and_nam
 
 
 def test_columns_the_config_names_that_the_data_lacks_stop_make_features_and_make_run_naming_the_closest(
-    tmp_path, capsys
+    tmp_path, capfd
 ):
     """The example config copied for a price list: its key and personal columns are not in the data, nor is the
     misspelt column it excludes. `make features` and `make run` both stop, naming each with the closest names."""
@@ -202,13 +202,13 @@ def test_columns_the_config_names_that_the_data_lacks_stop_make_features_and_mak
     path = tmp_path / "prices.yaml"
     path.write_text(yaml.safe_dump(raw))
     found = feature_inference.main(["--config", str(path)])
-    message = capsys.readouterr().err
+    message = capfd.readouterr().err
     assert found == 2 and message.startswith("config error:"), message
     for expected in ("data.key_column 'trip_id'", "data.personal_columns 'rider_email'",
                      "features.exclude 'colour' is not a column of the data (closest: 'color')"):  # fmt: skip
         assert expected in message, message
     ran = local_runner.main(["--config", str(path), "--workdir", str(tmp_path)])
-    message = capsys.readouterr().err
+    message = capfd.readouterr().err
     assert ran == 2 and "data.key_column 'trip_id'" in message and "'colour'" in message, message
 
 

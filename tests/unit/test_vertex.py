@@ -171,9 +171,9 @@ def test_dev_profile_runs_beam_in_the_step_and_the_schema_from_the_image(compile
 
 
 def test_plain_kfp_unless_the_profile_asks_for_vertex(compiled, tmp_path):
-    # dev asks for Vertex training: that and only that is reported
+    # dev asks for Vertex training (each candidate's Trainer): that and only that is reported
     found = vertex.vertex_only_features(compiled["dev"][2])
-    assert {f.split(":")[0].replace("_executor", "") for f in found} == {"Trainer"}
+    assert {f.split(":")[0].replace("_executor", "") for f in found} == {"Trainer", "Trainer_boosted", "Trainer_linear"}
     portable = load_config(DEV, {"vertex": {"image": IMAGE, "training": None}})
     target = str(tmp_path / "kfp.json")
     job = vertex.compile_pipeline(portable, target)
