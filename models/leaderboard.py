@@ -65,9 +65,15 @@ def floor_failure(value: float, heuristic: float, margin: float, higher_is_bette
 
 
 def rank(standings: Sequence[Standing], higher_is_better: bool) -> list[Standing]:
-    """Best gating metric first; candidates without a value (failed to train or evaluate) last, by name."""
-    scored = sorted((s for s in standings if s.value is not None), key=lambda s: (-s.value if higher_is_better
-                                                                                   else s.value, s.name))  # fmt: skip
+    """Best gating metric first, and on a tie the smaller model (then the faster); candidates without a value
+    (failed to train or evaluate) last, by name."""
+
+    def key(s: Standing) -> tuple:
+        size = s.size_bytes if s.size_bytes is not None else float("inf")
+        latency = s.latency_ms_per_row if s.latency_ms_per_row is not None else float("inf")
+        return (-s.value if higher_is_better else s.value, size, latency, s.name)
+
+    scored = sorted((s for s in standings if s.value is not None), key=key)
     unscored = sorted((s for s in standings if s.value is None), key=lambda s: s.name)
     for i, s in enumerate(scored, start=1):
         s.rank = i

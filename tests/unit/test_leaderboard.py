@@ -26,6 +26,15 @@ def test_the_best_candidate_that_passes_every_check_wins():
     assert by_name["linear"].lost_because == "auc 0.7800 against the winner's 0.8000"
 
 
+def test_on_a_tie_the_smaller_model_wins():
+    standings = _board(network=1.0, linear=1.0, boosted=0.98)
+    standings[0].size_bytes, standings[1].size_bytes = 900_000, 40_000
+    assert decide(standings, "sparse_categorical_accuracy", True).winner == "linear"
+    standings = _board(network=1.0, linear=1.0)
+    standings[0].size_bytes, standings[1].size_bytes = 40_000, 900_000
+    assert decide(standings, "sparse_categorical_accuracy", True).winner == "network"
+
+
 def test_an_error_metric_ranks_lowest_first_and_the_floor_is_relative():
     standings = _board(network=966.0, boosted=555.0, linear=1314.0)
     # the heuristic (mean price) errs 1,400: a 3 % lead is asked of every candidate
