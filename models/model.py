@@ -3,6 +3,8 @@ problem type: binary (sigmoid), multiclass (softmax) or regression (linear)."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 
 import tf_keras as keras
@@ -61,7 +63,7 @@ def build_model(dense: tuple[str, ...], cardinalities: dict[str, int], hparams: 
         parts.append(_stack([inputs[n] for n in dense]))
     for name, size in cardinalities.items():
         inputs[name] = keras.Input(shape=(), name=name, dtype="int64")
-        width = min(hparams.embedding_dim, size)
+        width = embedding_width(size, hparams.embedding_dim)
         columns.append((name, width))
         parts.append(
             keras.layers.Embedding(size, width, name=f"{name}_embedding", embeddings_regularizer=regularizer)(
@@ -92,6 +94,26 @@ def build_model(dense: tuple[str, ...], cardinalities: dict[str, int], hparams: 
         rate = keras.optimizers.schedules.CosineDecay(hparams.learning_rate, decay_steps, alpha=0.1)
     model.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, metrics=metrics)
     return model
+
+
+LARGE_VOCABULARY = 1000  # from here an id's embedding widens with the number of ids
+
+
+def embedding_width(size: int, base: int, most: int = 32) -> int:
+    """`base` wide (at most one per id); a vocabulary of LARGE_VOCABULARY ids or more gets the common
+    1.6 * size^0.56 rule instead, up to `most`, so that thousands of ids are not squeezed into a few numbers."""
+    if size >= LARGE_VOCABULARY:
+        return max(base, min(most, round(1.6 * size**0.56)))
+    return min(base, size)
+
+
+def widened(hparams: HParams, train_rows: int, large_rows: int = 100_000) -> HParams:
+    """Twice the hidden units for each tenfold of the rows past `large_rows` (at most four times): a network sized
+    for thousands of rows underfits hundreds of thousands."""
+    if train_rows < large_rows or not hparams.hidden_units:
+        return hparams
+    factor = min(4, 2 ** (1 + int(math.log10(train_rows / large_rows))))
+    return dataclasses.replace(hparams, hidden_units=tuple(u * factor for u in hparams.hidden_units))
 
 
 HEAD_OF = {"binary_classification": "binary", "multiclass_classification": "multiclass", "regression": "regression"}

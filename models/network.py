@@ -9,7 +9,7 @@ import tensorflow_transform as tft
 import tf_keras as keras
 
 from models.candidate import ATTRIBUTIONS, TEACHER, TFLITE, TUNING, WARM_START, TrainingInputs
-from models.model import HParams, build_model
+from models.model import HParams, build_model, widened
 from models.trainer import warm_start, write_learning_curves
 from models.training import (
     cardinalities,
@@ -35,6 +35,7 @@ def fit_network(inputs: TrainingInputs, hparams: HParams) -> keras.Model:
     History as `model.history` and its hyperparameters as `model.hparams`."""
     config = inputs.custom_config
     plan = plan_for(inputs)
+    hparams = widened(hparams, plan.train_rows)  # the linear model has no hidden layer to widen
     keras.utils.set_random_seed(int(config.get("seed", 0)))
     transform_output = tft.TFTransformOutput(inputs.transform_output)
     spec = feature_spec(config, transform_output)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ class Plan:
     epochs: int
     patience: int
     eval_steps: int
+    train_rows: int = 0  # counted when the plan needed it (0: every setting was given)
 
 
 STEP_BUDGET = 3000  # steps a small table trains for at most (early stopping usually ends it sooner)
@@ -97,7 +99,7 @@ def plan_for(fn_args) -> Plan:
     need_rows = not (known["batch_size"] and known["train_steps"] and known["epochs"] and known["eval_steps"])
     train_rows = count_rows(fn_args.train_files) if need_rows else 0
     eval_rows = count_rows(fn_args.eval_files) if need_rows and not known["eval_steps"] else 0
-    plan = training_plan(train_rows, eval_rows, **known)
+    plan = dataclasses.replace(training_plan(train_rows, eval_rows, **known), train_rows=train_rows)
     print(json.dumps({"event": "training_plan", "train_rows": train_rows, **plan.__dict__}))
     return plan
 

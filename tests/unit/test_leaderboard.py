@@ -127,3 +127,20 @@ def test_the_tables_benchmark_measures_the_pushed_model_against_the_best_referen
     assert rmse["best_reference"] == 555.0 and rmse["within_bar"] and rmse["gap"] == pytest.approx(0.009, abs=1e-4)
     assert distance(580.0, [1314.0, 555.0], "RootMeanSquaredError")["within_bar"] is False  # 4.5 % more error
     assert distance(None, [0.85], "AUC") == {"best_reference": 0.85, "gap": None, "within_bar": False}  # no push
+
+
+def test_a_candidate_that_fails_to_train_leaves_its_name_and_cause_not_a_model(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from models import trainer
+
+    (tmp_path / "broken_model.py").write_text("def train(inputs):\n    raise ValueError('no rows with a label')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    out = tmp_path / "model"
+    args = SimpleNamespace(custom_config={"candidate": {"name": "broken", "module": "broken_model"}, "seed": 0},
+                           train_files=[], eval_files=[], transform_output="", serving_model_dir=str(out),
+                           model_run_dir=str(tmp_path / "run"), schema_path=None, hyperparameters=None,
+                           train_steps=0, eval_steps=0, base_model=None)  # fmt: skip
+    trainer.run_fn(args)  # does not raise: the other candidates still compete
+    assert trainer.read_failure(str(out)) == "ValueError: no rows with a label"
+    assert not (out / "saved_model.pb").exists()

@@ -237,3 +237,16 @@ def test_the_learning_rate_follows_a_cosine_over_the_planned_steps():
     assert 0.001 < float(schedule(50)) < 0.01
     constant = build_model(("x",), {}, HParams(hidden_units=(4,), learning_rate=0.01), "binary")
     assert float(constant.optimizer.learning_rate) == pytest.approx(0.01)
+
+
+def test_large_vocabularies_and_large_tables_get_room():
+    from models.model import embedding_width, widened
+
+    assert [embedding_width(n, 8) for n in (3, 77, 512, 999)] == [3, 8, 8, 8]  # the quickstart's ids: unchanged
+    assert embedding_width(4000, 8) == embedding_width(1000, 8) == 32  # thousands of tail numbers: 1.6 * n^0.56, capped
+    assert embedding_width(1000, 48) == 48  # never narrower than asked
+    base = HParams(hidden_units=(64, 32))
+    assert widened(base, 50_000) == base and widened(HParams(hidden_units=()), 300_000).hidden_units == ()
+    assert widened(base, 300_000).hidden_units == (128, 64)
+    assert widened(base, 1_200_000).hidden_units == (256, 128)
+    assert widened(base, 50_000_000).hidden_units == (256, 128)  # at most four times
