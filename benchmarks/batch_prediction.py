@@ -9,7 +9,6 @@ Results: build/bench/batch.json and a line on stdout.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -19,6 +18,7 @@ import pandas as pd
 
 from datagen import taxi
 from serving import model_store
+from settings import entry
 
 FILES = 4  # input files: Beam reads them in parallel
 
@@ -63,18 +63,15 @@ def in_process(model_dir: str, workdir: str, personal: list[str], not_inputs: li
     return {"rows": rows, "seconds": round(elapsed, 2), "rows_per_s": round(rows / elapsed, 1)}
 
 
+@entry.config_errors_exit
 def main(argv: list[str] | None = None) -> int:
-    from settings.config import load_config
-    from settings.yaml_files import workdir_overrides
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/taxi.yaml")
+    parser = entry.parser(__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--workdir", default="build/bench/batch")
     parser.add_argument("--out", default="build/bench/batch.json")
     parser.add_argument("--run-workdir", help="a run's workdir whose serving dir holds the model (e.g. build/smoke)")
     args = parser.parse_args(argv)
-    config = load_config(args.config, workdir_overrides(args.run_workdir) if args.run_workdir else None)
+    config = entry.load(args, workdir=args.run_workdir)
     available = model_store.versions(config.pipeline.serving_dir)
     if not available:
         print(f"no pushed model in {config.pipeline.serving_dir}: run `make run` first")

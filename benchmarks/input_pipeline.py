@@ -13,11 +13,12 @@ GZIP-compressed TFRecords, then trains the same model for the same number of ste
 
 from __future__ import annotations
 
-import argparse
 import glob
 import os
 import sys
 import time
+
+from settings import entry
 
 VARIANTS = ("naive", "tuned", "tuned+cache")
 
@@ -96,9 +97,9 @@ def bench(config_path: str, rows: int, steps: int, workdir: str) -> dict:
     }  # fmt: skip
 
 
+@entry.config_errors_exit
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/taxi.yaml")
+    parser = entry.parser(__doc__)
     parser.add_argument("--rows", type=int, default=20000)
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--workdir", default="build/bench/input-run")

@@ -9,7 +9,6 @@ them as JSON.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -19,6 +18,7 @@ import time
 
 from benchmarks.memory import RssSampler
 from pipelines import local_runner
+from settings import entry
 from settings.config import load_config
 from tables.sample_data import prepare_data
 
@@ -59,9 +59,9 @@ def write_result(path: str, result: dict) -> None:
         json.dump(result, f, indent=2)
 
 
+@entry.config_errors_exit
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/taxi.yaml")
+    parser = entry.parser(__doc__)
     parser.add_argument("--rows", type=int, default=15000)
     parser.add_argument("--out", default="build/bench/pipeline.json")
     args = parser.parse_args(argv)

@@ -10,7 +10,6 @@ Results: build/bench/serving.json and a table on stdout.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import socket
@@ -24,6 +23,7 @@ from benchmarks.batch_prediction import end_to_end
 from datagen import taxi
 from serving import instances, model_store
 from serving.client import PredictionClient
+from settings import entry
 
 CONCURRENCY = (1, 2, 4, 8, 16, 32)
 BATCH_ROWS = 32
@@ -163,19 +163,16 @@ def start_server(config_path: str, serving_dir: str, port: int, log_path: str) -
     raise RuntimeError("the server did not become healthy in 60 s")
 
 
+@entry.config_errors_exit
 def main(argv: list[str] | None = None) -> int:
     from pipelines import local_runner
-    from settings.config import load_config
-    from settings.yaml_files import workdir_overrides
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/taxi.yaml")
+    parser = entry.parser(__doc__, workdir="a run's workdir whose serving dir holds the model (e.g. build/smoke)")
     parser.add_argument("--out", default="build/bench/serving.json")
     parser.add_argument("--requests", type=int, default=2000, help="requests per scenario")
     parser.add_argument("--batch-rows", type=int, default=20000, help="rows for batch prediction")
-    parser.add_argument("--workdir", help="a run's workdir whose serving dir holds the model (e.g. build/smoke)")
     args = parser.parse_args(argv)
-    config = load_config(args.config, workdir_overrides(args.workdir) if args.workdir else None)
+    config = entry.load(args, workdir=args.workdir)
     available = model_store.versions(config.pipeline.serving_dir)
     if not available:
         print(f"no pushed model in {config.pipeline.serving_dir}; running the pipeline first", flush=True)

@@ -12,7 +12,6 @@ to the last scored row.
 
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import os
@@ -26,8 +25,7 @@ import numpy as np
 
 from datagen import taxi
 from pipelines import streaming
-from settings.config import load_config
-from settings.yaml_files import workdir_overrides
+from settings import entry
 
 
 def drop(landing: str, staging: str, files: int, rows: int, gap: float, delay: float) -> None:
@@ -69,16 +67,15 @@ def measure(config, files: int, rows: int, gap: float, warmup: float = 8.0) -> d
     }  # fmt: skip
 
 
+@entry.config_errors_exit
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/taxi.yaml")
-    parser.add_argument("--workdir", help="a run's workdir whose serving dir holds the model (e.g. build/smoke)")
+    parser = entry.parser(__doc__, workdir="a run's workdir whose serving dir holds the model (e.g. build/smoke)")
     parser.add_argument("--files", type=int, default=20)
     parser.add_argument("--rows", type=int, default=500)
     parser.add_argument("--gap", type=float, default=0.5, help="seconds between files")
     parser.add_argument("--out", default="build/bench/stream.json")
     args = parser.parse_args(argv)
-    config = load_config(args.config, workdir_overrides(args.workdir) if args.workdir else None)
+    config = entry.load(args, workdir=args.workdir)
     result = measure(config, args.files, args.rows, args.gap)
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as f:

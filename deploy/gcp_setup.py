@@ -11,14 +11,14 @@ safe: "already exists" errors are ignored.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
 import sys
 
 import yaml
 
-from settings.config import Config, ConfigError, load_config
+from settings import entry
+from settings.config import Config, ConfigError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IAM_FILE = os.path.join(REPO_ROOT, "deploy", "iam.yaml")
@@ -118,16 +118,12 @@ def _trigger_deploy(config: Config) -> list[str]:
     ]  # fmt: skip
 
 
+@entry.config_errors_exit
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", required=True)
+    parser = entry.parser(__doc__, None, flag="--profile")
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.profile)
-        cmds = commands(config)
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
+    config = entry.load(args)
+    cmds = commands(config)
     print("# one-time setup for", os.path.relpath(config.source, REPO_ROOT))
     for cmd in cmds:
         line = shlex.join(cmd)

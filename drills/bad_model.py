@@ -67,14 +67,7 @@ def run_drill(config, serving_source: str, workdir: str, requests_per_case: int 
     finally:
         restarted.stop()
     broken = [str(int(good) + 1 + i) for i in range(len(BROKEN))]
-    problems = []
-    if any(a != (200, good) for a in answers):
-        problems.append(f"answers other than 200 from {good}: {sorted(set(answers) - {(200, good)})}")
-    # the directory without a contract is not a complete version: skipped, never loaded
-    if sorted(refused) != broken[:2]:
-        problems.append(f"refused {sorted(refused)}, expected {broken[:2]}")
-    if after_restart != (200, good):
-        problems.append(f"a restarted server answered {after_restart}")
+    problems = check(answers, good, broken, refused, after_restart)
     return {
         "drill": "bad model pushed", "good_version": good, "broken_versions": dict(zip(broken, BROKEN, strict=True)),
         "refused": refused, "requests": len(answers), "answered_by_good": answers.count((200, good)),
@@ -83,3 +76,17 @@ def run_drill(config, serving_source: str, workdir: str, requests_per_case: int 
                     f"{len(answers)} requests answered by {good}; a restart serves {after_restart[1]}",
         "lost": "nothing" if not problems else "; ".join(problems)[:300],
     }  # fmt: skip
+
+
+def check(answers: list[tuple[int, str | None]], good: str, broken: list[str], refused: dict,
+          after_restart: tuple[int, str | None]) -> list[str]:  # fmt: skip
+    """Every answer 200 from `good`; the broken versions with model files refused (the one without a contract
+    is not a complete version: skipped, never loaded); a restarted server answering from `good`."""
+    problems = []
+    if any(a != (200, good) for a in answers):
+        problems.append(f"answers other than 200 from {good}: {sorted(set(answers) - {(200, good)})}")
+    if sorted(refused) != broken[:2]:
+        problems.append(f"refused {sorted(refused)}, expected {broken[:2]}")
+    if after_restart != (200, good):
+        problems.append(f"a restarted server answered {after_restart}")
+    return problems

@@ -35,11 +35,16 @@ def second_run_stops(config_path: str, first_pid: int, view: tuple[str, str] | N
     lock = local(run_lock.lock_paths(config.pipeline.root, config.pipeline.metadata_path)[0])
     runs.wait_for(lambda: run_lock.holder(lock).get("pid") == first_pid, 120, "the first run taking the lock")
     second = _second_run(config_path, view=view)
-    stopped = second.returncode == 4 and f"held by pid {first_pid}" in second.output
     message = next((line for line in second.output.splitlines() if "held by pid" in line), "")
     return {"second_exit": second.returncode, "second_s": second.seconds, "message": message[:300],
-            "problems": [] if stopped else [f"the second run did not stop naming pid {first_pid} "
-                                            f"(exit {second.returncode}): {second.output[-300:]}"]}  # fmt: skip
+            "problems": second_run_problems(second, first_pid)}  # fmt: skip
+
+
+def second_run_problems(second: runs.Outcome, holder_pid: int) -> list[str]:
+    """The second run must stop (exit 4, the local runner's "another run holds the lock") naming the holder."""
+    if second.returncode == 4 and f"held by pid {holder_pid}" in second.output:
+        return []
+    return [f"the second run did not stop naming pid {holder_pid} (exit {second.returncode}): {second.output[-300:]}"]
 
 
 def run_drill(config_path: str, holder_in_process: bool = False) -> dict:
@@ -58,10 +63,7 @@ def run_drill(config_path: str, holder_in_process: bool = False) -> dict:
         second = _second_run(config_path)
         first_output, _ = first.communicate(timeout=600)
         first_rc = first.returncode
-    problems = []
-    if second.returncode != 4 or f"held by pid {holder_pid}" not in second.output:
-        problems.append(f"the second run did not stop naming pid {holder_pid} (exit {second.returncode}): "
-                        f"{second.output[-300:]}")  # fmt: skip
+    problems = second_run_problems(second, holder_pid)
     if first_rc != 0:
         problems.append(f"the first run failed (exit {first_rc}): {first_output[-300:]}")
     if os.path.exists(metadata_path):

@@ -12,7 +12,6 @@ count; writes JSON to --out.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import sys
@@ -23,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from settings import entry
 
 
 @dataclass(frozen=True)
@@ -149,9 +150,9 @@ def run_suite(config_path: str, workdir: str, rows: int, overrides: dict | None 
     return [run_case(case, config_path, base, frame, workdir) for case in cases]
 
 
+@entry.config_errors_exit
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/taxi.yaml")
+    parser = entry.parser(__doc__)
     parser.add_argument("--rows", type=int, default=1500)
     parser.add_argument("--workdir", default="build/corruption")
     parser.add_argument("--out", default="build/bench/corruption.json")

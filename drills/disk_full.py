@@ -72,13 +72,7 @@ def push_on_full_disk(config, model_dir: str, workdir: str) -> dict:
         finally:
             client.close()
             server.stop()
-    problems = []
-    if "No space left on device" not in error or "nothing was pushed" not in error:
-        problems.append(f"the failed push did not say why: {error or 'it did not fail'}")
-    if listing != [old]:
-        problems.append(f"after the failed push the serving directory holds {listing}, not just [{old}]")
-    if status != 200 or served_during != old:
-        problems.append(f"during the full disk the server answered {status} from {served_during}")
+    problems = push_problems(error, listing, old, status, served_during)
     return {
         "drill": "disk full while pushing", "error": error[:300], "left_in_serving_dir": listing,
         "served_during": served_during, "pushed_after_space_freed": new, "problems": problems, "ok": not problems,
@@ -116,6 +110,34 @@ def log_on_full_disk(config, serving_source: str, workdir: str, requests: int = 
         with open(log_path, encoding="utf-8") as f:
             lines = f.read().splitlines()
     parsed = sum(1 for line in lines if _is_json(line))
+    problems = log_problems(statuses, lines, log, meta)
+    return {
+        "drill": "disk full while logging", "requests": len(statuses), "answered_200": statuses.count(200),
+        "lines_written": parsed, "lines_lost": log.lost, "write_errors": log.write_errors, "problems": problems,
+        "ok": not problems,
+        "happened": f"{statuses.count(200)}/{len(statuses)} requests answered; {log.write_errors} failed writes "
+                    f"counted, logging resumed ({parsed} whole lines)",
+        "lost": f"{log.lost} log lines (counted, reported by the server)" if not problems else "; ".join(problems)[:300],
+    }  # fmt: skip
+
+
+def push_problems(error: str, listing: list[str], old: str, status: int, served_during: str | None) -> list[str]:
+    """A push on a full disk must fail saying why and leave only the version served before, which the
+    server keeps answering from."""
+    problems = []
+    if "No space left on device" not in error or "nothing was pushed" not in error:
+        problems.append(f"the failed push did not say why: {error or 'it did not fail'}")
+    if listing != [old]:
+        problems.append(f"after the failed push the serving directory holds {listing}, not just [{old}]")
+    if status != 200 or served_during != old:
+        problems.append(f"during the full disk the server answered {status} from {served_during}")
+    return problems
+
+
+def log_problems(statuses: list[int], lines: list[str], log, meta: dict) -> list[str]:
+    """Every request answered; the full disk counted (`log`: the server's PredictionLog); every line whole;
+    every request's line written, lost or dropped, and the server's metadata route saying how many were lost."""
+    parsed = sum(1 for line in lines if _is_json(line))
     problems = []
     if any(s != 200 for s in statuses):
         problems.append(f"requests not answered 200: {sorted(set(statuses))}")
@@ -129,14 +151,7 @@ def log_on_full_disk(config, serving_source: str, workdir: str, requests: int = 
         )
     if meta.get("log_lines_lost") != log.lost:
         problems.append(f"the metadata route reports {meta.get('log_lines_lost')} lost lines, not {log.lost}")
-    return {
-        "drill": "disk full while logging", "requests": len(statuses), "answered_200": statuses.count(200),
-        "lines_written": parsed, "lines_lost": log.lost, "write_errors": log.write_errors, "problems": problems,
-        "ok": not problems,
-        "happened": f"{statuses.count(200)}/{len(statuses)} requests answered; {log.write_errors} failed writes "
-                    f"counted, logging resumed ({parsed} whole lines)",
-        "lost": f"{log.lost} log lines (counted, reported by the server)" if not problems else "; ".join(problems)[:300],
-    }  # fmt: skip
+    return problems
 
 
 def _is_json(line: str) -> bool:

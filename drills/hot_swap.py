@@ -81,23 +81,9 @@ def run_drill(config, serving_source: str, new_model: str, workdir: str, request
     flat = [a for per in answers for a in per]
     errors = [a for a in flat if a[0] != 200]
     misnamed = [a for a in flat if a[0] == 200 and (a[1] not in truth or abs(truth[a[1]][a[2]] - a[3]) > 1e-5)]
-    back_to_old = sum(
-        1 for per in answers for i, a in enumerate(per) if a[1] == old and any(b[1] == new for b in per[:i])
-    )
-    differ = sum(abs(a - b) > 1e-4 for a, b in zip(truth[old], truth[new], strict=True))
     by_version = {v: sum(1 for a in flat if a[1] == v) for v in (old, new)}
     swap_after = by_version[old] - pushed_at  # answers from the old version while the new one loaded
-    problems = []
-    if len(flat) != requests or errors:
-        problems.append(f"{len(errors)} errors in {len(flat)} answers: {sorted({a[0] for a in errors})}")
-    if misnamed:
-        problems.append(f"{len(misnamed)} answers name a version that did not give that score")
-    if back_to_old:
-        problems.append(f"{back_to_old} answers from {old} after the connection was answered by {new}")
-    if not by_version[new]:
-        problems.append(f"{new} never answered")
-    if differ < len(rows) // 2:
-        problems.append(f"the two versions score alike on {len(rows) - differ} rows: the naming check is blind")
+    problems = answer_problems(answers, truth, old, new, requests)
     return {
         "drill": "hot swap under load", "requests": len(flat), "concurrency": concurrency, "errors": len(errors),
         "misnamed": len(misnamed), "by_version": by_version, "pushed_after": pushed_at, "swapped_after": swap_after,
@@ -107,3 +93,30 @@ def run_drill(config, serving_source: str, new_model: str, workdir: str, request
                     f"{errors and len(errors) or 0} errors; {by_version[old]} by {old}, {by_version[new]} by {new}",
         "lost": "nothing" if not problems else "; ".join(problems)[:300],
     }  # fmt: skip
+
+
+def answer_problems(answers: list[list[tuple]], truth: dict[str, list[float]], old: str, new: str,
+                    requests: int) -> list[str]:  # fmt: skip
+    """What the answers show. `answers`: per connection, (status, version named, row, score) in order;
+    `truth`: each version's score of each row. Every request answered 200 with the score of the version
+    it names; no connection back on `old` once `new` answered it; `new` answered; and the two versions
+    score most rows differently (else a wrong name would go unseen)."""
+    flat = [a for per in answers for a in per]
+    errors = [a for a in flat if a[0] != 200]
+    misnamed = [a for a in flat if a[0] == 200 and (a[1] not in truth or abs(truth[a[1]][a[2]] - a[3]) > 1e-5)]
+    back_to_old = sum(
+        1 for per in answers for i, a in enumerate(per) if a[1] == old and any(b[1] == new for b in per[:i])
+    )
+    differ = sum(abs(a - b) > 1e-4 for a, b in zip(truth[old], truth[new], strict=True))
+    problems = []
+    if len(flat) != requests or errors:
+        problems.append(f"{len(errors)} errors in {len(flat)} answers: {sorted({a[0] for a in errors})}")
+    if misnamed:
+        problems.append(f"{len(misnamed)} answers name a version that did not give that score")
+    if back_to_old:
+        problems.append(f"{back_to_old} answers from {old} after the connection was answered by {new}")
+    if not any(a[1] == new for a in flat):
+        problems.append(f"{new} never answered")
+    if differ < len(truth[old]) // 2:
+        problems.append(f"the two versions score alike on {len(truth[old]) - differ} rows: the naming check is blind")
+    return problems

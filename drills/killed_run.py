@@ -57,15 +57,13 @@ def kill_and_rerun(config_path: str, component: str, after_start: float, view: t
     kill_problems += [f"after the kill: {p}" for p in store_problems(metadata_path, config.pipeline.name, local, True)]
     if killed.killed_at is None:
         kill_problems.append(f"{component} never started (exit {killed.returncode}): {killed.output[-500:]}")
-    if after_kill[: len(before)] != before or len(added) > 1:
-        kill_problems.append(f"served versions went from {before} to {after_kill}")
+    kill_problems += versions_problems(before, after_kill)
     if tmpdir:
         os.makedirs(tmpdir, exist_ok=True)
     rerun = runs.run_pipeline(config_path, view=view, env={"TMPDIR": tmpdir} if tmpdir else None)
     left = sorted(os.listdir(tmpdir)) if tmpdir else []
     summary = latest_run(mlmd.open_store(metadata_path), config.pipeline.name)
     states = {c.component: c.state for c in summary.components}
-    not_cached = sorted(c for c in finished if states.get(c) != "CACHED")
     if second_run and not second:
         kill_problems.append("the second run did not end before the first was killed")
     problems = kill_problems + second.get("problems", []) + store_problems(metadata_path, config.pipeline.name, local)
@@ -73,8 +71,7 @@ def kill_and_rerun(config_path: str, component: str, after_start: float, view: t
         problems.append(
             f"the re-run did not complete (exit {rerun.returncode}): {states}; its output ends: {rerun.output[-3000:]}"
         )
-    if not_cached:
-        problems.append(f"finished before the kill but not taken from the cache: {not_cached}")
+    problems += cache_problems(finished, states)
     problems += served_problems(serving_dir, local) + [f"the re-run left {n} in its TMPDIR" for n in left]
     newest = served(serving_dir)[-1:] or [None]
     expected = os.path.basename(summary.pushed_model) if summary.pushed_model else (after_kill[-1:] or [None])[0]
@@ -89,6 +86,20 @@ def kill_and_rerun(config_path: str, component: str, after_start: float, view: t
                     f"{len(finished)} finished components from the cache; serving {newest[0]}",
         "lost": "nothing" if not problems else "; ".join(problems)[:300],
     }  # fmt: skip
+
+
+def versions_problems(before: list[str], after_kill: list[str]) -> list[str]:
+    """A kill may leave the versions served before, or those and one whole new one: nothing gone or replaced."""
+    added = [v for v in after_kill if v not in before]
+    if after_kill[: len(before)] != before or len(added) > 1:
+        return [f"served versions went from {before} to {after_kill}"]
+    return []
+
+
+def cache_problems(finished: set[str], states: dict[str, str]) -> list[str]:
+    """What the killed run finished, the re-run must take from the cache (`states`: the re-run's component states)."""
+    not_cached = sorted(c for c in finished if states.get(c) != "CACHED")
+    return [f"finished before the kill but not taken from the cache: {not_cached}"] if not_cached else []
 
 
 def run_drill(workdir: str, points: dict[str, float] = KILL_POINTS) -> list[dict]:

@@ -10,7 +10,6 @@ Reads the local SQLite store of `--config`. With `--profile configs/vertex-*.yam
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -18,8 +17,7 @@ from dataclasses import asdict, dataclass, field
 
 from components.tfma_results import overall_metrics
 from metadata import mlmd
-from settings.config import ConfigError, load_config
-from settings.yaml_files import workdir_overrides
+from settings import entry
 
 
 @dataclass
@@ -243,23 +241,16 @@ def vertex_model_lineage(config, credentials=None) -> dict:
     }
 
 
+@entry.config_errors_exit
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = entry.parser(__doc__, workdir="the --workdir the pipeline ran with")
     parser.add_argument("question", choices=["model", "span", "runs"])
     parser.add_argument("span", nargs="?", type=int, help="the data span (for `span`)")
-    parser.add_argument("--config", default="configs/taxi.yaml")
-    parser.add_argument("--workdir", help="the --workdir the pipeline ran with")
     parser.add_argument("--profile", help="a Vertex profile: ask Vertex ML Metadata instead")
     parser.add_argument("--version", help="the pushed version (for `model`; default: the newest)")
     parser.add_argument("--dry-run", action="store_true", help="with --profile: print the requests, send nothing")
     args = parser.parse_args(argv)
-    try:
-        config = load_config(
-            args.profile or args.config, workdir_overrides(os.path.abspath(args.workdir)) if args.workdir else None
-        )
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
+    config = entry.load(args, path=args.profile or args.config, workdir=args.workdir)
     if args.profile:
         if args.question != "model":
             print("with --profile only `model` is answered (Vertex ML Metadata)", file=sys.stderr)

@@ -16,7 +16,6 @@ the live gating metric per window, applies the retraining policy and writes
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
 import json
@@ -31,7 +30,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 from monitoring import baseline, checks, policy, report
 from monitoring.live import evaluate
-from settings import logs
+from settings import entry, logs
 from settings.config import Config, ConfigError, load_config
 from settings.metrics import higher_is_better
 
@@ -214,15 +213,14 @@ def retrain(config: Config, result: dict, new_data: str, profile: str | None = N
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/taxi.yaml")
+    parser = entry.parser(__doc__)
     parser.add_argument("--labels", help="ground truth: CSV or JSON lines with the key column and the label")
     parser.add_argument("--retrain-data", help="a new span to train on if the policy fires")
     parser.add_argument("--profile", help="submit the retraining to Vertex AI with this profile")
     parser.add_argument("--dry-run", action="store_true", help="with --profile: print the request only")
     args = parser.parse_args(argv)
     try:
-        config = load_config(args.config)
+        config = entry.load(args)
         logs.setup(config.log_level, pipeline=config.pipeline.name, entry="monitoring")
         result = monitor(config, args.labels)
     except (ConfigError, ValueError, LookupError, FileNotFoundError) as e:

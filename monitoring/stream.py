@@ -10,7 +10,6 @@ statistics (found by lineage) for skew and with the window before for drift.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -20,8 +19,8 @@ import pandas as pd
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 
 from monitoring import checks
-from settings import logs
-from settings.config import Config, ConfigError, load_config
+from settings import entry, logs
+from settings.config import Config
 from settings.sections import MonitoringConfig
 
 
@@ -57,18 +56,14 @@ def window_monitor(config: Config) -> TrainingComparison:
     return TrainingComparison.of(schema, base.training_statistics, features, config.monitoring)
 
 
+@entry.config_errors_exit
 def main(argv: list[str] | None = None) -> int:
     from pipelines import streaming
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/taxi.yaml")
+    parser = entry.parser(__doc__)
     parser.add_argument("--seconds", type=float, help="stop reading the landing folder after this long")
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config)
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
+    config = entry.load(args)
     logs.setup(config.log_level, pipeline=config.pipeline.name, entry="stream")
     try:
         monitor = window_monitor(config)

@@ -12,7 +12,6 @@ in-process runner locally, Dataflow with a profile that sets `vertex.dataflow`.
 
 from __future__ import annotations
 
-import argparse
 import csv as std_csv
 import io
 import json
@@ -34,6 +33,7 @@ from components.example_cleaning import seconds_since_epoch
 from models.features import safe_name
 from serving import model_store
 from serving.validation import InvalidRequestError
+from settings import entry
 
 ERRORS = "errors"
 # rows per model call: the taxi model scored 1 M rows in 1.3-1.6 s in chunks of 131,072, 2.0-2.4 s in 8,192
@@ -332,20 +332,14 @@ def run(config, input_pattern: str, output: str, model_dir: str | None = None, k
     return model_dir
 
 
+@entry.config_errors_exit
 def main(argv: list[str] | None = None) -> int:
-    from settings.config import ConfigError, load_config
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/taxi.yaml")
+    parser = entry.parser(__doc__)
     parser.add_argument("--input", required=True, help="file pattern: *.csv with a header, or *.jsonl")
     parser.add_argument("--output", required=True, help="output prefix")
     parser.add_argument("--model-dir", help="default: the newest pushed version")
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config)
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
+    config = entry.load(args)
     model_dir = run(config, args.input, args.output, args.model_dir)
     print(json.dumps({"model": model_dir, "output": args.output}))
     return 0

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from collections.abc import Callable
 
-from settings.config import ConfigError, load_config
+from settings import entry
+from settings.config import ConfigError
 
 
 def compile_for_image(build_pipeline: Callable, image: str, output: str) -> str:
@@ -20,19 +19,15 @@ def compile_for_image(build_pipeline: Callable, image: str, output: str) -> str:
     return output
 
 
+@entry.config_errors_exit
 def main(build_pipeline: Callable, default_output: str, description: str, argv: list[str] | None = None) -> int:
     """`compile --profile configs/vertex-*.yaml [--output FILE]`, with the profile's image."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = entry.parser(description, None, flag="--profile")
     parser.add_argument("command", choices=["compile"])
-    parser.add_argument("--profile", required=True)
     parser.add_argument("--output", default=default_output)
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.profile)
-        if config.vertex is None:
-            raise ConfigError(f"{args.profile}: no 'vertex' section")
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
+    config = entry.load(args)
+    if config.vertex is None:
+        raise ConfigError(f"{args.profile}: no 'vertex' section")
     print(compile_for_image(build_pipeline, config.vertex.image, args.output))
     return 0

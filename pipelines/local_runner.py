@@ -11,7 +11,6 @@ what), 2 a config error, 3 no model pushed (with --expect-push), 4 another run h
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
@@ -21,9 +20,9 @@ from collections.abc import Iterator
 from typing import TextIO
 
 from pipelines import component_processes, progress, run_lock
-from settings import logs
-from settings.config import Config, ConfigError, load_config
-from settings.yaml_files import deep_merge, workdir_overrides
+from settings import entry, logs
+from settings.config import Config, ConfigError
+from settings.yaml_files import deep_merge
 from tables import schema_staging
 from tables.sample_data import prepare_data
 from tables.schema_staging import with_accepted_schema
@@ -153,27 +152,20 @@ def print_summary(summary, config: Config, log_path: str, out: TextIO) -> None:
     print(f"logs:           {log_path}", file=out)
 
 
+@entry.config_errors_exit
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/taxi.yaml")
+    parser = entry.parser(__doc__, workdir="put data, outputs, metadata and served models under this directory")
     parser.add_argument("--rows", type=int, help="override data.generate.rows")
     parser.add_argument("--no-cache", action="store_true", help="re-run every component")
-    parser.add_argument("--workdir", help="put data, outputs, metadata and served models under this directory")
     parser.add_argument("--expect-push", action="store_true", help="exit 3 unless a model is blessed and pushed")
     parser.add_argument("--verbose", action="store_true", help="stream the JSON logs and the steps' output")
     args = parser.parse_args(argv)
     overrides: dict = {}
-    if args.workdir:
-        overrides = workdir_overrides(os.path.abspath(args.workdir))
     if args.rows:
         overrides = deep_merge(overrides, {"data": {"generate": {"rows": args.rows}}})
     if args.no_cache:
         overrides = deep_merge(overrides, {"pipeline": {"enable_cache": False}})
-    try:
-        config = load_config(args.config, overrides)
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
+    config = entry.load(args, overrides, workdir=args.workdir)
     run_id = uuid.uuid4().hex[:12]
     log_path = os.path.join(config.pipeline.root, "logs", f"{run_id}.jsonl")
     logs.setup(config.log_level, path=log_path, stream=args.verbose, pipeline=config.pipeline.name, run_id=run_id,

@@ -17,14 +17,14 @@ so the new-data trigger (`triggers/`) can deploy with just those.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os
 import sys
 from typing import Any
 
-from settings.config import Config, ConfigError, load_config
+from settings import entry
+from settings.config import Config, ConfigError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAGED_SCHEMAS = "staged-schemas"  # under vertex.image_workdir; the Dockerfile fills it
@@ -256,38 +256,34 @@ def _parameters(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+@entry.config_errors_exit
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = entry.parser(__doc__, None, flag="--profile", help="configs/vertex-*.yaml")
     parser.add_argument("command", choices=["compile", "upload", "submit", "schedule"])
-    parser.add_argument("--profile", required=True, help="configs/vertex-*.yaml")
     parser.add_argument("--image", help="override vertex.image (e.g. the image tagged with the commit)")
     parser.add_argument("--template", help="compiled pipeline file or Artifact Registry URL (default: build/vertex/)")
     parser.add_argument("--param", action="append", default=[], help="pipeline parameter NAME=VALUE")
     parser.add_argument("--tag", action="append", default=[], help="template tag for upload")
     parser.add_argument("--dry-run", action="store_true", help="print the request; send nothing")
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.profile, {"vertex": {"image": args.image}} if args.image else None)
-        _vertex(config)
-        template = args.template or template_file(config)
-        if args.command != "compile" and "://" not in template and not os.path.exists(template):
-            raise ConfigError(f"{template} does not exist: run `make compile PROFILE={args.profile}` first")
-        if args.command == "compile":
-            compiled = compile_pipeline(config, template)
-            result: dict = {
-                "compiled": template,
-                "image": config.vertex.image,
-                "vertex_only": vertex_only_features(compiled) or "none: plain KFP v2, runs on any KFP backend",
-            }
-        elif args.command == "upload":
-            result = upload(config, template, args.tag or ["latest"], args.dry_run)
-        elif args.command == "submit":
-            result = submit(config, template, _parameters(args.param), args.dry_run)
-        else:
-            result = schedule(config, template, args.dry_run)
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
+    config = entry.load(args, {"vertex": {"image": args.image}} if args.image else None)
+    _vertex(config)
+    template = args.template or template_file(config)
+    if args.command != "compile" and "://" not in template and not os.path.exists(template):
+        raise ConfigError(f"{template} does not exist: run `make compile PROFILE={args.profile}` first")
+    if args.command == "compile":
+        compiled = compile_pipeline(config, template)
+        result: dict = {
+            "compiled": template,
+            "image": config.vertex.image,
+            "vertex_only": vertex_only_features(compiled) or "none: plain KFP v2, runs on any KFP backend",
+        }
+    elif args.command == "upload":
+        result = upload(config, template, args.tag or ["latest"], args.dry_run)
+    elif args.command == "submit":
+        result = submit(config, template, _parameters(args.param), args.dry_run)
+    else:
+        result = schedule(config, template, args.dry_run)
     print(json.dumps(result, indent=2, sort_keys=True))
     return 0
 

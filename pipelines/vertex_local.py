@@ -19,7 +19,6 @@ Exit 1 if a task failed (named, with the executor's error), 3 with --expect-push
 
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import os
@@ -28,7 +27,8 @@ import time
 
 from pipelines.vertex import _parameters, template_file
 from pipelines.vertex_replay import REPO_ROOT, Replay, Storage, TaskFailedError, subprocess_runner
-from settings.config import Config, ConfigError, load_config
+from settings import entry
+from settings.config import Config, ConfigError
 
 NOT_IN_IMAGE = {".git", "build"}  # what the stand-in working directory leaves out of the checkout
 
@@ -62,28 +62,24 @@ def stage_data(config: Config, storage: Storage) -> None:
         prepare_data(config.replace(data=config.data.replace(path=storage.local(config.data.path))))
 
 
+@entry.config_errors_exit
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--profile", required=True, help="configs/vertex-*.yaml")
+    parser = entry.parser(__doc__, None, flag="--profile", help="configs/vertex-*.yaml")
     parser.add_argument("--template", help="the compiled PipelineJob (default: what `make compile` writes)")
     parser.add_argument("--workdir", help="local stand-in for gs:// and the logs (default build/vertex-local/PROFILE)")
     parser.add_argument("--mode", choices=["fast", "image"], default="fast")
     parser.add_argument("--param", action="append", default=[], help="pipeline parameter NAME=VALUE")
     parser.add_argument("--expect-push", action="store_true", help="exit 3 unless a model is pushed")
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.profile)
-        if config.vertex is None:
-            raise ConfigError(f"{args.profile}: no 'vertex' section")
-        template = args.template or template_file(config)
-        if not os.path.exists(template):
-            raise ConfigError(f"{template} does not exist: run `make compile PROFILE={args.profile}` first")
-        with open(template, encoding="utf-8") as f:
-            job = json.load(f)
-        parameters = _parameters(args.param)
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
+    config = entry.load(args)
+    if config.vertex is None:
+        raise ConfigError(f"{args.profile}: no 'vertex' section")
+    template = args.template or template_file(config)
+    if not os.path.exists(template):
+        raise ConfigError(f"{template} does not exist: run `make compile PROFILE={args.profile}` first")
+    with open(template, encoding="utf-8") as f:
+        job = json.load(f)
+    parameters = _parameters(args.param)
     workdir = os.path.abspath(args.workdir or default_workdir(config))
     image_workdir = config.vertex.image_workdir
     if args.mode == "fast":

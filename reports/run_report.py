@@ -11,7 +11,6 @@ in headless Chromium.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -33,6 +32,7 @@ from reports.model_sections import (
     slices_section,
 )
 from reports.templating import environment, render_section
+from settings import entry
 
 SECTIONS = ("decision", "data", "screening", "tuning", "training", "evaluation", "slices", "importance",
             "simplification", "edge")  # fmt: skip
@@ -100,19 +100,11 @@ def write_latest(config, run_id: str | None = None) -> str:
     return render(summary, artifacts, config, report_dir(config, summary.run_id))
 
 
+@entry.config_errors_exit
 def main(argv: list[str] | None = None) -> int:
-    from settings.config import ConfigError, load_config
-    from settings.yaml_files import workdir_overrides
-
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/taxi.yaml")
-    parser.add_argument("--workdir", help="the --workdir the pipeline ran with")
+    parser = entry.parser(__doc__, workdir="the --workdir the pipeline ran with")
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config, workdir_overrides(os.path.abspath(args.workdir)) if args.workdir else None)
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
+    config = entry.load(args, workdir=args.workdir)
     if not os.path.exists(config.pipeline.metadata_path):
         print(f"no metadata store at {config.pipeline.metadata_path}: run the pipeline first", file=sys.stderr)
         return 1

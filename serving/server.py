@@ -21,7 +21,6 @@ one JSON line (model inputs only: personal columns are dropped on arrival).
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -33,6 +32,7 @@ import time
 from serving.api import make_api
 from serving.app import App
 from serving.model_store import ModelStore
+from settings import entry
 
 
 class Server:
@@ -102,21 +102,16 @@ def build(config, host: str | None = None, port: int | None = None, serving_dir:
     )
 
 
+@entry.config_errors_exit
 def main(argv: list[str] | None = None) -> int:
     from settings import logs
-    from settings.config import ConfigError, load_config
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/taxi.yaml")
+    parser = entry.parser(__doc__)
     parser.add_argument("--host", help="default: serving.host (127.0.0.1)")
     parser.add_argument("--port", type=int, help="default: AIP_HTTP_PORT or serving.port")
     parser.add_argument("--serving-dir", help="default: pipeline.serving_dir (or AIP_STORAGE_URI on Vertex)")
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config)
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
+    config = entry.load(args)
     logs.setup(config.log_level, model=config.pipeline.name, entry="server")
     port = args.port if args.port is not None else int(os.environ.get("AIP_HTTP_PORT", config.serving.port))
     server = build(config, args.host, port, args.serving_dir or os.environ.get("AIP_STORAGE_URI"))

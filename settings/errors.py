@@ -10,6 +10,8 @@ from settings.sections import ConfigError
 
 TYPE_NAMES = {"int_type": "int", "int_parsing": "int", "float_type": "float", "float_parsing": "float",
               "string_type": "str", "bool_type": "bool", "bool_parsing": "bool"}  # fmt: skip
+BOUNDS = {"greater_than": (">", "gt"), "greater_than_equal": (">=", "ge"), "less_than": ("<", "lt"),
+          "less_than_equal": ("<=", "le")}  # pydantic's Field(gt=, ge=, lt=, le=)  # fmt: skip
 
 
 def config_error(error: ValidationError, path: str, root: type[BaseModel]) -> ConfigError:
@@ -34,6 +36,9 @@ def config_error(error: ValidationError, path: str, root: type[BaseModel]) -> Co
         return ConfigError(f"{path}: '{key or '<top>'}' must be a mapping, got {type(value).__name__}")
     if kind in ("list_type", "tuple_type"):
         return ConfigError(f"{path}: '{key}' must be a list, got {type(value).__name__}")
+    if kind in BOUNDS:
+        op, bound = BOUNDS[kind]
+        return ConfigError(f"{path}: '{key}' must be {op} {first['ctx'][bound]:g}, got {value!r}")
     return ConfigError(f"{path}: '{key}': {first['msg']}")
 
 

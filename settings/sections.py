@@ -61,7 +61,7 @@ class SplitConfig(Section):
     """Train / eval split: by time where there is a timestamp (eval is the newest rows), else by hash."""
 
     by: Literal["auto", "time", "hash"] = "auto"  # auto: time with features.timestamp, else hash
-    train_fraction: float = 0.8  # time split: the share of rows, oldest first, that train
+    train_fraction: float = Field(0.8, gt=0, lt=1)  # time split: the share of rows, oldest first, that train
     train_buckets: int = 4  # hash split: train : eval buckets
     eval_buckets: int = 1
 
@@ -100,8 +100,10 @@ class TrainerConfig(Section):
     embedding_dim: int = 8
     dropout: float = 0.0
     l2: float = 0.0
-    epochs: int | None = None  # train_steps are spread over this many epochs, each followed by an eval
-    early_stopping_patience: int | None = None  # epochs without eval-objective gain before stopping; 0: off
+    epochs: int | None = Field(None, ge=1)  # train_steps are spread over this many epochs, each followed by an eval
+    early_stopping_patience: int | None = Field(
+        None, ge=0
+    )  # epochs without eval-objective gain before stopping; 0: off
     warm_start: bool = False  # start from the last blessed model's weights (new data, same model)
     # tf.distribute strategy: default (one device), mirrored (local GPUs), multi_worker (a Vertex job's replicas)
     distribution: Literal["default", "mirrored", "multi_worker"] = "default"
@@ -117,7 +119,7 @@ class TuningConfig(Section):
     `max_trials: 0` leaves the Tuner out and the Trainer uses `trainer:` as written.
     """
 
-    max_trials: int = 0
+    max_trials: int = Field(0, ge=0)
     trial_steps: int = 200
     learning_rate: tuple[float, ...] = (0.001, 0.01)  # [low, high], sampled on a log scale
     hidden_units: tuple[tuple[int, ...], ...] = ((64, 32), (128, 64), (32,))
@@ -160,8 +162,8 @@ class FramingConfig(Section):
     """
 
     prediction_use: str  # what acts on a prediction, in one sentence
-    cost_false_positive: float = 1.0  # cost of acting on a wrong positive, any unit
-    cost_false_negative: float = 1.0  # cost of missing a real positive, same unit
+    cost_false_positive: float = Field(1.0, gt=0)  # cost of acting on a wrong positive, any unit
+    cost_false_negative: float = Field(1.0, gt=0)  # cost of missing a real positive, same unit
     success_metric: str = "AUC"  # the metric the business accepts as its measure of success
     success_level: float = 0.65  # worse than this (below; above for an error metric) the model is not pushed
 
@@ -228,10 +230,14 @@ class FairnessConfig(Section):
     """Largest allowed differences between the groups of each `fairness_features` column, at the decision
     threshold; a model over any of them is not blessed. null: reported, not gated."""
 
-    max_fpr_gap: float | None = None  # highest minus lowest false positive rate
-    max_fnr_gap: float | None = None  # highest minus lowest false negative rate
-    min_positive_rate_ratio: float | None = None  # lowest / highest positive rate (0.8: the four-fifths rule)
-    min_group_size: int = 30  # a rate counts for a group with this many rows in its denominator (eval split)
+    max_fpr_gap: float | None = Field(None, ge=0, le=1)  # highest minus lowest false positive rate
+    max_fnr_gap: float | None = Field(None, ge=0, le=1)  # highest minus lowest false negative rate
+    min_positive_rate_ratio: float | None = Field(
+        None, ge=0, le=1
+    )  # lowest / highest positive rate (0.8: the four-fifths rule)
+    min_group_size: int = Field(
+        30, ge=1
+    )  # a rate counts for a group with this many rows in its denominator (eval split)
 
 
 class EvaluationConfig(Section):
@@ -267,12 +273,14 @@ class ServingConfig(Section):
 
     host: str = "127.0.0.1"
     port: int = 8080
-    max_body_bytes: int = 1_000_000  # larger requests get 413
-    max_instances: int = 1000  # per request
-    max_batch: int = 512  # rows per model call when requests are batched together
-    cache_size: int = 10000  # predictions of repeated rows kept per model version; 0 turns it off
-    canary_percent: int = 0  # share of requests for the newest version, the rest to the one before; 0 = newest only
-    poll_seconds: float = 2.0  # how often to look for a newly pushed version
+    max_body_bytes: int = Field(1_000_000, ge=1)  # larger requests get 413
+    max_instances: int = Field(1000, ge=1)  # per request
+    max_batch: int = Field(512, ge=1)  # rows per model call when requests are batched together
+    cache_size: int = Field(10000, ge=0)  # predictions of repeated rows kept per model version; 0 turns it off
+    canary_percent: int = Field(
+        0, ge=0, le=100
+    )  # share of requests for the newest version, the rest to the one before; 0 = newest only
+    poll_seconds: float = Field(2.0, gt=0)  # how often to look for a newly pushed version
     log_path: str = "build/prediction_logs/predictions.jsonl"  # JSON lines, the input of monitoring
     # false: what the model's preprocessing handles is served and counted in the log (an unseen category with
     # an OOV bucket, a missing value it imputes: the serving contract's `features`); true: refused, a 400
@@ -299,12 +307,12 @@ class MonitoringConfig(Section):
     output_dir: str = "build/monitoring"
     exclude: tuple[str, ...] = ()  # features not checked (e.g. a timestamp that moves by nature)
     window_rows: int = 2000  # rows per window, oldest first; drift compares the last two
-    min_rows: int = 200  # fewer rows than this in a window: no verdict on it
-    skew_linf: float = 0.1  # L-infinity distance, categorical features (TFDV skew_comparator)
-    skew_js: float = 0.1  # Jensen-Shannon divergence, numeric features
-    drift_linf: float = 0.1
-    drift_js: float = 0.1
-    sample_rate: float = 0.8  # Vertex AI Model Monitoring request sampling
+    min_rows: int = Field(200, ge=1)  # fewer rows than this in a window: no verdict on it
+    skew_linf: float = Field(0.1, gt=0)  # L-infinity distance, categorical features (TFDV skew_comparator)
+    skew_js: float = Field(0.1, gt=0)  # Jensen-Shannon divergence, numeric features
+    drift_linf: float = Field(0.1, gt=0)
+    drift_js: float = Field(0.1, gt=0)
+    sample_rate: float = Field(0.8, gt=0, le=1)  # Vertex AI Model Monitoring request sampling
     monitor_interval_hours: int = 1  # Vertex AI Model Monitoring schedule
     alert_emails: tuple[str, ...] = ()
     retrain: RetrainPolicyConfig = RetrainPolicyConfig()

@@ -22,7 +22,6 @@ Runs where the data is readable (the local runner, before the pipeline is built)
 
 from __future__ import annotations
 
-import argparse
 import glob
 import json
 import os
@@ -33,6 +32,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from settings import entry
 from settings.config import Config
 
 PERSONAL_PATTERNS = {  # what a personal column looks like, whatever its name
@@ -389,20 +389,15 @@ def with_inferred_features(config: Config) -> Config:
     return config.replace(features=features, left_out=tuple(left_out))
 
 
+@entry.config_errors_exit
 def main(argv: list[str] | None = None) -> int:
-    from settings.config import ConfigError, load_config
     from tables.sample_data import prepare_data
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True)
+    parser = entry.parser(__doc__, None)
     args = parser.parse_args(argv)
-    try:
-        config = load_config(args.config)
-        prepare_data(config)
-        found = with_inferred_features(config.replace(features=config.features.replace(infer=True)))  # fmt: skip
-    except ConfigError as e:
-        print(f"config error: {e}", file=sys.stderr)
-        return 2
+    config = entry.load(args)
+    prepare_data(config)
+    found = with_inferred_features(config.replace(features=config.features.replace(infer=True)))
     f = found.features
     written = {"features": {"numeric": list(f.numeric), "categorical": list(f.categorical), "hashed": dict(f.hashed),
                             "timestamp": f.timestamp, "buckets": dict(f.buckets)},

@@ -14,7 +14,6 @@ which `data.schema` can name.
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import os
 import sys
@@ -24,7 +23,8 @@ import tensorflow_data_validation as tfdv
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from settings.config import Config, load_config
+from settings import entry
+from settings.config import Config
 
 TRAINING, SERVING = "TRAINING", "SERVING"
 
@@ -96,12 +96,12 @@ def promote_accepted(config: Config, write: bool, schemas_dir: str | None = None
     return 0
 
 
+@entry.config_errors_exit
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/taxi.yaml")
+    parser = entry.parser(__doc__)
     parser.add_argument("--write", action="store_true", help="replace the curated schema with the proposal")
     args = parser.parse_args(argv)
-    config = load_config(args.config)
+    config = entry.load(args)
     if not config.data.schema:
         return promote_accepted(config, args.write)
     with tempfile.TemporaryDirectory() as tmp:

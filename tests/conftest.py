@@ -13,12 +13,32 @@ TAXI_CONFIG = os.path.join(REPO, "configs", "taxi.yaml")
 
 
 def pytest_configure(config) -> None:
-    """The pipeline runs' fork server starts now, with the environment the session started with, as
-    `make run` starts it before its own imports: importing TensorFlow Transform (as test modules do) sets
-    TF_USE_LEGACY_KERAS, which changes how TFMA loads the models in a server started after it."""
-    from pipelines import component_processes
+    """The pipeline runs' fork server starts now, in a session that may run pipelines (one that selects e2e
+    tests), with the environment the session started with, as `make run` starts it before its own imports:
+    importing TensorFlow Transform (as test modules do while they are collected) sets TF_USE_LEGACY_KERAS,
+    which changes how TFMA loads the models in a server started after it. So the choice is made before
+    collection, from the command line: a unit-only session (`-m unit`, or paths under tests/unit) starts none."""
+    if _may_run_pipelines(config):
+        from pipelines import component_processes
 
-    component_processes.start()
+        component_processes.start()
+
+
+E2E_MARKS = ({"e2e"}, {"e2e", "image"})  # the markers the pipeline-running test modules carry (tests/e2e)
+
+
+def _may_run_pipelines(config) -> bool:
+    """Whether the session's mark expression can select an e2e test (see E2E_MARKS) and its paths reach beyond
+    tests/unit."""
+    from _pytest.mark.expression import Expression
+
+    if config.option.markexpr:
+        expression = Expression.compile(config.option.markexpr)
+        if not any(expression.evaluate(lambda name, _m=marks, **_: name in _m) for marks in E2E_MARKS):
+            return False
+    unit = os.path.join(REPO, "tests", "unit") + os.sep
+    paths = [os.path.abspath(os.path.join(config.invocation_params.dir, a.split("::")[0])) for a in config.args]
+    return not paths or any(not (p + os.sep).startswith(unit) for p in paths)
 
 
 def small_overrides(

@@ -1,5 +1,7 @@
 """The reliability drills (make drills runs them all, at full size), each at a size the suite affords:
-on the session's first run, copied before anything is changed. Loopback only; every drill bounded."""
+on the session's first run, copied before anything is changed. Loopback only; every drill bounded. That each drill's check reports the
+fault it guards against (planted: a push in place, a lock not taken, a log writer that dies...) is shown in
+tests/unit/test_drills.py."""
 
 import os
 import shutil

@@ -123,7 +123,7 @@ def test_framing_sets_the_gate_and_the_decision_threshold(taxi_config_path):
     assert (config.evaluation.metric, config.evaluation.lower_bound) == ("AUC", 0.70)  # from framing
     with pytest.raises(ConfigError, match="'evaluation.lower_bound' is derived from 'framing.success_level'"):
         load_config(taxi_config_path, {"evaluation": {"lower_bound": 0.5}})
-    with pytest.raises(ConfigError, match="'framing' costs must be positive"):
+    with pytest.raises(ConfigError, match="'framing.cost_false_negative' must be > 0, got 0"):
         load_config(taxi_config_path, {"framing": {"cost_false_negative": 0}})
 
 
@@ -133,7 +133,7 @@ def test_framing_sets_the_gate_and_the_decision_threshold(taxi_config_path):
         ({"features": {"buckets": {"payment_type": 5}}}, "'features.buckets' payment_type: 5 needs a numeric"),
         ({"features": {"crosses": {"fare x company": 10}}}, "'features.crosses' 'fare x company': fare is not an id"),
         ({"features": {"crosses": {"company,taxi_id": 10}}}, "a cross is written 'a x b'"),
-        ({"split": {"by": "time", "train_fraction": 1.5}}, "'split.train_fraction' must be between 0 and 1"),
+        ({"split": {"by": "time", "train_fraction": 1.5}}, "'split.train_fraction' must be < 1, got 1.5"),
         ({"problem_type": "regression"}, "'evaluation.metric' for regression must be one of"),
         ({"problem_type": "multiclass_classification"}, "'evaluation.metric' for multiclass_classification"),
         ({"num_classes": 3}, "'num_classes' is only for multiclass_classification"),
