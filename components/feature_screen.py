@@ -14,20 +14,15 @@ import os
 import pandas as pd
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx import v1 as tfx
-from tfx.types import artifact, artifact_utils
+from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
 from components.serving_infra_validator import eval_instances
+from mlops_artifacts import FeatureScreening
 from models import screening
 
 SCHEMA_FILE = "schema.pbtxt"
 RESULT_FILE = "screening.json"
-
-
-class FeatureScreening(artifact.Artifact):
-    """The screen's findings (`screening.json`)."""
-
-    TYPE_NAME = "mlops.FeatureScreening"  # KFP v2 needs namespace.Name
 
 
 class NoFeatureLeftError(RuntimeError):
@@ -76,9 +71,8 @@ def FeatureScreen(  # noqa: N802 (component names are classes in TFX)
               for c in config.get("left_out", ())]  # fmt: skip
     excluded = [f.column for f in found if f.excluded]
     left = [c for c in config["features"] if c not in excluded]
-    with open(os.path.join(findings.uri, RESULT_FILE), "w") as f:
-        json.dump({"rows": len(frame), "split": split, "excluded": excluded, "features": screening.as_dicts(found)},
-                  f, indent=2)  # fmt: skip
+    summary = {"rows": len(frame), "split": split, "excluded": excluded, "features": screening.as_dicts(found)}
+    io_utils.write_string_file(os.path.join(findings.uri, RESULT_FILE), json.dumps(summary, indent=2))
     for finding in found:
         if finding.finding != "ok":
             print(json.dumps({"component": "FeatureScreen", **screening.as_dicts([finding])[0]}))

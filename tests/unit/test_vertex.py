@@ -62,6 +62,26 @@ def test_compiled_file_is_a_kfp_pipeline_job_with_every_component(compiled):
         assert job["runtimeConfig"]["gcsOutputDirectory"] == config.pipeline.root
 
 
+def test_every_artifact_type_is_one_the_task_container_can_import(compiled):
+    """The container's entrypoint imports a custom type's schema title as its class path: parsed as it
+    parses its executor input, every artifact of the compiled file gets its own class back."""
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils
+
+    from mlops_artifacts import FeatureScreening
+
+    _, _, job = compiled["dev"]
+    found = {}
+    for component in job["pipelineSpec"]["components"].values():
+        for direction in ("inputDefinitions", "outputDefinitions"):
+            for key, spec in component.get(direction, {}).get("artifacts", {}).items():
+                artifacts = pipeline_spec_pb2.ArtifactList()
+                json_format.ParseDict({"artifacts": [{"type": spec["artifactType"], "uri": "gs://b/x"}]}, artifacts)
+                (parsed,) = kubeflow_v2_entrypoint_utils.parse_raw_artifact_dict({key: artifacts})[key]
+                found[type(parsed).TYPE_NAME] = type(parsed)
+    assert found[FeatureScreening.TYPE_NAME] is FeatureScreening
+    assert {"Model", "ModelBlessing", "ExampleStatistics"} <= set(found)
+
+
 def test_runtime_parameters_are_exposed_with_defaults(compiled):
     config, _, job = compiled["dev"]
     inputs = job["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]
@@ -171,9 +191,9 @@ def test_dev_profile_runs_beam_in_the_step_and_the_schema_from_the_image(compile
 
 
 def test_plain_kfp_unless_the_profile_asks_for_vertex(compiled, tmp_path):
-    # dev asks for Vertex training: that and only that is reported
+    # dev asks for Vertex training: that and only that is reported, for each candidate's Trainer
     found = vertex.vertex_only_features(compiled["dev"][2])
-    assert {f.split(":")[0].replace("_executor", "") for f in found} == {"Trainer"}
+    assert {f.split(":")[0].replace("_executor", "") for f in found} == {"Trainer", "Trainer_boosted", "Trainer_linear"}
     portable = load_config(DEV, {"vertex": {"image": IMAGE, "training": None}})
     target = str(tmp_path / "kfp.json")
     job = vertex.compile_pipeline(portable, target)
