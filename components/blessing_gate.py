@@ -14,6 +14,7 @@ import json
 import os
 
 from tfx import v1 as tfx
+from tfx.utils import io_utils
 
 from components.group_rates import group_rates
 from models.fairness import FairnessLimits, gaps
@@ -43,16 +44,14 @@ def BlessingGate(  # noqa: N802 (component names are classes in TFX)
     evaluation_result: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelEvaluation],
     blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
 ) -> None:
-    with open(os.path.join(evaluation_result.uri, RESULT_FILE)) as f:
-        result = Result.from_dict(json.load(f))
+    result = Result.from_dict(json.loads(io_utils.read_string_file(os.path.join(evaluation_result.uri, RESULT_FILE))))
     handed_over = model.get_string_custom_property("candidate")
     ok = result.winner is not None and handed_over == result.winner
     messages = [] if ok else result.failures() or ["no candidate was evaluated"]
     failed = [] if ok else sorted({s.name for s in result.standings if s.failures} or {"leaderboard"})
-    with open(os.path.join(blessing.uri, RESULT_FILE), "w") as f:
-        json.dump(result.to_dict(), f)
-    with open(os.path.join(blessing.uri, "BLESSED" if ok else "NOT_BLESSED"), "w") as f:
-        f.write(json.dumps({"winner": result.winner, "failed": failed, "failures": messages}))
+    io_utils.write_string_file(os.path.join(blessing.uri, RESULT_FILE), json.dumps(result.to_dict()))
+    io_utils.write_string_file(os.path.join(blessing.uri, "BLESSED" if ok else "NOT_BLESSED"),
+                               json.dumps({"winner": result.winner, "failed": failed, "failures": messages}))  # fmt: skip
     blessing.set_int_custom_property("blessed", 1 if ok else 0)
     blessing.set_string_custom_property("candidate", result.winner or "")
     blessing.set_string_custom_property("leaderboard", json.dumps(result.to_dict()))

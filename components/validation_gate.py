@@ -23,6 +23,7 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 from tfx import v1 as tfx
 from tfx.dsl.input_resolution.strategies import latest_artifact_strategy
+from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
@@ -115,7 +116,7 @@ def drift_lines(measurements: list[dict]) -> list[str]:
 
 def read_statistics(artifact, split: str) -> statistics_pb2.DatasetFeatureStatisticsList | None:
     path = os.path.join(artifact.uri, f"Split-{split}", "FeatureStats.pb")
-    if not os.path.exists(path):
+    if not fileio.exists(path):
         return None
     return statistics_pb2.DatasetFeatureStatisticsList.FromString(io_utils.read_bytes_file(path))
 
