@@ -27,6 +27,8 @@ from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
+from components import produced_by
+
 ANOMALIES_FILE = "SchemaDiff.pb"
 # statistics histograms: the same buckets for the pipeline's statistics and monitoring's windows, so they compare
 HISTOGRAM_BUCKETS = 200  # with 2,000-row windows: noise JS <= 0.04, the generator's drift >= 0.12
@@ -183,4 +185,5 @@ def SpanDriftCheck(  # noqa: N802 (component names are classes in TFX)
         )
     io_utils.copy_dir(statistics.uri, accepted_statistics.uri)  # the next run's drift reference
     accepted_statistics.split_names = statistics.split_names
+    produced_by.stamp(accepted_statistics, "SpanDriftCheck", "accepted_statistics")
     io_utils.write_string_file(os.path.join(accepted_statistics.uri, DRIFT_FILE), json.dumps(measurements, indent=2))
