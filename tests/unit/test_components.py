@@ -138,3 +138,34 @@ def test_blessing_gate_names_the_model_as_each_orchestrator_resolves_it(tmp_path
     model.set_string_custom_property("candidate", "network")
     assert blessing_gate.bless(model, result, blessing)
     assert blessing.get_int_custom_property("current_model_id") == 7
+
+
+def test_the_blessing_gate_reads_and_writes_artifacts_through_tfx_filesystems():
+    """Artifact URIs on Vertex are gs://, which only TFX's filesystems (tf.io.gfile) open: with every URI on
+    TensorFlow's in-memory filesystem, registered the way gs:// is, the gate still reads and writes."""
+    import json
+
+    from tfx.dsl.io import fileio, filesystem_registry
+    from tfx.dsl.io.plugins import tensorflow_gfile
+    from tfx.types import standard_artifacts
+
+    from components import blessing_gate
+    from models.leaderboard import Result, Standing
+
+    class InMemory(tensorflow_gfile.TensorflowFilesystem):
+        SUPPORTED_SCHEMES = ["ram://"]
+
+    filesystem_registry.DEFAULT_FILESYSTEM_REGISTRY.register(InMemory, priority=50)
+    root = "ram://bucket/test_the_blessing_gate"
+    fileio.makedirs(f"{root}/evaluation")
+    with fileio.open(f"{root}/evaluation/{blessing_gate.RESULT_FILE}", "w") as f:
+        f.write(json.dumps(Result("auc", True, [Standing("network", value=0.9, rank=1)], "network").to_dict()))
+    model, result, blessing = (
+        standard_artifacts.Model(),
+        standard_artifacts.ModelEvaluation(),
+        standard_artifacts.ModelBlessing(),
+    )
+    model.id, model.uri, result.uri, blessing.uri = 7, f"{root}/model", f"{root}/evaluation", f"{root}/blessing"
+    model.set_string_custom_property("candidate", "network")
+    assert blessing_gate.bless(model, result, blessing)
+    assert fileio.exists(f"{root}/blessing/BLESSED") and fileio.exists(f"{root}/blessing/{blessing_gate.RESULT_FILE}")
