@@ -25,7 +25,7 @@ RUN pip install --no-cache-dir --upgrade pip \
  && pip install --no-cache-dir --no-deps -r requirements.lock \
  && pip check
 
-COPY setup.py requirements.in Makefile pyproject.toml ./
+COPY setup.py requirements.in Makefile pyproject.toml mlops_artifacts.py ./
 COPY tools tools
 COPY components components
 COPY datagen datagen

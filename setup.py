@@ -22,6 +22,7 @@ setup(
             "monitoring*",
         ]
     ),
+    py_modules=["mlops_artifacts"],  # custom artifact types, imported by type name on Vertex
     package_data={"reports": ["templates/*.j2", "templates/*.css", "templates/*.js", "templates/sections/*.j2"]},
     python_requires=">=3.11",
     install_requires=requirements,

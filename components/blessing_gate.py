@@ -13,8 +13,14 @@ between the groups of each fairness feature, at the decision threshold, on the e
 import json
 import os
 
-from tfx import v1 as tfx
+from tfx import types
+from tfx.components.evaluator import executor as evaluator_executor
+from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
+from tfx.types.component_spec import ChannelParameter, ComponentSpec
+from tfx.utils import io_utils
 
+from components import produced_by
 from components.group_rates import group_rates
 from models.fairness import FairnessLimits, gaps
 from models.leaderboard import Result
@@ -37,26 +43,56 @@ def fairness_failures(evaluation_uri: str, settings: str, model: str = "candidat
     return [f"fairness: {g.message()}" for g in found if g.violated]
 
 
-@tfx.dsl.components.component
-def BlessingGate(  # noqa: N802 (component names are classes in TFX)
-    model: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.Model],
-    evaluation_result: tfx.dsl.components.InputArtifact[tfx.types.standard_artifacts.ModelEvaluation],
-    blessing: tfx.dsl.components.OutputArtifact[tfx.types.standard_artifacts.ModelBlessing],
-) -> None:
-    with open(os.path.join(evaluation_result.uri, RESULT_FILE)) as f:
-        result = Result.from_dict(json.load(f))
+def bless(model, evaluation_result, blessing) -> bool:
+    """Writes the blessing of `model` (the Leaderboard's `model` output) from the leaderboard in
+    `evaluation_result`: blessed when the leaderboard has a winner and `model` is that winner."""
+    result = Result.from_dict(json.loads(io_utils.read_string_file(os.path.join(evaluation_result.uri, RESULT_FILE))))
     handed_over = model.get_string_custom_property("candidate")
     ok = result.winner is not None and handed_over == result.winner
     messages = [] if ok else result.failures() or ["no candidate was evaluated"]
     failed = [] if ok else sorted({s.name for s in result.standings if s.failures} or {"leaderboard"})
-    with open(os.path.join(blessing.uri, RESULT_FILE), "w") as f:
-        json.dump(result.to_dict(), f)
-    with open(os.path.join(blessing.uri, "BLESSED" if ok else "NOT_BLESSED"), "w") as f:
-        f.write(json.dumps({"winner": result.winner, "failed": failed, "failures": messages}))
+    io_utils.write_string_file(os.path.join(blessing.uri, RESULT_FILE), json.dumps(result.to_dict()))
+    io_utils.write_string_file(os.path.join(blessing.uri, "BLESSED" if ok else "NOT_BLESSED"),
+                               json.dumps({"winner": result.winner, "failed": failed, "failures": messages}))  # fmt: skip
     blessing.set_int_custom_property("blessed", 1 if ok else 0)
     blessing.set_string_custom_property("candidate", result.winner or "")
     blessing.set_string_custom_property("leaderboard", json.dumps(result.to_dict()))
     blessing.set_string_custom_property("failures", json.dumps(messages))
     blessing.set_int_custom_property("current_model_id", model.id)
     blessing.set_string_custom_property("current_model", model.uri)
+    produced_by.stamp(blessing, "BlessingGate", standard_component_specs.BLESSING_KEY)
     print(json.dumps({"component": "BlessingGate", "blessed": ok, "winner": result.winner, "failures": messages}))
+    return ok
+
+
+class Executor(evaluator_executor.Executor):
+    """Not TFMA's Evaluator: the class is the Evaluator's so that, on Kubeflow V2 (Vertex), TFX's container
+    entrypoint (kubeflow_v2_run_executor) treats the `blessing` as the Evaluator's and rewrites its integer
+    `current_model_id` as the model's resource name, which the compiled latest_blessed_model_resolver matches
+    on (`name="{{...metadata['current_model_id']}}"`). Locally it stays the MLMD id LatestBlessedModelStrategy
+    reads."""
+
+    def Do(self, input_dict, output_dict, exec_properties) -> None:  # noqa: N802 (TFX's name)
+        bless(artifact_utils.get_single_instance(input_dict["model"]),
+              artifact_utils.get_single_instance(input_dict["evaluation_result"]),
+              artifact_utils.get_single_instance(output_dict[standard_component_specs.BLESSING_KEY]))  # fmt: skip
+
+
+class BlessingGateSpec(ComponentSpec):
+    PARAMETERS = {}
+    INPUTS = {
+        "model": ChannelParameter(type=standard_artifacts.Model),
+        "evaluation_result": ChannelParameter(type=standard_artifacts.ModelEvaluation),
+    }
+    OUTPUTS = {standard_component_specs.BLESSING_KEY: ChannelParameter(type=standard_artifacts.ModelBlessing)}
+
+
+class BlessingGate(base_beam_component.BaseBeamComponent):
+    """Blesses the Leaderboard's `model` when it is the leaderboard's winner."""
+
+    SPEC_CLASS = BlessingGateSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+
+    def __init__(self, model: types.BaseChannel, evaluation_result: types.BaseChannel):
+        super().__init__(spec=BlessingGateSpec(model=model, evaluation_result=evaluation_result,
+                                               blessing=types.Channel(type=standard_artifacts.ModelBlessing)))  # fmt: skip

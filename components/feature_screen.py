@@ -9,7 +9,6 @@ month), runs models/screening.py, and writes:
 A run fails here, naming them, if the screen would leave the model no feature.
 """
 
-import glob
 import json
 import os
 
@@ -18,20 +17,15 @@ import pandas as pd
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx import v1 as tfx
-from tfx.types import artifact, artifact_utils
+from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
 from components.file_example_gen import example_to_row
+from mlops_artifacts import FeatureScreening
 from models import screening
 
 SCHEMA_FILE = "schema.pbtxt"
 RESULT_FILE = "screening.json"
-
-
-class FeatureScreening(artifact.Artifact):
-    """The screen's findings (`screening.json`)."""
-
-    TYPE_NAME = "mlops.FeatureScreening"  # KFP v2 needs namespace.Name
 
 
 class NoFeatureLeftError(RuntimeError):
@@ -50,7 +44,7 @@ def settings_json(settings: screening.Settings, label: str, problem_type: str, f
 def uniform_rows(examples_uri: str, split: str, rows: int, seed: int = 0) -> tuple[list[dict], int]:
     """Up to `rows` rows drawn uniformly (seeded) from every record of a split, in file order, and the split's
     record count; only the drawn rows are parsed. Two passes in tf.data: one counts, one keeps the drawn ones."""
-    files = sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
+    files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))  # gs:// on Vertex
     records = tf.data.TFRecordDataset(files, compression_type="GZIP")
     total = int(records.reduce(np.int64(0), lambda n, _: n + 1))
     keep = np.zeros(total, dtype=bool)
@@ -94,10 +88,9 @@ def FeatureScreen(  # noqa: N802 (component names are classes in TFX)
               for c in config.get("left_out", ())]  # fmt: skip
     excluded = [f.column for f in found if f.excluded]
     left = [c for c in config["features"] if c not in excluded]
-    with open(os.path.join(findings.uri, RESULT_FILE), "w") as f:
-        json.dump({"rows": len(frame), "split_rows": split_rows, "split": split, "excluded": excluded,
-                   **screening.method(options, config["problem_type"]), "features": screening.as_dicts(found)},
-                  f, indent=2)  # fmt: skip
+    summary = {"rows": len(frame), "split_rows": split_rows, "split": split, "excluded": excluded,
+               **screening.method(options, config["problem_type"]), "features": screening.as_dicts(found)}  # fmt: skip
+    io_utils.write_string_file(os.path.join(findings.uri, RESULT_FILE), json.dumps(summary, indent=2))
     for finding in found:
         if finding.finding != "ok":
             print(json.dumps({"component": "FeatureScreen", **screening.as_dicts([finding])[0]}))

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 
 from tfx import types
 from tfx.dsl.components.base import base_beam_component, base_beam_executor, executor_spec
+from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 from tfx.utils import io_utils, path_utils
@@ -62,15 +62,14 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         result = standings_and_decision(settings, evaluation.uri, dirs, failed, examples)
         copy_from = result.winner or next((s.name for s in result.standings if s.value is not None), None)
         if copy_from:
-            shutil.copytree(dirs[copy_from], os.path.join(winner_model.uri, "Format-Serving"), dirs_exist_ok=True)
+            io_utils.copy_dir(dirs[copy_from], os.path.join(winner_model.uri, "Format-Serving"))
             source = candidates[copy_from]
             winner_model.set_string_custom_property("candidate", copy_from)
             winner_model.set_int_custom_property("source_model_id", source.id or 0)
             winner_model.set_string_custom_property("source_model", source.uri)
         else:  # nothing trained: an empty model directory, never blessed
-            os.makedirs(os.path.join(winner_model.uri, "Format-Serving", CONTRACT_DIR), exist_ok=True)
-        with open(os.path.join(evaluation.uri, RESULT_FILE), "w") as f:
-            json.dump(result.to_dict(), f, indent=2)
+            fileio.makedirs(os.path.join(winner_model.uri, "Format-Serving", CONTRACT_DIR))
+        io_utils.write_string_file(os.path.join(evaluation.uri, RESULT_FILE), json.dumps(result.to_dict(), indent=2))
         evaluation.set_string_custom_property("leaderboard", json.dumps(result.to_dict()))
         evaluation.set_string_custom_property("winner", result.winner or "")
         print(json.dumps({"component": "Leaderboard", "winner": result.winner,
@@ -140,7 +139,7 @@ def standings_and_decision(settings: dict, evaluation_uri: str, dirs: dict[str, 
     from models.trainer import CONTRACT_DIR, METADATA_FILE
 
     metric = settings["metric"]
-    per_model = model_metrics(evaluation_uri, metric) if os.path.isdir(evaluation_uri) else {}
+    per_model = model_metrics(evaluation_uri, metric) if fileio.isdir(evaluation_uri) else {}
     thresholds = validation_failures_by_model(evaluation_uri)
     rows = _eval_records(examples, LATENCY_ROWS)
     standings = []
@@ -160,9 +159,8 @@ def standings_and_decision(settings: dict, evaluation_uri: str, dirs: dict[str, 
         s.size_bytes = directory_bytes(model_dir, CONTRACT_DIR)
         s.latency_ms_per_row = _latency_ms_per_row(model_dir, rows)
         metadata_path = os.path.join(model_dir, CONTRACT_DIR, METADATA_FILE)
-        if os.path.exists(metadata_path):
-            with open(metadata_path) as f:
-                s.capabilities = json.load(f).get("capabilities", [])
+        if fileio.exists(metadata_path):
+            s.capabilities = json.loads(io_utils.read_string_file(metadata_path)).get("capabilities", [])
         standings.append(s)
     heuristic = per_model.get("heuristic", {}).get("")
     instances = None

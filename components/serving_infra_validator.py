@@ -10,7 +10,6 @@ property and INFRA_BLESSED / INFRA_NOT_BLESSED file, as TFX's InfraValidator
 writes them), which the Pusher checks before pushing.
 """
 
-import glob
 import json
 import math
 import os
@@ -18,7 +17,9 @@ import tempfile
 
 import tensorflow as tf
 from tfx import v1 as tfx
+from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
+from tfx.utils import io_utils
 
 from components.file_example_gen import example_to_row
 
@@ -28,7 +29,7 @@ CANARY_REQUESTS = 5
 
 def eval_instances(examples_uri: str, split: str, limit: int) -> list[dict]:
     """Up to `limit` rows of a split as request instances (first value of each feature)."""
-    files = sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
+    files = sorted(fileio.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
     out = []
     for record in tf.data.TFRecordDataset(files, compression_type="GZIP").take(limit):
         out.append(example_to_row(tf.train.Example.FromString(record.numpy())))
@@ -111,8 +112,7 @@ def ServingInfraValidator(  # noqa: N802 (component names are classes in TFX)
     except Exception as e:  # a model that cannot even be loaded is not servable
         problems = [f"loading the model as the server does failed: {type(e).__name__}: {str(e)[:500]}"]
     name = "INFRA_NOT_BLESSED" if problems else "INFRA_BLESSED"
-    with open(os.path.join(blessing.uri, name), "w") as f:
-        f.write("\n".join(problems))
+    io_utils.write_string_file(os.path.join(blessing.uri, name), "\n".join(problems))
     blessing.set_int_custom_property("blessed", 0 if problems else 1)
     blessing.set_int_custom_property("has_model", 0)
     for line in problems:

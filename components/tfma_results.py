@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from tfx.dsl.io import fileio
 
 
 def slice_value(key) -> str:
@@ -17,7 +17,7 @@ def overall_metrics(evaluation_uri: str) -> dict[str, dict[str, float]]:
     import tensorflow_model_analysis as tfma
 
     found: dict[str, dict[str, float]] = {}
-    if not os.path.isdir(evaluation_uri):
+    if not fileio.isdir(evaluation_uri):
         return found
     for metrics in tfma.load_metrics(evaluation_uri):
         if metrics.slice_key.single_slice_keys:
@@ -51,7 +51,7 @@ def validation_failures_by_model(evaluation_uri: str) -> dict[str, list[str]]:
     """model name -> one line per failed TFMA threshold: the slice, the metric, its value and the threshold."""
     import tensorflow_model_analysis as tfma
 
-    if not os.path.isdir(evaluation_uri) or not any(n.startswith("validations") for n in os.listdir(evaluation_uri)):
+    if not fileio.isdir(evaluation_uri) or not any(n.startswith("validations") for n in fileio.listdir(evaluation_uri)):
         return {}
     out: dict[str, list[str]] = {}
     for per_slice in tfma.load_validation_result(evaluation_uri).metric_validations_per_slice:

@@ -23,8 +23,11 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 from tfx import v1 as tfx
 from tfx.dsl.input_resolution.strategies import latest_artifact_strategy
+from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
+
+from components import produced_by
 
 ANOMALIES_FILE = "SchemaDiff.pb"
 # statistics histograms: the same buckets for the pipeline's statistics and monitoring's windows, so they compare
@@ -115,7 +118,7 @@ def drift_lines(measurements: list[dict]) -> list[str]:
 
 def read_statistics(artifact, split: str) -> statistics_pb2.DatasetFeatureStatisticsList | None:
     path = os.path.join(artifact.uri, f"Split-{split}", "FeatureStats.pb")
-    if not os.path.exists(path):
+    if not fileio.exists(path):
         return None
     return statistics_pb2.DatasetFeatureStatisticsList.FromString(io_utils.read_bytes_file(path))
 
@@ -182,4 +185,5 @@ def SpanDriftCheck(  # noqa: N802 (component names are classes in TFX)
         )
     io_utils.copy_dir(statistics.uri, accepted_statistics.uri)  # the next run's drift reference
     accepted_statistics.split_names = statistics.split_names
+    produced_by.stamp(accepted_statistics, "SpanDriftCheck", "accepted_statistics")
     io_utils.write_string_file(os.path.join(accepted_statistics.uri, DRIFT_FILE), json.dumps(measurements, indent=2))

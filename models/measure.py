@@ -24,7 +24,7 @@ def median_ms(call: Callable[[], object], calls: int = 100) -> float:
 def directory_bytes(path: str, skip: str) -> int:
     """Bytes of the files under `path`, without those under a folder named `skip` (e.g. assets.extra)."""
     return sum(
-        os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files
+        tf.io.gfile.stat(os.path.join(d, f)).length for d, _, files in tf.io.gfile.walk(path) for f in files
         if skip not in os.path.relpath(d, path).split(os.sep)
     )  # fmt: skip
 

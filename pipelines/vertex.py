@@ -65,7 +65,37 @@ def compile_pipeline(config: Config, output: str) -> dict:
     )
     pipeline = create_pipeline(config, runtime_parameters=True)
     defaults = {p.name: p.default for c in pipeline.components for p in _runtime_parameters(c) if p.default is not None}
-    return runner.run(pipeline, parameter_values=defaults, write_out=True)
+    job = runner.run(pipeline, parameter_values=defaults, write_out=False)
+    _filter_resolvers_by_producer(job, pipeline)
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    with open(output, "w", encoding="utf-8") as f:
+        json.dump(job, f, sort_keys=True)  # as the runner writes it
+    return job
+
+
+def _filter_resolvers_by_producer(job: dict, pipeline) -> None:
+    """Adds to each compiled resolver query the producer its channel names (components/produced_by.py): the
+    compiler drops it. A resolver `R` compiles to the task `R` or the tasks `R-...`, one query per input key."""
+    from tfx.dsl.components.common import resolver
+
+    from components import produced_by
+
+    spec = job["pipelineSpec"]
+    executors = spec["deploymentSpec"]["executors"]
+    compiled = {task: executors[spec["components"][body["componentRef"]["name"]]["executorLabel"]]
+                for task, body in spec["root"]["dag"]["tasks"].items()}  # fmt: skip
+    for node in pipeline.components:
+        if not isinstance(node, resolver.Resolver):
+            continue
+        tasks = [e for task, e in compiled.items() if task == node.id or task.startswith(f"{node.id}-")]
+        for key, channel in node.raw_inputs.items():
+            if not getattr(channel, "producer_component_id", None):
+                continue
+            queries = [e["resolver"]["outputArtifactQueries"][key] for e in tasks
+                       if key in e.get("resolver", {}).get("outputArtifactQueries", {})]  # fmt: skip
+            if len(queries) != 1:
+                raise RuntimeError(f"{node.id}: {len(queries)} compiled queries for input {key!r}, expected one")
+            queries[0]["filter"] += " AND " + produced_by.clause(channel.producer_component_id, channel.output_key)
 
 
 def _runtime_parameters(component) -> list:

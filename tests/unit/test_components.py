@@ -82,3 +82,90 @@ def test_hashed_columns_become_keyed_tokens(monkeypatch):
     other_key = pii.hash_features(example, frozenset({"rider_email"}), b"another-key-of-32-characters----")
     assert other_key.features.feature["rider_email"].bytes_list.value[0] != token  # no key, no dictionary attack
     assert out.features.feature["fare"].float_list.value[0] == 3.5
+
+
+def _runtime_artifact(artifact_type, name: str, uri: str, metadata: dict | None = None) -> dict:
+    from tfx.orchestration.kubeflow.v2 import compiler_utils
+
+    schema = compiler_utils.get_artifact_schema(artifact_type)  # bytes for TFX's own types
+    schema = {"instanceSchema": schema.decode() if isinstance(schema, bytes) else schema}
+    return {"artifacts": [{"name": name, "uri": uri, "type": schema, "metadata": metadata or {}}]}
+
+
+def test_blessing_gate_names_the_model_as_each_orchestrator_resolves_it(tmp_path):
+    """Run by TFX's Kubeflow V2 entrypoint (Vertex), the blessing's current_model_id is the model's resource
+    name, which the compiled latest_blessed_model_resolver matches (`name="{{...current_model_id}}"`); run as
+    the local runner runs it, the MLMD id LatestBlessedModelStrategy matches. Both stamped with their producer."""
+    import argparse
+    import json
+
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
+    from tfx.types import standard_artifacts
+
+    from components import blessing_gate
+    from models.leaderboard import Result, Standing
+
+    evaluation = tmp_path / "evaluation"
+    evaluation.mkdir()
+    winner = Result("auc", True, [Standing("network", value=0.9, rank=1)], "network")
+    (evaluation / blessing_gate.RESULT_FILE).write_text(json.dumps(winner.to_dict()))
+    store = "projects/p/locations/us-central1/metadataStores/default/artifacts"
+    executor_input = {
+        "inputs": {"artifacts": {
+            "model": _runtime_artifact(standard_artifacts.Model, f"{store}/41", str(tmp_path / "model"),
+                                       {"candidate": "network"}),
+            "evaluation_result": _runtime_artifact(standard_artifacts.ModelEvaluation, f"{store}/42", str(evaluation)),
+        }},
+        "outputs": {"artifacts": {"blessing": _runtime_artifact(standard_artifacts.ModelBlessing, f"{store}/43",
+                                                                str(tmp_path / "blessing"))},
+                    "outputFile": str(tmp_path / "task" / "executor_output.json")},
+    }  # fmt: skip
+    kubeflow_v2_run_executor._run_executor(  # what `python -m ...kubeflow_v2_run_executor` runs
+        argparse.Namespace(executor_class_path=f"{blessing_gate.__name__}.Executor",
+                           json_serialized_invocation_args=json.dumps(executor_input)), [])  # fmt: skip
+    written = json.loads((tmp_path / "task" / "executor_output.json").read_text())
+    metadata = written["artifacts"]["blessing"]["artifacts"][0]["metadata"]
+    assert (metadata["blessed"], metadata["current_model_id"]) == (1, f"{store}/41")
+    assert metadata["produced_by"] == "BlessingGate.blessing"
+    assert (tmp_path / "blessing" / "BLESSED").exists()
+
+    model, result, blessing = (
+        standard_artifacts.Model(),
+        standard_artifacts.ModelEvaluation(),
+        standard_artifacts.ModelBlessing(),
+    )
+    model.id, model.uri, result.uri, blessing.uri = 7, str(tmp_path / "model"), str(evaluation), str(tmp_path / "local")
+    model.set_string_custom_property("candidate", "network")
+    assert blessing_gate.bless(model, result, blessing)
+    assert blessing.get_int_custom_property("current_model_id") == 7
+
+
+def test_the_blessing_gate_reads_and_writes_artifacts_through_tfx_filesystems():
+    """Artifact URIs on Vertex are gs://, which only TFX's filesystems (tf.io.gfile) open: with every URI on
+    TensorFlow's in-memory filesystem, registered the way gs:// is, the gate still reads and writes."""
+    import json
+
+    from tfx.dsl.io import fileio, filesystem_registry
+    from tfx.dsl.io.plugins import tensorflow_gfile
+    from tfx.types import standard_artifacts
+
+    from components import blessing_gate
+    from models.leaderboard import Result, Standing
+
+    class InMemory(tensorflow_gfile.TensorflowFilesystem):
+        SUPPORTED_SCHEMES = ["ram://"]
+
+    filesystem_registry.DEFAULT_FILESYSTEM_REGISTRY.register(InMemory, priority=50)
+    root = "ram://bucket/test_the_blessing_gate"
+    fileio.makedirs(f"{root}/evaluation")
+    with fileio.open(f"{root}/evaluation/{blessing_gate.RESULT_FILE}", "w") as f:
+        f.write(json.dumps(Result("auc", True, [Standing("network", value=0.9, rank=1)], "network").to_dict()))
+    model, result, blessing = (
+        standard_artifacts.Model(),
+        standard_artifacts.ModelEvaluation(),
+        standard_artifacts.ModelBlessing(),
+    )
+    model.id, model.uri, result.uri, blessing.uri = 7, f"{root}/model", f"{root}/evaluation", f"{root}/blessing"
+    model.set_string_custom_property("candidate", "network")
+    assert blessing_gate.bless(model, result, blessing)
+    assert fileio.exists(f"{root}/blessing/BLESSED") and fileio.exists(f"{root}/blessing/{blessing_gate.RESULT_FILE}")

@@ -62,6 +62,52 @@ def test_compiled_file_is_a_kfp_pipeline_job_with_every_component(compiled):
         assert job["runtimeConfig"]["gcsOutputDirectory"] == config.pipeline.root
 
 
+def test_every_artifact_type_is_one_the_task_container_can_import(compiled):
+    """The container's entrypoint imports a custom type's schema title as its class path: parsed as it
+    parses its executor input, every artifact of the compiled file gets its own class back."""
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils
+
+    from mlops_artifacts import FeatureScreening
+
+    _, _, job = compiled["dev"]
+    found = {}
+    for component in job["pipelineSpec"]["components"].values():
+        for direction in ("inputDefinitions", "outputDefinitions"):
+            for key, spec in component.get(direction, {}).get("artifacts", {}).items():
+                artifacts = pipeline_spec_pb2.ArtifactList()
+                json_format.ParseDict({"artifacts": [{"type": spec["artifactType"], "uri": "gs://b/x"}]}, artifacts)
+                (parsed,) = kubeflow_v2_entrypoint_utils.parse_raw_artifact_dict({key: artifacts})[key]
+                found[type(parsed).TYPE_NAME] = type(parsed)
+    assert found[FeatureScreening.TYPE_NAME] is FeatureScreening
+    assert {"Model", "ModelBlessing", "ExampleStatistics"} <= set(found)
+
+
+def test_resolver_queries_ask_for_the_producer_their_channel_names(compiled, tmp_path):
+    """The compiler drops a channel's producer and Vertex filters have none: the compiled queries ask for the
+    `produced_by` stamp, so the newest statistics StatisticsGen wrote, or another gate's blessing, do not pass
+    for the last accepted statistics or the last blessing (evaluated as the replay evaluates Vertex filters)."""
+    from pipelines.vertex_resolver import Registry
+
+    _, _, job = compiled["dev"]
+    executors = job["pipelineSpec"]["deploymentSpec"]["executors"]
+    statistics = executors["last_accepted_statistics_resolver_executor"]["resolver"]["outputArtifactQueries"]
+    blessing = executors["latest_blessed_model_resolver-model-blessing-resolver_executor"]["resolver"]
+    stats_type = {"instanceSchema": "title: tfx.ExampleStatistics\ntype: object\n"}
+    blessing_type = {"instanceSchema": "title: tfx.ModelBlessing\ntype: object\n"}
+    registry = Registry(str(tmp_path))
+    for task, key, artifact_type, metadata in (
+        ("SpanDriftCheck", "accepted_statistics", stats_type, {"produced_by": "SpanDriftCheck.accepted_statistics"}),
+        ("StatisticsGen", "statistics", stats_type, {}),
+        ("BlessingGate", "blessing", blessing_type, {"blessed": 1, "produced_by": "BlessingGate.blessing"}),
+        ("OtherGate", "blessing", blessing_type, {"blessed": 1, "produced_by": "OtherGate.blessing"}),
+    ):  # oldest first
+        registry.publish("run-1", task, key, {"name": task, "uri": f"gs://b/{task}", "type": artifact_type,
+                                              "metadata": metadata})  # fmt: skip
+    (accepted,) = registry.query(statistics["statistics"]["filter"], before_run="run-2")
+    (blessed,) = registry.query(blessing["outputArtifactQueries"]["model_blessing"]["filter"], before_run="run-2")
+    assert (accepted["name"], blessed["name"]) == ("SpanDriftCheck", "BlessingGate")
+
+
 def test_runtime_parameters_are_exposed_with_defaults(compiled):
     config, _, job = compiled["dev"]
     inputs = job["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]
