@@ -16,7 +16,7 @@ LABELS ?=
 VERTEX = $(ENV) python -m pipelines.vertex --profile $(PROFILE) $(if $(IMAGE),--image $(IMAGE)) $(if $(DRY_RUN),--dry-run)
 
 .DEFAULT_GOAL := help
-.PHONY: help env run smoke serve test test-unit test-e2e bench bench-scale bench-reference bench-serve bench-batch bench-input bench-tables corruption-suite drills lineage report run-batch run-stream bench-stream compile-canary monitor compile-monitoring features schema config-schema lint lock clean clean-env \
+.PHONY: help env run smoke serve test test-unit test-e2e test-replay bench bench-scale bench-reference bench-serve bench-batch bench-input bench-tables corruption-suite drills lineage report run-batch run-stream bench-stream compile-canary monitor compile-monitoring features schema config-schema lint lock clean clean-env \
 	compile upload submit schedule trigger-bundle image image-test image-clean vertex-local
 
 help: ## List the targets
@@ -39,9 +39,12 @@ serve: env ## Serve the newest pushed model on http://127.0.0.1:8080 (Vertex AI 
 	$(ENV) python -m serving.server --config $(CONFIG)
 
 TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
-test: env ## Lint, then the whole suite (unit, data, model, e2e; the image tests are `make image-test`), a file per worker, a worker per core
+test: env ## Lint, then the whole suite (unit, data, model, e2e; the image tests are `make image-test`, two whole Vertex replays `make test-replay`), a file per worker, a worker per core
 	$(ENV) ruff check .
-	$(ENV) python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not image" $(PYTEST_ARGS)
+	$(ENV) python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not image and not replay" $(PYTEST_ARGS)
+
+test-replay: env ## Two replays of the compiled smoke job as Vertex runs it: the first pushes, the second resolves its model and statistics (minutes)
+	$(ENV) python -m pytest -m replay tests/e2e/test_vertex_local.py $(PYTEST_ARGS)
 
 test-unit: env ## Run the fast tests only (no pipeline runs)
 	$(ENV) python -m pytest -m "not e2e" $(PYTEST_ARGS)

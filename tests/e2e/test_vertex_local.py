@@ -33,6 +33,7 @@ def replay(job: dict, workdir) -> Replay:
                   config.vertex.project, config.vertex.region, str(workdir / "logs"))  # fmt: skip
 
 
+@pytest.mark.replay  # two whole pipelines of ~20 task processes each: `make test-replay`, beside the suite
 def test_two_replays_push_then_resolve_the_first_runs_artifacts(compiled, tmp_path, capsys):
     template, job = compiled
     code = vertex_local.main(
