@@ -43,6 +43,18 @@ def fairness_failures(evaluation_uri: str, settings: str, model: str = "candidat
     return [f"fairness: {g.message()}" for g in found if g.violated]
 
 
+def blessed_model(model) -> tuple[int, str]:
+    """The model the blessing names. Locally, the winner's own Trainer output (`source_model_id`): the next run's
+    baseline is then the same artifact while the winner's Trainer is cached, so an unchanged re-run is cached
+    through the leaderboard too (a new copy each run would make every re-run evaluate again). On Vertex (a
+    `scheme://` URI) the gate's input itself: TFX's container rewrites the id to a resource name, and only the
+    task's inputs have one."""
+    source_id = model.get_int_custom_property("source_model_id") if model.has_custom_property("source_model_id") else 0
+    if source_id and "://" not in model.uri and model.has_custom_property("source_model"):
+        return source_id, model.get_string_custom_property("source_model")
+    return model.id, model.uri
+
+
 def bless(model, evaluation_result, blessing) -> bool:
     """Writes the blessing of `model` (the Leaderboard's `model` output) from the leaderboard in
     `evaluation_result`: blessed when the leaderboard has a winner and `model` is that winner."""
@@ -58,8 +70,9 @@ def bless(model, evaluation_result, blessing) -> bool:
     blessing.set_string_custom_property("candidate", result.winner or "")
     blessing.set_string_custom_property("leaderboard", json.dumps(result.to_dict()))
     blessing.set_string_custom_property("failures", json.dumps(messages))
-    blessing.set_int_custom_property("current_model_id", model.id)
-    blessing.set_string_custom_property("current_model", model.uri)
+    blessed_id, blessed_uri = blessed_model(model)
+    blessing.set_int_custom_property("current_model_id", blessed_id)
+    blessing.set_string_custom_property("current_model", blessed_uri)
     produced_by.stamp(blessing, "BlessingGate", standard_component_specs.BLESSING_KEY)
     print(json.dumps({"component": "BlessingGate", "blessed": ok, "winner": result.winner, "failures": messages}))
     return ok

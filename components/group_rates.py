@@ -13,7 +13,9 @@ from models.fairness import GroupRates
 CONFUSION_MATRIX = "confusion_matrix_at_thresholds"  # TFMA's metric name
 
 
-def group_rates(evaluation_uri: str, features: tuple[str, ...] | list[str], model: str = "candidate") -> list[GroupRates]:
+def group_rates(
+    evaluation_uri: str, features: tuple[str, ...] | list[str], model: str = "candidate"
+) -> list[GroupRates]:
     """One GroupRates per value of each feature in `features` and threshold, for `model` (a lone model's
     results carry no name)."""
     import tensorflow_model_analysis as tfma

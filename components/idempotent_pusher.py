@@ -51,7 +51,7 @@ def served_version_of(base_directory: str, model_uri: str) -> str | None:
 
 class Executor(pusher_executor.Executor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:  # noqa: N802 (TFX's name)
-        model_uri = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY]).uri
+        model_uri = source_of(artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY]))
         destination = pusher_pb2.PushDestination()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
         base = destination.filesystem.base_directory
@@ -71,6 +71,14 @@ class Executor(pusher_executor.Executor):
         io_utils.copy_dir(self.GetModelPath(input_dict), model_push.uri)
         self._MarkPushed(model_push, pushed_destination=os.path.join(base, version), pushed_version=version)
         record_model_metadata(model_push, os.path.join(base, version))
+
+
+def source_of(model) -> str:
+    """The model's identity: the Trainer's model the leaderboard copied (`source_model`), else its own URI. A re-run
+    whose winner came from the cache is the same model, though the leaderboard made a new copy of it."""
+    if model.has_custom_property("source_model"):
+        return model.get_string_custom_property("source_model")
+    return model.uri
 
 
 def push_atomically(model_path: str, base_directory: str, model_uri: str) -> str:

@@ -14,12 +14,9 @@ from dataclasses import dataclass
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
 from components.idempotent_pusher import SOURCE_FILE
-from metadata.mlmd import consumers, execution_type, inputs, outputs, producer
+from metadata.mlmd import consumers, inputs, outputs, producer
 from metadata.mlmd import type_name as _type
 from settings.metrics import METRIC_KEYS
-
-# TFX's Evaluator (the baselines' pass also reads the model and writes a ModelEvaluation, without the candidate)
-EVALUATOR = "tfx.components.evaluator.component.Evaluator"
 
 
 @dataclass(frozen=True)
@@ -29,6 +26,18 @@ class Baseline:
     statistics_uri: str
     evaluation_uri: str | None
     trained_at: float  # seconds since epoch
+    candidate: str = "candidate"  # its name in the leaderboard's evaluation
+
+
+def candidate_name(served_version_dir: str) -> str:
+    """The served model's name on the leaderboard (its metadata file), or TFMA's lone-model name."""
+    import json
+
+    path = os.path.join(served_version_dir, "assets.extra", "model_metadata.json")
+    if not os.path.exists(path):
+        return "candidate"
+    with open(path) as f:
+        return json.load(f).get("candidate", "candidate")
 
 
 def source_model_uri(served_version_dir: str) -> str:
@@ -61,9 +70,7 @@ def find(store, served_version_dir: str) -> Baseline:
     if statistics is None:
         raise LookupError(f"no statistics of the examples {examples.uri}")
     evaluation = None
-    for execution_id in consumers(store, model.id):
-        if execution_type(store, execution_id) != EVALUATOR:
-            continue
+    for execution_id in consumers(store, model.id):  # the leaderboard's pass that ranked it (the newest)
         found = [a for a in outputs(store, execution_id) if _type(store, a) == "ModelEvaluation"]
         if found:
             evaluation = found[0].uri
@@ -74,11 +81,13 @@ def find(store, served_version_dir: str) -> Baseline:
         statistics_uri=stats_path,
         evaluation_uri=evaluation,
         trained_at=model.create_time_since_epoch / 1000.0,
+        candidate=candidate_name(served_version_dir),
     )
 
 
-def evaluated_metric(evaluation_uri: str | None, metric: str) -> float | None:
-    """The gating metric (a class name from config) the Evaluator measured on the eval split, overall."""
+def evaluated_metric(evaluation_uri: str | None, metric: str, model: str = "candidate") -> float | None:
+    """The gating metric (a class name from config) the leaderboard's pass measured for `model` (the served
+    candidate's name) on the eval split, overall."""
     if not evaluation_uri:
         return None
     import tensorflow_model_analysis as tfma
@@ -89,6 +98,6 @@ def evaluated_metric(evaluation_uri: str | None, metric: str) -> float | None:
             continue  # only the overall slice
         for kv in metrics.metric_keys_and_values:
             k = kv.key
-            if k.name == metric and not k.is_diff and k.model_name in ("", "candidate"):
+            if k.name == metric and not k.is_diff and k.model_name in ("", model):
                 return kv.value.double_value.value
     return None

@@ -170,7 +170,7 @@ def monitor(config: Config, labels_path: str | None = None, now: float | None = 
         "features": features,
         "checks": [c.to_dict() for c in found],
         "metric": metric,
-        "training_metric": baseline.evaluated_metric(base.evaluation_uri, metric),
+        "training_metric": baseline.evaluated_metric(base.evaluation_uri, metric, base.candidate),
         "live_evaluation": live,
         "observations": dataclasses.asdict(seen),
         "retraining": decision.to_dict(),

@@ -302,6 +302,9 @@ def header(config: Config) -> list[str]:
     for path in files:
         if fmt == "csv":
             names = pd.read_csv(path, nrows=0).columns
+            if len(names) == 1 and any(sep in str(names[0]) for sep in ";\t|"):  # before any name is checked
+                raise ValueError(f"{path}: the only column's name holds a separator: is the file delimited by "
+                                 "something other than commas?")  # fmt: skip
         elif fmt == "parquet":
             import pyarrow.parquet as pq
 

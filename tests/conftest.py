@@ -24,7 +24,11 @@ def pytest_configure(config) -> None:
         component_processes.start()
 
 
-E2E_MARKS = ({"e2e"}, {"e2e", "image"}, {"e2e", "replay"})  # the markers the pipeline-running test modules carry (tests/e2e)
+E2E_MARKS = (
+    {"e2e"},
+    {"e2e", "image"},
+    {"e2e", "replay"},
+)  # the markers the pipeline-running test modules carry (tests/e2e)
 
 
 def _may_run_pipelines(config) -> bool:

@@ -90,9 +90,10 @@ def test_a_model_unfair_to_one_group_is_not_blessed_and_the_gap_is_named(tmp_pat
     [blessing] = glob.glob(os.path.join(config.pipeline.root, "BlessingGate", "blessing", "*", "NOT_BLESSED"))
     with open(blessing) as f:
         decision = json.load(f)
-    assert decision["failed"] == ["treats the groups of its fairness features within the limits"]  # nothing else
-    [line] = [f for f in summary.failures if f.startswith("fairness: company: false positive rate")]
-    assert line.startswith(f"fairness: company: false positive rate of {NOISY} is ")
+    assert decision["failed"] == ["network"] and decision["winner"] is None  # the one candidate, and why:
+    assert all(f.startswith("network: fairness: ") for f in summary.failures), summary.failures  # nothing else
+    [line] = [f for f in summary.failures if f.startswith("network: fairness: company: false positive rate")]
+    assert line.startswith(f"network: fairness: company: false positive rate of {NOISY} is ")
     assert line.endswith("over the largest allowed 0.3") and "at threshold 0.25" in line
     gap = float(line.split("a gap of ")[1].split()[0])
     assert gap > 0.3

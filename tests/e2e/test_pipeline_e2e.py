@@ -177,8 +177,9 @@ def test_rerun_with_unchanged_inputs_is_cached(first_run):
     second = {c.component: c.state for c in local_runner.run(config).components}
     # resolvers always run; the drift check measures against the data accepted last (this data)
     always = {"latest_blessed_model_resolver", "last_accepted_statistics_resolver", "SpanDriftCheck"}
-    # the Leaderboard re-runs against the new baseline, and the gate reads its result
-    rerun = {*always, "Leaderboard", "BlessingGate", "Pusher"}
+    # the Leaderboard re-runs against the new baseline (the winner's Trainer output, which the gate blessed); its
+    # copy of the winner is new, so the gate, the infra check and the Pusher read it (the Pusher knows it is served)
+    rerun = {*always, "Leaderboard", "BlessingGate", "ServingInfraValidator", "Pusher"}
     assert {s for name, s in second.items() if name not in rerun} == {"CACHED"}, second
     assert served_versions(config) == [os.path.basename(first.pushed_model)]
     third = local_runner.run(config)

@@ -44,7 +44,7 @@ def test_the_leaky_column_added_to_a_table_is_excluded_with_its_reason(workdir):
         real_tables.run_table("breast_cancer", workdir, repo=REPO)
     found = screening(workdir, "breast_cancer")[public_tables.LEAK_COLUMN]
     assert found["finding"] == "leaky" and found["excluded"], found
-    assert "predicts diagnosis" in found["reason"]
+    assert "determines diagnosis" in found["reason"]
 
 
 def test_the_raw_penguins_columns_that_cannot_be_features_are_reported_not_raised(workdir):
