@@ -144,3 +144,22 @@ def test_a_candidate_that_fails_to_train_leaves_its_name_and_cause_not_a_model(t
     trainer.run_fn(args)  # does not raise: the other candidates still compete
     assert trainer.read_failure(str(out)) == "ValueError: no rows with a label"
     assert not (out / "saved_model.pb").exists()
+
+
+def test_the_blessing_names_the_winners_trainer_output_locally_and_the_gates_input_on_vertex():
+    from tfx.types import standard_artifacts
+
+    from components.blessing_gate import blessed_model
+    from components.idempotent_pusher import source_of
+
+    copy = standard_artifacts.Model()
+    copy.id, copy.uri = 41, "/root/pipeline/Leaderboard/model/41"
+    copy.set_int_custom_property("source_model_id", 17)
+    copy.set_string_custom_property("source_model", "/root/pipeline/Trainer/model/17")
+    assert blessed_model(copy) == (17, "/root/pipeline/Trainer/model/17")  # stable while the Trainer is cached
+    assert source_of(copy) == "/root/pipeline/Trainer/model/17"  # a copy of a served model is not pushed again
+    copy.uri = "gs://bucket/root/Leaderboard/model/41"  # Vertex: only the task's inputs get a resource name
+    assert blessed_model(copy) == (41, "gs://bucket/root/Leaderboard/model/41")
+    plain = standard_artifacts.Model()
+    plain.id, plain.uri = 5, "/root/pipeline/Trainer/model/5"
+    assert blessed_model(plain) == (5, plain.uri) and source_of(plain) == plain.uri
