@@ -19,7 +19,7 @@ set -euo pipefail
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LOCK="$TOP/requirements.lock"
 SUITE=trixie
-MIRROR=${DEVENV_MIRROR:-http://deb.debian.org/debian}
+MIRROR=${DEVENV_MIRROR:-}  # empty: debootstrap's own default mirror
 APT_PACKAGES="python3 python3-venv python3-dev g++ make git ca-certificates"
 # Only the tests need these (the run report is opened in headless Chromium); the image does not.
 TEST_APT_PACKAGES="chromium fonts-dejavu-core"
@@ -79,7 +79,7 @@ debootstrap_root() {  # debootstrap_root ROOT LOG [PACKAGES...]: Debian $SUITE, 
   }
   log "debootstrap $SUITE (about 1 minute)"
   local IFS=,
-  debootstrap --variant=minbase ${include:+--include="${include[*]}"} "$SUITE" "$root" "$MIRROR" \
+  debootstrap --variant=minbase ${include:+--include="${include[*]}"} "$SUITE" "$root" ${MIRROR:+"$MIRROR"} \
     >"$logfile" 2>&1 || { tail -20 "$logfile" >&2; return 1; }
 }
 

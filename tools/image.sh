@@ -34,7 +34,7 @@ BASE_NAME=docker.io/library/debian:$SUITE-slim
 BEAM_VERSION=$(sed -n 's/^ARG BEAM_VERSION=//p' "$TOP/Dockerfile")
 BEAM_NAME=docker.io/apache/beam_python3.13_sdk:$BEAM_VERSION
 # what makes the local base: a change here makes a new one
-BASE_RECIPE="v1 $SUITE minbase ${DEVENV_MIRROR:-http://deb.debian.org/debian} slim-excludes"
+BASE_RECIPE="v1 $SUITE minbase ${DEVENV_MIRROR:-debootstrap-default} slim-excludes"
 BASE_KEY=$(echo "$BASE_RECIPE" | sha256sum | cut -c1-16)
 
 log() { echo "[image] $*" >&2; }
