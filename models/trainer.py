@@ -145,12 +145,13 @@ def raw_signatures(predict_transformed, tft_layer, spec: FeatureSpec, parse_spec
 
     signatures = {"serving_default": serve_examples, "serving_columns": serve_columns}
     if spec.timestamp:
-        timestamp_spec = {spec.timestamp: parse_spec[spec.timestamp]}
+        # a missing timestamp is 0, as the preprocessing reads it
+        timestamp_spec = {spec.timestamp: tf.io.FixedLenFeature([1], parse_spec[spec.timestamp].dtype, [0])}
 
         @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
         def slice_features(serialized):
             seconds = tf.io.parse_example(serialized, timestamp_spec)[spec.timestamp]
-            return {month_name(spec.timestamp): month_of(tf.reshape(seconds, [-1, 1]))}
+            return {month_name(spec.timestamp): month_of(seconds)}
 
         signatures[SLICE_SIGNATURE] = slice_features
     return signatures
@@ -351,7 +352,8 @@ def preprocessing_handles(spec: FeatureSpec, schema_path: str | None) -> dict[st
     where the preprocessing fills a missing value: strings become its missing token (a vocabulary entry or an
     OOV bucket), a timestamp 0, a number its training mean (only for an input the export reads as optional,
     where the mean is applied in the graph); `fill` is what to send for an input the export reads as always
-    present (the schema's presence is 1)."""
+    present (a fixed `shape` in the schema: a FixedLenFeature; `tables.schema_proposal.curate` and SchemaGen
+    give serving inputs none)."""
     from google.protobuf import text_format
     from tensorflow_metadata.proto.v0 import schema_pb2
 
@@ -361,13 +363,13 @@ def preprocessing_handles(spec: FeatureSpec, schema_path: str | None) -> dict[st
     if schema_path:
         with tf.io.gfile.GFile(schema_path) as f:
             text_format.Parse(f.read(), schema)
-    required = {f.name for f in schema.feature if f.presence.min_fraction >= 1.0 or f.HasField("shape")}
+    always_present = {f.name for f in schema.feature if f.HasField("shape")}
     token = {"missing": "imputed", "fill": MISSING_TOKEN}
     found = {n: {"values": "open", **token} if spec.oov_buckets > 0 else {"values": "closed", "missing": "refused"}
              for n in spec.categorical}  # fmt: skip
     found.update({n: {"values": "open", **token} for n in spec.hashed})
     for n in spec.numeric:
-        found[n] = {"values": "closed", "missing": "refused" if n in required else "imputed"}
+        found[n] = {"values": "closed", "missing": "refused" if n in always_present else "imputed"}
     if spec.timestamp:
         found[spec.timestamp] = {"values": "closed", "missing": "imputed", "fill": 0}
     return found

@@ -60,7 +60,11 @@ def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl
     if config.data.schema:
         schema_gen = tfx.components.ImportSchemaGen(schema_file=config.data.schema)
     else:
-        schema_gen = tfx.components.SchemaGen(statistics=statistics_gen.outputs["statistics"], infer_feature_shape=True)
+        # no fixed shapes: every column is parsed as optional, so a serving row without a number the training
+        # rows all had is imputed in the Transform graph, as `tables.schema_proposal.curate` does for curated ones
+        schema_gen = tfx.components.SchemaGen(
+            statistics=statistics_gen.outputs["statistics"], infer_feature_shape=False
+        )
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )

@@ -9,8 +9,9 @@ instance is named in one 400.
 What the model's preprocessing handles is served, per feature as the serving
 contract (`features`, written with the model) says: a category outside the
 training vocabulary where Transform gives out-of-vocabulary buckets ("values":
-"open"), and a missing value the preprocessing fills ("missing": "imputed", with
-the value it uses for an input the export reads as always present). Such a row
+"open"), and a missing value the preprocessing fills ("missing": "imputed": the
+model gets it absent, or, for an input the export reads as always present (a
+fixed `shape` in the schema), the contract's `fill`). Such a row
 is served and counted per field (`Validated.unseen`, `Validated.imputed`), for the
 prediction log. Otherwise (a model without that contract, a closed vocabulary, or
 `strict`: `serving.strict_domains`) the value is refused, as the schema says.
@@ -63,6 +64,12 @@ class FieldRule:
     imputed: bool = False  # a missing value is served (the preprocessing fills it)
     fill: Any = None  # what a missing value becomes, for an input the export reads as always present
 
+    @property
+    def may_be_absent(self) -> bool:
+        """Whether a row without this value goes to the model as it is (a value the schema lets be missing, or
+        one the preprocessing imputes in its graph)."""
+        return not self.required or (self.imputed and self.fill is None)
+
 
 @dataclass
 class Validated:
@@ -110,6 +117,7 @@ class RequestValidator:
                 raise ValueError(f"model input '{name}' is not in the schema's SERVING environment")
             kind = {schema_pb2.INT: "int", schema_pb2.FLOAT: "float", schema_pb2.BYTES: "string"}[f.type]
             required = f.presence.min_fraction >= 1.0 or f.HasField("shape")
+            always_present = f.HasField("shape")  # the export parses it as a FixedLenFeature
             domain = None
             if f.HasField("string_domain"):
                 domain = frozenset(f.string_domain.value)
@@ -126,9 +134,9 @@ class RequestValidator:
                 kind = "int"
                 low, high = 0, 1
             policy = policies.get(name, {})
-            imputed = policy.get("missing") == "imputed" and (not required or "fill" in policy)
+            imputed = policy.get("missing") == "imputed" and (not always_present or "fill" in policy)
             rules[name] = FieldRule(name, kind, required, domain, low, high, policy.get("values") == "open",
-                                    imputed, policy.get("fill") if required and imputed else None)  # fmt: skip
+                                    imputed, policy.get("fill") if always_present and imputed else None)  # fmt: skip
         # columns the server accepts and ignores: other serving features of the schema and personal data
         ignorable = {n for n, f in features.items() if _in_serving(f, defaults)} - set(rules)
         return cls(rules, frozenset((ignorable | set(personal)) - set(rules)))
@@ -217,12 +225,12 @@ class RequestValidator:
             return ~ok  # an unknown column: every row gets its own message
         for name, rule in self.rules.items():
             if name not in frame:
-                if rule.required:
+                if not rule.may_be_absent:
                     return ~ok
                 continue
             column = frame[name]
             present = column.notna().to_numpy()
-            if rule.required:
+            if not rule.may_be_absent:
                 ok &= present
             if rule.kind == "string" and isinstance(column.dtype, pd.CategoricalDtype):
                 categories = column.cat.categories
@@ -276,7 +284,7 @@ class RequestValidator:
         return {
             name: {
                 "type": r.kind,
-                "required": r.required,
+                "required": r.required and not r.imputed,
                 **({"domain": sorted(r.domain)} if r.domain is not None else {}),
                 **({"min": r.low} if r.low is not None else {}),
                 **({"max": r.high} if r.high is not None else {}),

@@ -15,6 +15,7 @@ which `data.schema` can name.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import sys
 import tempfile
@@ -34,7 +35,10 @@ def curate(schema: schema_pb2.Schema, config: Config) -> schema_pb2.Schema:
 
     Both environments are declared; only the model's raw inputs are expected at
     serving time, so the label, identifiers and leaky columns are TRAINING-only.
-    Columns with missing values may hold zero values.
+    Columns with missing values may hold zero values. A serving input has no fixed
+    `shape`: the export then parses it as optional (a SparseTensor), so a request
+    or a batch row without it reaches the preprocessing, which imputes it in its
+    graph; `presence` still flags a training batch with missing values.
     """
     out = schema_pb2.Schema()
     out.CopyFrom(schema)
@@ -43,11 +47,17 @@ def curate(schema: schema_pb2.Schema, config: Config) -> schema_pb2.Schema:
     serving = set(config.features.inputs())
     for feature in out.feature:
         del feature.not_in_environment[:]
+        if feature.name not in serving:
+            feature.not_in_environment.append(SERVING)
+        elif feature.HasField("shape"):
+            # Why not keep the shape with a default: a FixedLenFeature's default would have to be the training
+            # mean, which only Transform's analysis knows (the Trainer reads no statistics)
+            size = math.prod(d.size for d in feature.shape.dim)
+            feature.ClearField("shape")
+            feature.value_count.min = feature.value_count.max = size
         if feature.presence.min_fraction < 1.0:
             # a row may lack the feature (an empty cell is left out at ingestion)
             feature.value_count.min = 0
-        if feature.name not in serving:
-            feature.not_in_environment.append(SERVING)
     return out
 
 

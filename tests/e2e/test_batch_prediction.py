@@ -30,6 +30,7 @@ def test_batch_prediction_keeps_keys_and_matches_online_scores(first_run, tmp_pa
     frame = taxi.generate(400, seed=21)
     frame.loc[frame.index[7], "fare"] = -5.0  # one row outside the schema's range
     frame.loc[frame.index[8], "payment_type"] = "Bitcoin"  # unseen: the vocabulary's OOV bucket scores it
+    frame.loc[frame.index[9], "fare"] = np.nan  # an empty cell, in a column every training row had: imputed
     taxi.write_csv(frame, str(tmp_path / "in"))
     # a second file with text in a numeric column: Arrow cannot type it, pandas reads it, the row is named
     text = taxi.generate(3, seed=22)
@@ -57,6 +58,7 @@ def test_batch_prediction_keeps_keys_and_matches_online_scores(first_run, tmp_pa
     online = model.predict([model.validator.instance(r, 0) for r in raw])
     by_key = {r["key"]: r["probability"] for r in rows}
     assert [by_key[k] for k in sample["trip_id"]] == pytest.approx(online, abs=1e-6)
+    assert sample["fare"].isna().sum() == 1  # the row without a fare is scored as the server scores it
 
     # the reader's string inputs as categories score exactly as the same values as text, a missing one too
     inputs = sample[list(model.validator.rules)].copy()

@@ -100,17 +100,40 @@ def test_health_and_metadata_routes(running):
     assert meta["inputs"]["payment_type"]["domain"][0] == "Cash"
     assert meta["inputs"]["fare"] == {
         "type": "float",
-        "required": True,
+        "required": False,
         "min": 0.0,
         "max": 10000.0,
-    }  # the schema's range
+        "missing": "imputed",
+    }  # the schema's range; every training row had a fare, a missing one is imputed
     assert not any(p in meta["inputs"] for p in PERSONAL)
+
+
+def test_a_missing_number_every_training_row_had_is_imputed_and_logged(running, first_run, rows):
+    """fare is in every training row; without it the Transform graph gives its training mean (z = 0) and the
+    missing indicator: the same score on the tf.Example path (TFMA, batch prediction), and the log counts it.
+    A value that stands in for the mean would not do: the indicator tells the network it is missing."""
+    srv, client, tmp_path = running
+    assert srv.app.store.pick().validator.rules["fare"].imputed  # present in every training row, imputed by the model
+    without = {k: v for k, v in rows[0].items() if k != "fare"}
+    status, body = client.predict([rows[1], without])
+    assert status == 200, body
+    served = body["predictions"][1]["probability"]
+    signature = tf.saved_model.load(first_run[1].pushed_model).signatures["serving_default"]
+    inputs = srv.app.store.pick().validator.rules
+    example = model_store.to_example({k: v for k, v in without.items() if k in inputs})
+    direct = signature(examples=tf.constant([example]))["probability"].numpy().ravel()[0]
+    assert 0.0 < served < 1.0 and served == pytest.approx(float(direct), abs=1e-6)
+    status, with_fare = client.predict([rows[0]])
+    assert with_fare["predictions"][0]["probability"] != pytest.approx(served, abs=1e-9)
+    srv.app.log.close()
+    with open(tmp_path / "log.jsonl") as f:
+        records = [json.loads(line) for line in f]
+    assert any(r.get("imputed") == {"fare": 1} for r in records), records
 
 
 @pytest.mark.parametrize(
     "change, status, message",
     [
-        (lambda r: r.pop("fare"), 400, "required field 'fare' is missing"),
         (lambda r: r.update(fare="twelve"), 400, "field 'fare' must be a number, got str"),
         (lambda r: r.update(fare=-5.0), 400, "field 'fare' value -5.0 is outside [0.0, 10000.0]"),
         (lambda r: r.update(pickup_community_area=3.5), 400, "field 'pickup_community_area' must be an integer"),

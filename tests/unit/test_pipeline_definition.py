@@ -171,6 +171,14 @@ def test_no_tuner_when_the_budget_is_zero(taxi_config_path):
     assert "Tuner" not in by_id and "hyperparameters" not in by_id["Trainer"].inputs
 
 
+def test_an_inferred_schema_parses_every_column_as_optional(taxi_config_path):
+    """A table with no curated schema: SchemaGen infers no fixed shapes, so the export reads a serving input
+    as optional and a missing number is imputed in the Transform graph, not refused."""
+    config = load_config(taxi_config_path, {"data": {"schema": None}})
+    by_id = {c.id: c for c in create_pipeline(config).components}
+    assert "ImportSchemaGen" not in by_id and by_id["SchemaGen"].exec_properties["infer_feature_shape"] in (0, False)
+
+
 def test_tuner_search_space_from_config(taxi_config_path):
     from models.model import HParams
     from models.tuning import hparams_from_values, search_space

@@ -35,6 +35,31 @@ def test_curate_marks_non_inputs_training_only_and_allows_gaps(taxi_config_path)
     assert inferred.feature[1].value_count.min == 1  # the input is not mutated
 
 
+def test_curate_lets_a_serving_input_be_parsed_as_optional(taxi_config_path):
+    """A serving input loses its fixed shape (Transform then reads it as sparse and imputes it); a
+    TRAINING-only column keeps it; presence still requires the value in training data."""
+    config = load_config(taxi_config_path)
+    inferred = schema_pb2.Schema()
+    for name in ("fare", "big_tip"):
+        feature = inferred.feature.add(name=name)
+        feature.presence.min_fraction = 1.0
+        feature.shape.dim.add(size=1)
+    out = {f.name: f for f in curate(inferred, config).feature}
+    assert not out["fare"].HasField("shape") and (out["fare"].value_count.min, out["fare"].value_count.max) == (1, 1)
+    assert out["fare"].presence.min_fraction == 1.0
+    assert out["big_tip"].HasField("shape")
+
+
+def test_committed_schema_parses_every_serving_input_as_optional(taxi_config_path):
+    import tensorflow as tf
+    from tensorflow_transform.tf_metadata import schema_utils
+
+    config = load_config(taxi_config_path)
+    spec = schema_utils.schema_as_feature_spec(load_schema(config.data.schema)).feature_spec
+    fixed = sorted(n for n in config.features.inputs() if not isinstance(spec[n], tf.io.VarLenFeature))
+    assert fixed == []
+
+
 def test_committed_schema_has_no_personal_columns_and_serves_without_label(taxi_config_path):
     config = load_config(taxi_config_path)
     schema = load_schema(config.data.schema)

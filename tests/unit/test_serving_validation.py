@@ -168,18 +168,63 @@ def test_an_unseen_category_with_an_oov_bucket_is_served_and_counted(contract_fe
 
 
 def test_a_missing_value_the_preprocessing_imputes_is_served_and_counted(contract_features):
-    from models.preprocessing import MISSING_TOKEN
-
-    rows = [{k: v for k, v in GOOD.items() if k not in ("payment_type", "trip_seconds")}, GOOD]
+    """Every serving input of the curated schema is parsed as optional: a missing number (fare, present in every
+    training row) or category goes to the model absent, the Transform graph imputes it, the log counts it."""
+    assert contract_features["fare"] == {"values": "closed", "missing": "imputed"}
+    rows = [{k: v for k, v in GOOD.items() if k not in ("payment_type", "trip_seconds", "fare")}, GOOD]
     got = following_the_model(contract_features).instances(rows)
-    assert got.rows[0]["payment_type"] == MISSING_TOKEN  # required in the schema: sent as the preprocessing's token
-    assert got.rows[0]["trip_seconds"] is None  # optional: the graph imputes the mean
-    assert got.counts() == {"imputed": {"payment_type": 1, "trip_seconds": 1}}
+    assert [got.rows[0][k] for k in ("payment_type", "trip_seconds", "fare")] == [None, None, None]
+    assert got.counts() == {"imputed": {"payment_type": 1, "trip_seconds": 1, "fare": 1}}
+    with pytest.raises(InvalidRequestError, match="required field 'fare' is missing"):
+        following_the_model(contract_features, strict=True).instances(rows)
     with pytest.raises(InvalidRequestError, match="required field 'payment_type' is missing"):
         following_the_model(contract_features, strict=True).instances(rows)
-    # a number the export reads as always present has no value to stand in for it: still refused
+    # batch prediction: a row with the fare cell empty is scored without a per-row check
+    import pandas as pd
+
+    frame = pd.DataFrame([GOOD, {**GOOD, "fare": float("nan")}])
+    assert following_the_model(contract_features).passing_rows(frame).tolist() == [True, True]
+    assert following_the_model(contract_features, strict=True).passing_rows(frame).tolist() == [True, False]
+    assert following_the_model(contract_features).describe()["fare"]["required"] is False
+
+
+def test_a_closed_vocabulary_without_an_oov_bucket_still_refuses_a_missing_value():
+    from models.features import FeatureSpec
+    from models.trainer import preprocessing_handles
+
+    spec = FeatureSpec(label="big_tip", numeric=("fare",), categorical=("payment_type",), oov_buckets=0)
+    features = preprocessing_handles(spec, os.path.join(REPO, "schemas", "taxi", "schema.pbtxt"))
+    assert features["payment_type"] == {"values": "closed", "missing": "refused"}
+    with pytest.raises(InvalidRequestError, match="required field 'payment_type' is missing"):
+        following_the_model(features).instances([{k: v for k, v in GOOD.items() if k != "payment_type"}])
+    assert following_the_model(features).instances([{k: v for k, v in GOOD.items() if k != "fare"}]).imputed == {
+        "fare": 1
+    }
+
+
+def test_an_input_the_export_reads_as_always_present_gets_the_fill_or_is_refused(tmp_path):
+    """A schema with fixed shapes (a hand-curated one) makes the export parse fare and payment_type as
+    FixedLenFeatures: a missing category is sent as the preprocessing's missing token, a missing number has no
+    value to stand in for it (the training mean is in the Transform graph only) and is refused."""
+    from models.features import FeatureSpec
+    from models.preprocessing import MISSING_TOKEN
+    from models.trainer import preprocessing_handles
+
+    schema = taxi_schema()
+    for feature in schema.feature:
+        if feature.name in ("fare", "payment_type"):
+            feature.shape.dim.add(size=1)
+    path = tmp_path / "schema.pbtxt"
+    path.write_text(text_format.MessageToString(schema))
+    spec = FeatureSpec(label="big_tip", numeric=("trip_seconds", "fare"), categorical=("payment_type",),
+                       hashed={"company": 8}, timestamp="trip_start_timestamp", oov_buckets=1)  # fmt: skip
+    features = preprocessing_handles(spec, str(path))
+    assert features["fare"]["missing"] == "refused" and features["payment_type"]["fill"] == MISSING_TOKEN
+    shaped = RequestValidator.from_schema(schema, [*INPUTS, "company"], [], False, features)
+    got = shaped.instances([{k: v for k, v in GOOD.items() if k != "payment_type"}])
+    assert got.rows[0]["payment_type"] == MISSING_TOKEN and got.imputed == {"payment_type": 1}
     with pytest.raises(InvalidRequestError, match="required field 'fare' is missing"):
-        following_the_model(contract_features).instances([{k: v for k, v in GOOD.items() if k != "fare"}])
+        shaped.instances([{k: v for k, v in GOOD.items() if k != "fare"}])
 
 
 def test_the_prediction_log_counts_what_was_served_unseen_or_imputed(contract_features, tmp_path):
