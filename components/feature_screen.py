@@ -26,6 +26,7 @@ from models import screening
 
 SCHEMA_FILE = "schema.pbtxt"
 RESULT_FILE = "screening.json"
+STRONG_PROPERTY = "strong"  # the findings artifact's list of strong features kept
 
 
 class NoFeatureLeftError(RuntimeError):
@@ -91,6 +92,9 @@ def FeatureScreen(  # noqa: N802 (component names are classes in TFX)
     summary = {"rows": len(frame), "split_rows": split_rows, "split": split, "excluded": excluded,
                **screening.method(options, config["problem_type"]), "features": screening.as_dicts(found)}  # fmt: skip
     io_utils.write_string_file(os.path.join(findings.uri, RESULT_FILE), json.dumps(summary, indent=2))
+    # kept columns the user should look at, for the run's summary (metadata.run_summary)
+    strong = [{"column": f.column, "power": f.power} for f in found if f.finding == "strong" and f.is_feature]
+    findings.set_string_custom_property(STRONG_PROPERTY, json.dumps(strong))
     for finding in found:
         if finding.finding != "ok":
             print(json.dumps({"component": "FeatureScreen", **screening.as_dicts([finding])[0]}))

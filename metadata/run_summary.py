@@ -28,6 +28,7 @@ class RunSummary:
     failures: tuple[str, ...] = ()  # why nothing was blessed: each candidate's failed checks, named
     winner: str | None = None  # the leaderboard's winner (the candidate the gate blessed)
     leaderboard: tuple[dict, ...] = ()  # models.leaderboard.Standing fields, best first
+    strong: tuple[dict, ...] = ()  # features the screen kept that predict the label very well: {column, power}
 
     def component(self, name: str) -> ComponentRun | None:
         return next((c for c in self.components if c.component == name), None)
@@ -57,6 +58,7 @@ def summarize(store, run, pipeline_name: str) -> RunSummary:
     blessed = pushed = winner = None
     standings: tuple[dict, ...] = ()
     failures: tuple[str, ...] = ()
+    strong: tuple[dict, ...] = ()
     blessings: dict[str, bool] = {}
     for execution, component in zip(executions, components, strict=True):
         for artifact in mlmd.outputs(store, execution.id):
@@ -68,7 +70,9 @@ def summarize(store, run, pipeline_name: str) -> RunSummary:
                 if "leaderboard" in artifact.custom_properties:
                     board = json.loads(artifact.custom_properties["leaderboard"].string_value)
                     winner, standings = board["winner"], tuple(board["standings"])
+            if type_name == "mlops_artifacts.FeatureScreening" and "strong" in artifact.custom_properties:
+                strong = tuple(json.loads(artifact.custom_properties["strong"].string_value))
             if type_name == "PushedModel" and artifact.custom_properties["pushed"].int_value == 1:
                 pushed = artifact.custom_properties["pushed_destination"].string_value
     blessed = blessings.get("BlessingGate", blessed)
-    return RunSummary(run.name, components, blessed, pushed, failures, winner, standings)
+    return RunSummary(run.name, components, blessed, pushed, failures, winner, standings, strong)

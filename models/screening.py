@@ -10,6 +10,10 @@ a delay; or the two together), is leakage: it was most likely computed from the 
 Predicting it well is not enough: an honest measurement may. A column that barely varies carries nothing; of two numeric columns that
 move together almost exactly, the weaker one is redundant.
 
+A kept column that predicts the label very well (alone, or with one other column, at STRONG_POWER or above) is
+flagged "strong", not excluded: the screen cannot tell an honest measurement from one recorded after the
+outcome (a flight's arrival time predicts its delay at AUC ~0.95 without determining it), the user can.
+
 Plain numpy/pandas: no TFX here; components/feature_screen.py runs it in the pipeline.
 """
 
@@ -27,6 +31,11 @@ TOP_VALUES = 50
 # A leak nearly determines the label; an honest measurement may predict it well (a tumour's perimeter: AUC ~0.97; a
 # penguin's bill length / depth: species with accuracy ~0.96) without determining it.
 LEAK_POWER = {"binary_classification": 0.99, "multiclass_classification": 0.99, "regression": 0.99}
+# Strong: 0.9 is the conventional bar of outstanding discrimination (AUC; Hosmer & Lemeshow), and for accuracy and
+# R^2 as much of the label as a single column rarely gives unless it is close to the outcome. A column recorded
+# after the outcome without determining it (arr_time for a delay: AUC ~0.95) lands between this and the leak level.
+STRONG_POWER = 0.9
+EXCLUDING = ("leaky", "near_constant", "redundant")  # findings that take a feature out of the model
 MAX_PAIR_COLUMNS = 40  # columns tried in pairs, the strongest alone first
 SHARP_MARGIN = 0.1  # binned power this close to leak_power: measured again through a decision tree
 SHARP_LEAVES = 64
@@ -41,12 +50,13 @@ class Settings:
     redundant_correlation: float = 0.99  # |Pearson r| between two numeric features at or above which one goes
     keep: tuple[str, ...] = ()  # features kept whatever the screen finds
     max_rows: int = 20000
+    strong_power: float = STRONG_POWER  # power at or above which a kept column is flagged "strong"
 
 
 @dataclass(frozen=True)
 class Finding:
     column: str
-    finding: str  # leaky | near_constant | redundant | ok
+    finding: str  # leaky | near_constant | redundant (excluded) | strong (flagged, kept) | ok
     power: float  # alone, out of fold
     is_feature: bool  # configured as a model input
     excluded: bool  # taken out of the model's inputs by the screen
@@ -156,6 +166,7 @@ def screen(frame: pd.DataFrame, label: str, problem_type: str, features: list[st
 
     Configured `features` that are leaky, near-constant or redundant are excluded unless
     listed in `settings.keep`; other columns are reported only (they are not inputs anyway).
+    A strong column (see STRONG_POWER) is kept and flagged with the reason.
     """
     if len(frame) > settings.max_rows:  # a uniform sample, never the first rows (a table sorted by time)
         frame = frame.sample(n=settings.max_rows, random_state=0).sort_index()
@@ -169,7 +180,8 @@ def screen(frame: pd.DataFrame, label: str, problem_type: str, features: list[st
     alone = {c: determines(frame[c], y, problem_type, single[c], leak_power) for c in columns}
     leaks = {c: f"alone determines {label}: {_measure(problem_type)} {alone[c]:.3f} on held-out rows"
              for c in columns if alone[c] >= leak_power}  # fmt: skip
-    leaks.update(pair_leaks(frame, y, problem_type, [c for c in columns if c not in leaks], single, leak_power, label))
+    pairs = pair_powers(frame, y, problem_type, [c for c in columns if c not in leaks], single, leak_power)
+    leaks.update(pair_leaks(pairs, single, leak_power, label, problem_type))
     findings: dict[str, tuple[str, str]] = {c: ("leaky", r) for c, r in leaks.items()}
     numeric = [c for c in columns if pd.api.types.is_numeric_dtype(frame[c]) and frame[c].nunique() > BINS]
     for c in columns:
@@ -186,12 +198,15 @@ def screen(frame: pd.DataFrame, label: str, problem_type: str, features: list[st
             if r >= settings.redundant_correlation and a not in findings and b not in findings:
                 weaker, stronger = (a, b) if single[a] < single[b] else (b, a)
                 findings[weaker] = ("redundant", f"|r| = {r:.3f} with {stronger}, which predicts {label} better")
+    unflagged = {c: alone[c] for c in columns if c not in findings}
+    findings.update({c: ("strong", reason) for c, reason in
+                     strong_columns(unflagged, pairs, settings.strong_power, leak_power, label, problem_type).items()})  # fmt: skip
     out = []
     for c in columns:
         kind, reason = findings.get(c, ("ok", ""))
         is_feature = c in features
-        excluded = is_feature and kind != "ok" and c not in settings.keep
-        if is_feature and kind != "ok" and c in settings.keep:
+        excluded = is_feature and kind in EXCLUDING and c not in settings.keep
+        if is_feature and kind in EXCLUDING and c in settings.keep:
             reason += " (kept: listed in screening.keep)"
         out.append(Finding(c, kind, round(single[c], 4), is_feature, excluded, reason))
     return out
@@ -200,22 +215,19 @@ def screen(frame: pd.DataFrame, label: str, problem_type: str, features: list[st
 def method(settings: Settings, problem_type: str) -> dict:
     """How the screen decides, for its report: the measure, the leak threshold, how many columns are paired."""
     leak_power = settings.leak_power if settings.leak_power is not None else LEAK_POWER[problem_type]
-    return {"measure": _measure(problem_type), "leak_power": leak_power, "pair_columns": MAX_PAIR_COLUMNS}
+    return {"measure": _measure(problem_type), "leak_power": leak_power, "strong_power": settings.strong_power,
+            "pair_columns": MAX_PAIR_COLUMNS}  # fmt: skip
 
 
 def fine_bins(rows: int) -> int:
     return int(min(100, max(BINS, rows // 200)))
 
 
-def pair_leaks(frame: pd.DataFrame, y: np.ndarray, problem_type: str, columns: list[str], single: dict[str, float],
-               leak_power: float, label: str) -> dict[str, str]:  # fmt: skip
-    """Columns that with one other nearly determine the label (an actual time that, with the scheduled one, defines
-    a delay), each with the reason naming its pair: the difference or the ratio of two numeric columns (fine bins),
-    or the two together (a grid of their bins), scored on held-out rows.
-
-    Of such a pair, the column that predicts the label better alone is the one computed from the outcome (a tip,
-    beside the fare it is a share of); when neither does (within 0.01), nothing tells which was known before the
-    outcome and both are excluded (`screening.keep` keeps the one that was)."""
+def pair_powers(frame: pd.DataFrame, y: np.ndarray, problem_type: str, columns: list[str],
+                single: dict[str, float], leak_power: float) -> list[tuple[float, str, str, str]]:  # fmt: skip
+    """The power of each pair of columns, (power, how, a, b), with its best form: the difference or the ratio of
+    two numeric columns (fine bins), or the two together (a grid of their bins), scored on held-out rows; the
+    MAX_PAIR_COLUMNS columns strongest alone are paired."""
     columns = sorted(columns, key=lambda c: -single[c])[:MAX_PAIR_COLUMNS]
     numeric = [c for c in columns if pd.api.types.is_numeric_dtype(frame[c]) and frame[c].nunique() > BINS]
     fine = fine_bins(len(frame))
@@ -229,10 +241,20 @@ def pair_leaks(frame: pd.DataFrame, y: np.ndarray, problem_type: str, columns: l
                     binned = power(derived, y, problem_type, fine)
                     scores.append((determines(derived, y, problem_type, binned, leak_power), f"{a} {op} {b}"))
             best = max(scores)
-            if best[0] >= leak_power:
-                found.append((best[0], best[1], a, b))
+            found.append((best[0], best[1], a, b))
+    return found
+
+
+def pair_leaks(pairs: list[tuple[float, str, str, str]], single: dict[str, float], leak_power: float, label: str,
+               problem_type: str) -> dict[str, str]:  # fmt: skip
+    """Columns that with one other nearly determine the label (an actual time that, with the scheduled one, defines
+    a delay), each with the reason naming its pair (`pair_powers`).
+
+    Of such a pair, the column that predicts the label better alone is the one computed from the outcome (a tip,
+    beside the fare it is a share of); when neither does (within 0.01), nothing tells which was known before the
+    outcome and both are excluded (`screening.keep` keeps the one that was)."""
     leaks: dict[str, str] = {}
-    for value, name, a, b in sorted(found, reverse=True):
+    for value, name, a, b in sorted((p for p in pairs if p[0] >= leak_power), reverse=True):
         if a in leaks or b in leaks:  # the pair is broken already
             continue
         gap = single[a] - single[b]
@@ -243,6 +265,23 @@ def pair_leaks(frame: pd.DataFrame, y: np.ndarray, problem_type: str, columns: l
             leaks[c] = (f"with {other}, determines {label}: {name} predicts it with {_measure(problem_type)} "
                         f"{value:.3f} on held-out rows{both}")  # fmt: skip
     return leaks
+
+
+def strong_columns(alone: dict[str, float], pairs: list[tuple[float, str, str, str]], strong_power: float,
+                   leak_power: float, label: str, problem_type: str) -> dict[str, str]:  # fmt: skip
+    """Columns of `alone` (their power alone) that predict the label at `strong_power` or above without determining
+    it, each with the reason: alone, or with one other column of `alone` where neither alone reaches it (their pair
+    is what predicts: both are named)."""
+    measure = _measure(problem_type)
+    advice = "keep it only if it is known when you predict; features.exclude otherwise"
+    found = {c: f"predicts {label} with {measure} {p:.3f} alone: {advice}"
+             for c, p in sorted(alone.items(), key=lambda x: -x[1]) if strong_power <= p < leak_power}  # fmt: skip
+    for value, name, a, b in sorted(pairs, reverse=True):
+        if a in alone and b in alone and strong_power <= value < leak_power and max(alone[a], alone[b]) < strong_power:
+            for c, other in ((a, b), (b, a)):
+                found.setdefault(c, f"with {other}, predicts {label}: {name} with {measure} {value:.3f}: keep the "
+                                    f"two only if both are known when you predict; features.exclude otherwise")  # fmt: skip
+    return found
 
 
 def _measure(problem_type: str) -> str:

@@ -137,6 +137,8 @@ def print_summary(summary, config: Config, log_path: str, out: TextIO) -> None:
     print(f"run:            {summary.run_id}", file=out)
     for c in summary.components:
         print(f"  {c.component:34s} {c.state:9s} {c.seconds:7.1f} s", file=out)
+    if summary.strong:
+        print(f"strong:         {strong_line(summary.strong, config.label)}", file=out)
     if summary.leaderboard:
         print("leaderboard:", file=out)
         for line in leaderboard_lines(summary.leaderboard):
@@ -198,6 +200,13 @@ def _run_and_report(config: Config, run_id: str, log_path: str, args, out: TextI
         print("run completed but no model was pushed (--expect-push)", file=err)
         return 3
     return 0
+
+
+def strong_line(strong: tuple[dict, ...], label: str) -> str:
+    """The features the screen kept that predict the label very well, strongest first, and what to do."""
+    named = ", ".join(s["column"] for s in sorted(strong, key=lambda s: -s["power"]))
+    return (f"{named} predict{'s' if len(strong) == 1 else ''} {label} very well (alone or in a pair): keep each "
+            "only if it is known when you predict, features.exclude otherwise (the report's screening section)")  # fmt: skip
 
 
 def leaderboard_lines(standings) -> list[str]:

@@ -116,7 +116,8 @@ def screening_section(artifacts: RunArtifacts) -> str:
     if found is None:
         return render_section("screening", found=None, rows=[])
     rows = [[r["column"], "yes" if r["is_feature"] else "no", r["finding"], r["power"],
-             "excluded" if r["excluded"] else "", r["reason"]]
+             "excluded" if r["excluded"] else "kept: check it" if r["finding"] == "strong" and r["is_feature"] else "",
+             r["reason"]]
             for r in sorted(found["features"], key=lambda r: (r["finding"] == "ok", -r["power"]))]  # fmt: skip
     return render_section("screening", found=found, rows=rows)
 

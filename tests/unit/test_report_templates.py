@@ -43,6 +43,27 @@ def test_the_screening_section_says_what_it_tested_and_what_ok_means():
     assert "20000 rows of the train split (240000 rows" in page and "drawn uniformly" in page
     assert "alone or with one other column" in page and "AUC ≥ 0.99" in page
     assert "Predicting the label well is not a leak" in page
+    assert "flagged <i>strong</i> when it predicts the label with AUC ≥ 0.9" in page
+
+
+def test_the_run_summary_names_the_strong_features_it_kept():
+    """`make run`'s summary: one line naming the kept features that predict the label very well, strongest first,
+    read from the FeatureScreen's findings artifact in ML Metadata."""
+    import io
+    from types import SimpleNamespace
+
+    from pipelines import local_runner
+    from settings.config import load_config
+    from tests.conftest import TAXI_CONFIG
+
+    summary = SimpleNamespace(**vars(run_summary()), leaderboard=(), winner=None,
+                              strong=({"column": "dep_time", "power": 0.91}, {"column": "arr_time", "power": 0.95}))  # fmt: skip
+    out = io.StringIO()
+    config = load_config(TAXI_CONFIG, {"pipeline": {"root": "/nonexistent/root"}})
+    local_runner.print_summary(summary, config, "log.txt", out)
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("strong:")]
+    assert len(lines) == 1 and "arr_time, dep_time predict big_tip very well" in lines[0], out.getvalue()
+    assert "known when you predict" in lines[0]
 
 
 def run_summary():

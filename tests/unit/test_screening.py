@@ -155,3 +155,32 @@ def test_an_honest_measurement_that_predicts_the_label_well_is_not_called_a_leak
                                        screening.Settings()))  # fmt: skip
     assert found["bill_ratio"].power > 0.9  # a strong predictor...
     assert not [f for f in found.values() if f.finding == "leaky" or f.excluded], found  # ...and no leak
+
+
+def test_a_column_that_predicts_well_without_determining_the_label_is_flagged_strong_and_kept():
+    """The flights case: a column recorded after the outcome (an arrival time) predicts a delay at AUC ~0.95
+    without determining it. It is kept, flagged "strong" with the advice; 0.7 is "ok"; 0.998 is still a leak."""
+    rng = np.random.default_rng(5)
+    n = 6000
+    label = rng.integers(0, 2, n)
+    departure = rng.uniform(0, 1000, n)
+    frame = pd.DataFrame({
+        "strong": label + rng.normal(0, 0.43, n),  # AUC = Phi(1 / (0.43 sqrt 2)) ~ 0.95
+        "moderate": label + rng.normal(0, 1.35, n),  # ~ 0.70
+        "leak": label + rng.normal(0, 0.25, n),  # ~ 0.998
+        "departure": departure,  # with arrival: their difference predicts at ~0.95, neither alone
+        "arrival": departure + 100 * (label + rng.normal(0, 0.43, n)),
+        "delayed": label,
+    })  # fmt: skip
+    features = [c for c in frame.columns if c != "delayed"]
+    found = by_column(screening.screen(frame, "delayed", "binary_classification", features, screening.Settings()))
+    strong = found["strong"]
+    assert strong.finding == "strong" and not strong.excluded, strong
+    assert 0.9 <= strong.power < 0.99 and "predicts delayed with AUC 0.9" in strong.reason
+    assert "known when you predict" in strong.reason
+    assert found["moderate"].finding == "ok" and 0.6 < found["moderate"].power < 0.8, found["moderate"]
+    assert found["leak"].finding == "leaky" and found["leak"].excluded, found["leak"]
+    for c, other in (("arrival", "departure"), ("departure", "arrival")):
+        assert found[c].finding == "strong" and not found[c].excluded and f"with {other}" in found[c].reason, found[c]
+        assert found[c].power < 0.9
+    assert screening.method(screening.Settings(), "binary_classification")["strong_power"] == screening.STRONG_POWER
