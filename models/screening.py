@@ -279,8 +279,8 @@ def strong_columns(alone: dict[str, float], pairs: list[tuple[float, str, str, s
     for value, name, a, b in sorted(pairs, reverse=True):
         if a in alone and b in alone and strong_power <= value < leak_power and max(alone[a], alone[b]) < strong_power:
             for c, other in ((a, b), (b, a)):
-                found.setdefault(c, f"with {other}, predicts {label}: {name} with {measure} {value:.3f}: keep the "
-                                    f"two only if both are known when you predict; features.exclude otherwise")  # fmt: skip
+                found.setdefault(c, f"with {other}, predicts {label}: {name} with {measure} {value:.3f}: keep each "
+                                    f"only if it is known when you predict; features.exclude the one that is not")  # fmt: skip
     return found
 
 
