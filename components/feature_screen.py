@@ -92,8 +92,9 @@ def FeatureScreen(  # noqa: N802 (component names are classes in TFX)
     summary = {"rows": len(frame), "split_rows": split_rows, "split": split, "excluded": excluded,
                **screening.method(options, config["problem_type"]), "features": screening.as_dicts(found)}  # fmt: skip
     io_utils.write_string_file(os.path.join(findings.uri, RESULT_FILE), json.dumps(summary, indent=2))
-    # kept columns the user should look at, for the run's summary (metadata.run_summary)
-    strong = [{"column": f.column, "power": f.power} for f in found if f.finding == "strong" and f.is_feature]
+    # kept features to look at (unless screening.keep lists them already), for the run's summary
+    strong = [{"column": f.column, "power": f.power} for f in found
+              if f.finding == "strong" and f.is_feature and f.column not in options.keep]  # fmt: skip
     findings.set_string_custom_property(STRONG_PROPERTY, json.dumps(strong))
     for finding in found:
         if finding.finding != "ok":
