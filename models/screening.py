@@ -35,6 +35,9 @@ LEAK_POWER = {"binary_classification": 0.99, "multiclass_classification": 0.99, 
 # R^2 as much of the label as a single column rarely gives unless it is close to the outcome. A column recorded
 # after the outcome without determining it (arr_time for a delay: AUC ~0.95) lands between this and the leak level.
 STRONG_POWER = 0.9
+# A pair is flagged strong only where it predicts this much better than its better column alone: a column close to
+# STRONG_POWER reaches it beside almost any other (breast_cancer's worst concavity, 0.89, with each of a dozen)
+PAIR_GAIN = 0.1
 EXCLUDING = ("leaky", "near_constant", "redundant")  # findings that take a feature out of the model
 MAX_PAIR_COLUMNS = 40  # columns tried in pairs, the strongest alone first
 SHARP_MARGIN = 0.1  # binned power this close to leak_power: measured again through a decision tree
@@ -270,14 +273,16 @@ def pair_leaks(pairs: list[tuple[float, str, str, str]], single: dict[str, float
 def strong_columns(alone: dict[str, float], pairs: list[tuple[float, str, str, str]], strong_power: float,
                    leak_power: float, label: str, problem_type: str) -> dict[str, str]:  # fmt: skip
     """Columns of `alone` (their power alone) that predict the label at `strong_power` or above without determining
-    it, each with the reason: alone, or with one other column of `alone` where neither alone reaches it (their pair
-    is what predicts: both are named)."""
+    it, each with the reason: alone, or with one other column of `alone` where neither alone reaches it and the pair
+    predicts PAIR_GAIN better than the better of the two (their pair is what predicts: both are named)."""
     measure = _measure(problem_type)
     advice = "keep it only if it is known when you predict; features.exclude otherwise"
     found = {c: f"predicts {label} with {measure} {p:.3f} alone: {advice}"
              for c, p in sorted(alone.items(), key=lambda x: -x[1]) if strong_power <= p < leak_power}  # fmt: skip
     for value, name, a, b in sorted(pairs, reverse=True):
-        if a in alone and b in alone and strong_power <= value < leak_power and max(alone[a], alone[b]) < strong_power:
+        if a not in alone or b not in alone or not strong_power <= value < leak_power:
+            continue
+        if max(alone[a], alone[b]) < strong_power and value - max(alone[a], alone[b]) >= PAIR_GAIN:
             for c, other in ((a, b), (b, a)):
                 found.setdefault(c, f"with {other}, predicts {label}: {name} with {measure} {value:.3f}: keep each "
                                     f"only if it is known when you predict; features.exclude the one that is not")  # fmt: skip

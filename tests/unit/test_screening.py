@@ -184,3 +184,11 @@ def test_a_column_that_predicts_well_without_determining_the_label_is_flagged_st
         assert found[c].finding == "strong" and not found[c].excluded and f"with {other}" in found[c].reason, found[c]
         assert found[c].power < 0.9
     assert screening.method(screening.Settings(), "binary_classification")["strong_power"] == screening.STRONG_POWER
+
+
+def test_a_pair_is_strong_only_where_it_predicts_clearly_better_than_either_column():
+    """A column just under the strong level reaches it beside almost any other: that pair is no finding."""
+    alone = {"near": 0.89, "weak": 0.6, "arrival": 0.73, "scheduled": 0.64}
+    pairs = [(0.92, "near - weak", "near", "weak"), (0.936, "arrival - scheduled", "arrival", "scheduled")]
+    found = screening.strong_columns(alone, pairs, 0.9, 0.99, "delayed", "binary_classification")
+    assert sorted(found) == ["arrival", "scheduled"] and "with scheduled" in found["arrival"], found
