@@ -202,9 +202,15 @@ def _run_and_report(config: Config, run_id: str, log_path: str, args, out: TextI
     return 0
 
 
+SHOWN_STRONG = 3  # one summary line: the strongest few, the rest in the report
+
+
 def strong_line(strong: tuple[dict, ...], label: str) -> str:
     """The features the screen kept that predict the label very well, strongest first, and what to do."""
-    named = ", ".join(s["column"] for s in sorted(strong, key=lambda s: -s["power"]))
+    names = [s["column"] for s in sorted(strong, key=lambda s: -s["power"])]
+    named = ", ".join(names[:SHOWN_STRONG]) + (
+        f" and {len(names) - SHOWN_STRONG} more" if len(names) > SHOWN_STRONG else ""
+    )
     return (f"{named} predict{'s' if len(strong) == 1 else ''} {label} very well (alone or in a pair): keep each "
             "only if it is known when you predict, features.exclude otherwise (the report's screening section)")  # fmt: skip
 

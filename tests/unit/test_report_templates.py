@@ -122,3 +122,11 @@ def test_a_section_with_nothing_in_it_is_not_drawn(tmp_path, monkeypatch):
     with open(run_report.render(run_summary(), artifacts, config, str(tmp_path))) as f:
         page = f.read()
     assert "Slices and fairness" not in page and "Push decision" in page
+
+
+def test_the_strong_line_names_the_strongest_three_and_counts_the_rest():
+    from pipelines.local_runner import strong_line
+
+    strong = tuple({"column": f"c{i}", "power": 0.9 + i / 100} for i in range(5))
+    assert strong_line(strong, "y").startswith("c4, c3, c2 and 2 more predict y very well")
+    assert strong_line(strong[:1], "y").startswith("c0 predicts y very well")
