@@ -28,6 +28,7 @@ class RunSummary:
     failures: tuple[str, ...] = ()  # why nothing was blessed: each candidate's failed checks, named
     winner: str | None = None  # the leaderboard's winner (the candidate the gate blessed)
     leaderboard: tuple[dict, ...] = ()  # models.leaderboard.Standing fields, best first
+    rows_without_label: int = 0  # rows ExampleGen left out for want of a label
 
     def component(self, name: str) -> ComponentRun | None:
         return next((c for c in self.components if c.component == name), None)
@@ -58,6 +59,7 @@ def summarize(store, run, pipeline_name: str) -> RunSummary:
     standings: tuple[dict, ...] = ()
     failures: tuple[str, ...] = ()
     blessings: dict[str, bool] = {}
+    rows_without_label = 0
     for execution, component in zip(executions, components, strict=True):
         for artifact in mlmd.outputs(store, execution.id):
             type_name = mlmd.type_name(store, artifact)
@@ -68,7 +70,9 @@ def summarize(store, run, pipeline_name: str) -> RunSummary:
                 if "leaderboard" in artifact.custom_properties:
                     board = json.loads(artifact.custom_properties["leaderboard"].string_value)
                     winner, standings = board["winner"], tuple(board["standings"])
+            if type_name == "Examples":  # ExampleGen's count (components/example_cleaning.py ROWS_WITHOUT_LABEL)
+                rows_without_label += int(mlmd.property_value(artifact, "rows_without_label") or 0)
             if type_name == "PushedModel" and artifact.custom_properties["pushed"].int_value == 1:
                 pushed = artifact.custom_properties["pushed_destination"].string_value
     blessed = blessings.get("BlessingGate", blessed)
-    return RunSummary(run.name, components, blessed, pushed, failures, winner, standings)
+    return RunSummary(run.name, components, blessed, pushed, failures, winner, standings, rows_without_label)
