@@ -80,7 +80,9 @@ def test_rows_left_out_and_what_the_winner_cannot_do_are_one_summary_line_each(t
 
     config = load_config(taxi_config_path, {"trainer": {"warm_start": True}})  # edge: is on in the quickstart
     board = (_standing("boosted", [], True), _standing("network", ["attributions", "tflite", "warm_start"], False))
-    summary = RunSummary("r1", (), True, "build/serving/1", winner="boosted", leaderboard=board, rows_without_label=1234)
+    summary = RunSummary(
+        "r1", (), True, "build/serving/1", winner="boosted", leaderboard=board, rows_without_label=1234
+    )
     lines = warning_lines(summary, config)
     assert lines == [
         "1,234 rows without a label (big_tip) were left out of the data (ExampleGen)",
