@@ -45,6 +45,7 @@ class LimitCheck:
     spread: dict[str, tuple[float, float]]
     pushed_worst: float | None
     margin: float | None
+    pushed: int = 0  # runs that pushed a model
 
     def comment(self, seeds: int) -> str:
         """The text written beside the limit in the config."""
@@ -52,13 +53,13 @@ class LimitCheck:
         pushed = (
             "nothing pushed"
             if self.pushed_worst is None
-            else f"pushed worst {self.pushed_worst:.3f}, margin {self.margin:.3f}"
+            else f"pushed {self.pushed} of {seeds}, worst {self.pushed_worst:.3f}, margin {self.margin:.3f}"
         )
         return f"{seeds} seeds (make bench-seeds): {spread}; {pushed}"
 
 
 COMMENT = re.compile(
-    r"(?P<seeds>\d+) seeds \(make bench-seeds\): (?P<spread>.*); pushed worst (?P<worst>-?[\d.]+), margin (?P<margin>-?[\d.]+)"
+    r"(?P<seeds>\d+) seeds \(make bench-seeds\): (?P<spread>.*); pushed (?P<pushed>\d+) of \d+, worst (?P<worst>-?[\d.]+), margin (?P<margin>-?[\d.]+)"
 )
 
 
@@ -71,7 +72,7 @@ def parse_comment(text: str) -> dict | None:
     for part in found["spread"].split(", "):
         name, lo, hi = re.fullmatch(r"(\w+) (-?[\d.]+)-(-?[\d.]+)", part).groups()
         spread[name] = (float(lo), float(hi))
-    return {"seeds": int(found["seeds"]), "spread": spread, "pushed_worst": float(found["worst"]),
+    return {"seeds": int(found["seeds"]), "spread": spread, "pushed": int(found["pushed"]), "pushed_worst": float(found["worst"]),
             "margin": float(found["margin"])}  # fmt: skip
 
 
@@ -103,7 +104,7 @@ def check_limits(runs: list[dict], limits: dict[str, float | None]) -> list[Limi
         spread = {n: (round(min(vs), 4), round(max(vs), 4)) for n, vs in per.items()}
         pushed_worst = round(worst(pushed), 4) if pushed else None
         margin = margin_to(pushed_worst, limit, kind) if pushed else None
-        out.append(LimitCheck(key, quantity, kind, limit, spread, pushed_worst, margin))
+        out.append(LimitCheck(key, quantity, kind, limit, spread, pushed_worst, margin, len(pushed)))
     return out
 
 
