@@ -16,7 +16,7 @@ LABELS ?=
 VERTEX = $(ENV) python -m pipelines.vertex --profile $(PROFILE) $(if $(IMAGE),--image $(IMAGE)) $(if $(DRY_RUN),--dry-run)
 
 .DEFAULT_GOAL := help
-.PHONY: help env run smoke serve test test-unit test-e2e test-replay bench bench-scale bench-reference bench-serve bench-batch bench-input bench-tables corruption-suite drills lineage report run-batch run-stream bench-stream compile-canary monitor compile-monitoring features schema config-schema lint lock clean clean-env \
+.PHONY: help env run smoke serve test test-unit test-e2e test-replay bench bench-scale bench-reference bench-serve bench-batch bench-input bench-tables bench-seeds corruption-suite drills lineage report run-batch run-stream bench-stream compile-canary monitor compile-monitoring features schema config-schema lint lock clean clean-env \
 	compile upload submit schedule trigger-bundle image image-test image-clean vertex-local
 
 help: ## List the targets
@@ -79,6 +79,10 @@ bench-reference: env ## This pipeline beside TFX's own Chicago taxi example, sam
 TABLES ?=
 bench-tables: env ## Seven public tables (one YAML each): network vs linear vs boosted, per table; build/bench/tables.json
 	$(ENV) python -m benchmarks.real_tables $(if $(TABLES),--tables $(TABLES)) --out build/bench/tables.json
+
+SEEDS ?= 5
+bench-seeds: env ## CONFIG from scratch with trainer.seed 0..SEEDS-1 (default 5), same data: each candidate's gated metrics and the push; build/bench/seeds.json
+	$(ENV) python -m benchmarks.seeds --config $(CONFIG) --seeds $(SEEDS) --out build/bench/seeds.json
 
 bench-input: env ## Training steps/s: naive vs tuned input pipeline on the same data; build/bench/input.json
 	$(ENV) python -m benchmarks.input_pipeline --config $(CONFIG) --out build/bench/input.json

@@ -25,7 +25,7 @@ import pyarrow.csv as pacsv
 from tensorflow.core.example import example_pb2
 from tfx_bsl.coders import example_coder
 
-from components.example_cleaning import seconds_since_epoch
+from components.example_cleaning import ROWS_WITHOUT_LABEL, seconds_since_epoch
 from models.features import safe_name
 
 BLOCK_BYTES = 4 << 20  # a record batch per 4 MiB of CSV: tens of thousands of rows
@@ -160,7 +160,7 @@ class Cleaner:
             has_label = pc.is_valid(typed.column(names.index(self.label)))
             dropped = len(typed) - pc.sum(has_label).as_py()
             if dropped:
-                beam.metrics.Metrics.counter("ExampleGen", "rows_without_label").inc(dropped)
+                beam.metrics.Metrics.counter("ExampleGen", ROWS_WITHOUT_LABEL).inc(dropped)
                 typed = typed.filter(has_label)
         if self.label in names and self.label_classes:
             at = names.index(self.label)

@@ -11,6 +11,8 @@ import tensorflow as tf
 
 from models.features import safe_name
 
+ROWS_WITHOUT_LABEL = "rows_without_label"  # ExampleGen's Beam counter, and the property its examples carry
+
 
 def cleaning_settings(numeric: Iterable[str] = (), timestamp: str | None = None, label: str | None = None,
                       label_classes: Iterable[str] = ()) -> dict:  # fmt: skip
@@ -85,7 +87,7 @@ def has_label(example: tf.train.Example, label: str, missing: frozenset[bytes]) 
     if any(not (isinstance(v, bytes) and v.strip() in missing) and not (isinstance(v, float) and math.isnan(v))
            for v in values):  # fmt: skip
         return True
-    beam.metrics.Metrics.counter("ExampleGen", "rows_without_label").inc()
+    beam.metrics.Metrics.counter("ExampleGen", ROWS_WITHOUT_LABEL).inc()
     return False
 
 

@@ -39,7 +39,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
 from components import csv_batches
-from components.example_cleaning import clean_example, has_label
+from components.example_cleaning import ROWS_WITHOUT_LABEL, clean_example, has_label
 from models.features import MISSING_TOKENS, safe_name
 
 DROP_KEY = "drop_columns"
@@ -307,6 +307,14 @@ def write_split_in_order(examples, output_split_path: str):
     return serialized | "Write" >> beam.io.WriteToTFRecord(prefix, file_name_suffix=".gz")
 
 
+def counter_total(result, name: str) -> int:
+    """A Beam counter's committed total in a finished pipeline's result (0 when nothing counted)."""
+    from apache_beam.metrics.metric import MetricsFilter
+
+    found = result.metrics().query(MetricsFilter().with_name(name))["counters"]
+    return int(sum(c.committed or 0 for c in found))
+
+
 class _Executor(BaseExampleGenExecutor):
     FORMAT = "csv"
 
@@ -330,11 +338,15 @@ class _Executor(BaseExampleGenExecutor):
         artifact_utils.get_single_instance(outputs).split_names = artifact_utils.encode_split_names(
             utils.generate_output_split_names(input_config, output_config)
         )
-        with self._make_beam_pipeline() as pipeline:
-            for name, examples in self.GenerateExamplesByBeam(pipeline, exec_properties).items():
-                uri = artifact_utils.get_split_uri(outputs, name)
-                _ = examples | f"WriteSplit[{name}]" >> write_split_in_order(uri)
+        pipeline = self._make_beam_pipeline()
+        for name, examples in self.GenerateExamplesByBeam(pipeline, exec_properties).items():
+            uri = artifact_utils.get_split_uri(outputs, name)
+            _ = examples | f"WriteSplit[{name}]" >> write_split_in_order(uri)
+        result = pipeline.run()
+        result.wait_until_finish()
+        dropped = counter_total(result, ROWS_WITHOUT_LABEL)
         for artifact in outputs:
+            artifact.set_int_custom_property(ROWS_WITHOUT_LABEL, dropped)  # the run's summary warns of them
             if payload:
                 examples_utils.set_payload_format(artifact, payload)
             if file_format:

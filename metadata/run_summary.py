@@ -29,6 +29,7 @@ class RunSummary:
     winner: str | None = None  # the leaderboard's winner (the candidate the gate blessed)
     leaderboard: tuple[dict, ...] = ()  # models.leaderboard.Standing fields, best first
     strong: tuple[dict, ...] = ()  # features the screen kept that predict the label very well: {column, power}
+    rows_without_label: int = 0  # rows ExampleGen left out for want of a label
 
     def component(self, name: str) -> ComponentRun | None:
         return next((c for c in self.components if c.component == name), None)
@@ -60,6 +61,7 @@ def summarize(store, run, pipeline_name: str) -> RunSummary:
     failures: tuple[str, ...] = ()
     strong: tuple[dict, ...] = ()
     blessings: dict[str, bool] = {}
+    rows_without_label = 0
     for execution, component in zip(executions, components, strict=True):
         for artifact in mlmd.outputs(store, execution.id):
             type_name = mlmd.type_name(store, artifact)
@@ -72,7 +74,9 @@ def summarize(store, run, pipeline_name: str) -> RunSummary:
                     winner, standings = board["winner"], tuple(board["standings"])
             if type_name == "mlops_artifacts.FeatureScreening" and "strong" in artifact.custom_properties:
                 strong = tuple(json.loads(artifact.custom_properties["strong"].string_value))
+            if type_name == "Examples":  # ExampleGen's count (components/example_cleaning.py ROWS_WITHOUT_LABEL)
+                rows_without_label += int(mlmd.property_value(artifact, "rows_without_label") or 0)
             if type_name == "PushedModel" and artifact.custom_properties["pushed"].int_value == 1:
                 pushed = artifact.custom_properties["pushed_destination"].string_value
     blessed = blessings.get("BlessingGate", blessed)
-    return RunSummary(run.name, components, blessed, pushed, failures, winner, standings, strong)
+    return RunSummary(run.name, components, blessed, pushed, failures, winner, standings, strong, rows_without_label)

@@ -84,13 +84,19 @@ def tuner_fn(fn_args):
     """
     from tfx.components.tuner.component import TunerFnResult  # the Tuner component's contract
 
-    tuning = fn_args.custom_config["tuning"]
-    deterministic(int(fn_args.custom_config.get("seed", 0)))
-    oracle = kt.oracles.RandomSearchOracle(
-        objective=kt.Objective(*OBJECTIVE[head_of(fn_args.custom_config)]),
+    seed = int(fn_args.custom_config.get("seed", 0))
+    deterministic(seed)
+    search = oracle(fn_args.custom_config["tuning"], head_of(fn_args.custom_config), seed)
+    tuner = ModelTuner(search, fn_args, directory=fn_args.working_dir, project_name="search", overwrite=True)
+    return TunerFnResult(tuner=tuner, fit_kwargs={})
+
+
+def oracle(tuning: dict[str, Any], head: str, seed: int) -> kt.oracles.RandomSearchOracle:
+    """The random search over `tuning`'s space, its trials drawn from `seed`. KerasTuner takes a seed of 0 for
+    none (`seed or random.randint(1, 10000)`: a different search each run), so the oracle's seed is `seed + 1`."""
+    return kt.oracles.RandomSearchOracle(
+        objective=kt.Objective(*OBJECTIVE[head]),
         max_trials=int(tuning["max_trials"]),
-        seed=int(fn_args.custom_config.get("seed", 0)),
+        seed=seed + 1,
         hyperparameters=search_space(tuning),
     )
-    tuner = ModelTuner(oracle, fn_args, directory=fn_args.working_dir, project_name="search", overwrite=True)
-    return TunerFnResult(tuner=tuner, fit_kwargs={})

@@ -35,6 +35,7 @@ def trainer_custom_config(config: Config) -> dict:
         "early_stopping_patience": t.early_stopping_patience, "decision_threshold": config.decision_threshold(),
         "warm_start": t.warm_start, "distribution": t.distribution, "cache_input": t.cache_input,
         "num_classes": config.num_classes, "class_weight": t.class_weight, "label_classes": list(config.label_classes),
+        "seed": t.seed,
         "edge": config.edge.model_dump() if config.edge else None,
     }  # fmt: skip
 

@@ -137,8 +137,6 @@ def print_summary(summary, config: Config, log_path: str, out: TextIO) -> None:
     print(f"run:            {summary.run_id}", file=out)
     for c in summary.components:
         print(f"  {c.component:34s} {c.state:9s} {c.seconds:7.1f} s", file=out)
-    if summary.strong:
-        print(f"strong:         {strong_line(summary.strong, config.label)}", file=out)
     if summary.leaderboard:
         print("leaderboard:", file=out)
         for line in leaderboard_lines(summary.leaderboard):
@@ -148,6 +146,8 @@ def print_summary(summary, config: Config, log_path: str, out: TextIO) -> None:
         print(f"  failed:       {line}", file=out)
     kept = f"none (the last blessed model stays in {config.pipeline.serving_dir})"
     print(f"pushed model:   {summary.pushed_model or kept}", file=out)
+    for line in warning_lines(summary, config):
+        print(f"warning:        {line}", file=out)
     print(f"metadata store: {config.pipeline.metadata_path}", file=out)
     print(f"outputs:        {config.pipeline.root}", file=out)
     print(f"report:         {_report(config)}", file=out)
@@ -213,6 +213,33 @@ def strong_line(strong: tuple[dict, ...], label: str) -> str:
     )
     return (f"{named} predict{'s' if len(strong) == 1 else ''} {label} very well (alone or in a pair): keep each "
             "only if it is known when you predict, features.exclude otherwise (the report's screening section)")  # fmt: skip
+
+
+def capabilities_in_use(config: Config) -> dict[str, str]:
+    """The capabilities (models/candidate.py) the config asks of the pushed model -> what asks for each. (The
+    search and the distilled model are the network's whichever candidate wins.)"""
+    wanted = {"attributions": "serving's :explain"}
+    if config.trainer.warm_start:
+        wanted["warm_start"] = "trainer.warm_start"
+    if config.edge is not None:
+        wanted["tflite"] = "edge"
+    return wanted
+
+
+def warning_lines(summary, config: Config) -> list[str]:
+    """What the user should know of a run that the gates do not stop, one line each: kept features that
+    predict the label very well, rows left out, and what the config asks for that the winner cannot do."""
+    lines = [strong_line(summary.strong, config.label)] if summary.strong else []
+    if summary.rows_without_label:
+        lines.append(f"{summary.rows_without_label:,} rows without a label ({config.label}) were left out "
+                     f"of the data (ExampleGen)")  # fmt: skip
+    winner = next((s for s in summary.leaderboard if s["name"] == summary.winner), None)
+    if winner is not None:
+        off = {c: why for c, why in capabilities_in_use(config).items() if c not in winner["capabilities"]}
+        if off:
+            listed = ", ".join(f"{c} ({why})" for c, why in off.items())
+            lines.append(f"the winner ({winner['name']}) has no {listed}: off for this model")
+    return lines
 
 
 def leaderboard_lines(standings) -> list[str]:

@@ -111,6 +111,9 @@ class TrainerConfig(Section):
     # class imbalance: balanced weights every class as if equally frequent (the scores are then no longer
     # calibrated probabilities, which the cost-derived decision threshold assumes)
     class_weight: Literal["none", "balanced"] = "none"
+    # seeds every candidate's training and the Tuner's search (weights, shuffling, trees, trials); the data's own
+    # seed is data.generate.seed. The same data, config and seed give the same model (make bench-seeds: the spread)
+    seed: int = Field(0, ge=0)
 
 
 class TuningConfig(Section):

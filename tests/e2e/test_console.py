@@ -30,6 +30,7 @@ SUMMARY = (
     r"blessed: +\S+( \(winner: \S+\))?",
     r"  failed: +.+",
     r"pushed model: +\S.*",
+    r"warning: +.+",  # rows left out, a capability the winner lacks: one line each
     r"metadata store: +\S+",
     r"outputs: +\S+",
     r"report: +\S+",

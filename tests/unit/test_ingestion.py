@@ -174,3 +174,24 @@ def test_csv_time_split_names_a_missing_timestamp(cell, message, tmp_path):
     taxi.write_table(frame, str(tmp_path), "csv")
     with pytest.raises(Exception, match=message):
         split_rows(str(tmp_path), "csv", "trip_start_timestamp")
+
+
+def test_rows_without_a_label_are_counted_on_the_examples_for_the_runs_summary(tmp_path):
+    from tfx.types import standard_artifacts
+
+    from components.example_cleaning import ROWS_WITHOUT_LABEL, cleaning_settings
+
+    frame = taxi.generate(ROWS, seed=5)
+    frame["big_tip"] = frame["big_tip"].astype("object")
+    frame.loc[frame.index[::50], "big_tip"] = None  # 8 rows of 400 without a label
+    taxi.write_table(frame, str(tmp_path / "in"), "csv")
+    props = exec_properties(str(tmp_path / "in"), "csv", None)
+    clean = cleaning_settings(label="big_tip")
+    props["custom_config"] = json_format.MessageToJson(file_example_gen.custom_config(taxi.PERSONAL_COLUMNS,
+                                                                                      clean=clean))  # fmt: skip
+    artifact = standard_artifacts.Examples()
+    artifact.uri = str(tmp_path / "out")
+    local = ["--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
+    executor = file_example_gen.CsvExecutor(file_example_gen.CsvExecutor.Context(beam_pipeline_args=local))
+    executor.Do({}, {"examples": [artifact]}, props)
+    assert artifact.get_int_custom_property(ROWS_WITHOUT_LABEL) == 8

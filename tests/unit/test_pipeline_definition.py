@@ -234,3 +234,18 @@ def test_tfma_runs_every_model_through_its_signatures(taxi_config_path):
     config = load_config(taxi_config_path)
     specs = eval_config(config, ["network", "boosted", "linear"], heuristic=True).model_specs
     assert len(specs) == 5 and {spec.model_type for spec in specs} == {tfma.TF_GENERIC}
+
+
+def test_the_search_draws_the_same_trials_from_the_same_seed_zero_included():
+    """KerasTuner reads a seed of 0 as none and draws a random one: the default seed must still give one search."""
+    from models.tuning import oracle
+
+    space = {"max_trials": 3, "learning_rate": [0.001, 0.01], "hidden_units": [[64, 32], [32]], "embedding_dim": [4, 8]}
+
+    def trials(seed: int) -> list[dict]:
+        search = oracle(space, "binary", seed)
+        return [search.populate_space(f"t{i}")["values"] for i in range(3)]
+
+    assert trials(0) == trials(0)
+    assert trials(1) == trials(1)
+    assert trials(0) != trials(1)

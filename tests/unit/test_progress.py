@@ -66,3 +66,39 @@ def test_a_failure_is_one_line_with_its_component_its_error_and_what_to_do():
     assert line.startswith("run failed in DataValidationGate: ValueError: feature 'fare': out of range - fix")
     assert "\n" not in line and "more detail" not in line and line.endswith("the traceback is in the log:")
     assert failure_line(KeyError(), []).startswith("run failed before any component ran: KeyError - ")
+
+
+def _standing(name: str, capabilities: list[str], winner: bool) -> dict:
+    return {"name": name, "rank": 1 if winner else 2, "value": 0.8, "size_bytes": None, "latency_ms_per_row": None,
+            "winner": winner, "lost_because": "" if winner else "AUC", "capabilities": capabilities}  # fmt: skip
+
+
+def test_rows_left_out_and_what_the_winner_cannot_do_are_one_summary_line_each(taxi_config_path, tmp_path):
+    from metadata.run_summary import RunSummary
+    from pipelines.local_runner import print_summary, warning_lines
+    from settings.config import load_config
+
+    config = load_config(taxi_config_path, {"trainer": {"warm_start": True}})  # edge: is on in the quickstart
+    board = (_standing("boosted", [], True), _standing("network", ["attributions", "tflite", "warm_start"], False))
+    summary = RunSummary(
+        "r1", (), True, "build/serving/1", winner="boosted", leaderboard=board, rows_without_label=1234
+    )
+    lines = warning_lines(summary, config)
+    assert lines == [
+        "1,234 rows without a label (big_tip) were left out of the data (ExampleGen)",
+        "the winner (boosted) has no attributions (serving's :explain), warm_start (trainer.warm_start), "
+        "tflite (edge): off for this model",
+    ]
+    # the network wins with every capability, nothing left out: no warning
+    network_wins = RunSummary("r2", (), True, "x", winner="network",
+                              leaderboard=(_standing("network", ["attributions", "tflite", "warm_start"], True),))  # fmt: skip
+    assert warning_lines(network_wins, config) == []
+    # a capability the config does not ask for is not missed
+    plain = load_config(taxi_config_path, {"edge": None})
+    assert warning_lines(RunSummary("r3", (), True, "x", winner="boosted", leaderboard=board[:1]), plain) == [
+        "the winner (boosted) has no attributions (serving's :explain): off for this model"
+    ]
+    out = io.StringIO()
+    print_summary(summary, config.replace(pipeline=config.pipeline.replace(root=str(tmp_path))), "run.log", out)
+    printed = [line for line in out.getvalue().splitlines() if line.startswith("warning:")]
+    assert printed == [f"warning:        {line}" for line in lines]

@@ -61,7 +61,7 @@ def test_the_run_summary_names_the_strong_features_it_kept():
     out = io.StringIO()
     config = load_config(TAXI_CONFIG, {"pipeline": {"root": "/nonexistent/root"}})
     local_runner.print_summary(summary, config, "log.txt", out)
-    lines = [line for line in out.getvalue().splitlines() if line.startswith("strong:")]
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("warning:") and "very well" in line]
     assert len(lines) == 1 and "arr_time, dep_time predict big_tip very well" in lines[0], out.getvalue()
     assert "known when you predict" in lines[0]
 
@@ -69,7 +69,9 @@ def test_the_run_summary_names_the_strong_features_it_kept():
 def run_summary():
     from types import SimpleNamespace
 
-    return SimpleNamespace(run_id="r1", pushed_model=None, blessed=False, failures=(), components=())
+    return SimpleNamespace(
+        run_id="r1", pushed_model=None, blessed=False, failures=(), components=(), rows_without_label=0
+    )
 
 
 def test_the_decision_states_the_gate_as_the_evaluator_applies_it():
