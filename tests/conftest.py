@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
@@ -103,3 +104,26 @@ def first_run(e2e_root):
 
     config = load_config(TAXI_CONFIG, first_run_overrides(e2e_root))
     return config, local_runner.run(config)
+
+
+@pytest.fixture
+def owned_root(first_run, e2e_root, tmp_path) -> str:
+    """A root of the test's own for the runs it adds after the shared first run: a copy of that run's pipeline
+    root, metadata store and served models, so that what a test runs and pushes is never seen by another (the
+    suite gives the same results in any order, on any number of workers). Its data path stays the shared,
+    read-only data (see owned_overrides): a run in the copy on the same data finds the first run's executions
+    in the copy of the store and is served from the cache, as a user's second run would be."""
+    copy = str(tmp_path / "owned")
+    shutil.copytree(e2e_root, copy, symlinks=True, ignore=shutil.ignore_patterns(SHARED_DATA))
+    return copy
+
+
+SHARED_DATA = "data"  # small_overrides' data_dir: the first run's data, which owned roots read in place
+
+
+def owned_overrides(owned: str, e2e_root: str, base: dict | None = None) -> dict:
+    """`base` (default: the first run's settings) in the owned root `owned`, reading the shared data."""
+    base = first_run_overrides(owned) if base is None else base
+    if base["data"]["path"] == os.path.join(owned, SHARED_DATA):
+        base = deep_merge(base, {"data": {"path": os.path.join(e2e_root, SHARED_DATA)}})
+    return base

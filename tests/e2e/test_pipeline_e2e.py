@@ -1,9 +1,10 @@
-"""The real pipeline, end to end, on a few hundred generated rows.
+"""The real pipeline, end to end, on a few thousand generated rows.
 
-The runs share one metadata store and serving directory, in order, as a user's
-runs would: a good model is pushed; a re-run is served from the cache; data
-with no label signal is not blessed; data with a schema anomaly stops at the
-validation gate. After each failure the first model is still the one served.
+The shared first run pushes a good model. Each later scenario runs in a copy of
+its root (tests/conftest.py owned_root), as a user's next run would in theirs:
+a re-run is served from the cache; data with no label signal is not blessed;
+data with a schema anomaly stops at the validation gate. After each failure the
+first model is still the one served.
 """
 
 import glob
@@ -24,16 +25,17 @@ from datagen import taxi
 from pipelines import local_runner
 from settings.config import load_config
 from settings.yaml_files import deep_merge
-from tests.conftest import TAXI_CONFIG, first_run_overrides, small_overrides
+from tests.conftest import TAXI_CONFIG, owned_overrides, small_overrides
 
 pytestmark = pytest.mark.e2e
 
 DATA_COMPONENTS = ("CsvExampleGen", "StatisticsGen", "ExampleValidator", "DataValidationGate")
 
 
-@pytest.fixture(scope="module")
-def root(e2e_root):
-    return e2e_root
+@pytest.fixture
+def owned(owned_root, e2e_root):
+    """This test's copy of the first run's root, and its config there (the shared data, so the cache holds)."""
+    return owned_root, load_config(TAXI_CONFIG, owned_overrides(owned_root, e2e_root))
 
 
 def served_versions(config) -> list[str]:
@@ -170,10 +172,11 @@ def test_no_personal_value_in_any_artifact_model_or_metadata(first_run):
         assert not found, (path, sorted(found)[:3])
 
 
-def test_rerun_with_unchanged_inputs_is_cached(first_run):
+def test_rerun_with_unchanged_inputs_is_cached(first_run, owned):
     """Run 2 re-evaluates against its new baseline (the first model) without pushing it again;
     from then on nothing changes and every component is served from the cache."""
-    config, first = first_run
+    _, first = first_run
+    _, config = owned
     second = {c.component: c.state for c in local_runner.run(config).components}
     # resolvers always run; the drift check measures against the data accepted last (this data)
     always = {"latest_blessed_model_resolver", "last_accepted_statistics_resolver", "SpanDriftCheck"}
@@ -189,12 +192,13 @@ def test_rerun_with_unchanged_inputs_is_cached(first_run):
     assert served_versions(config) == [os.path.basename(first.pushed_model)]
 
 
-def test_model_that_regresses_against_the_last_blessed_is_not_pushed(first_run):
+def test_model_that_regresses_against_the_last_blessed_is_not_pushed(first_run, owned, e2e_root):
     """A weak model on the same data clears a lowered absolute bar but loses to the baseline."""
-    config, first = first_run
+    _, first = first_run
+    root, config = owned
     weak = load_config(
         TAXI_CONFIG,
-        deep_merge(small_overrides(os.path.dirname(config.pipeline.root)), {
+        deep_merge(owned_overrides(root, e2e_root, small_overrides(root)), {
             "trainer": {"train_steps": 2, "learning_rate": 0.0001},
             "tuning": {"max_trials": 0},
             "framing": {"success_level": 0.3},
@@ -213,8 +217,9 @@ def test_model_that_regresses_against_the_last_blessed_is_not_pushed(first_run):
     assert served_versions(config) == [os.path.basename(first.pushed_model)]
 
 
-def test_data_without_label_signal_is_not_blessed_and_nothing_is_pushed(first_run, root):
-    config, first = first_run
+def test_data_without_label_signal_is_not_blessed_and_nothing_is_pushed(first_run, owned):
+    _, first = first_run
+    root, config = owned
     noise = load_config(TAXI_CONFIG, small_overrides(root, seed=2, label_signal=False, data_dir="data-noise"))
     summary = local_runner.run(noise)
     states = {c.component: c.state for c in summary.components}
@@ -225,8 +230,9 @@ def test_data_without_label_signal_is_not_blessed_and_nothing_is_pushed(first_ru
     assert served_versions(config) == [os.path.basename(first.pushed_model)]
 
 
-def test_schema_anomaly_stops_at_the_validation_gate(first_run, root):
-    config, first = first_run
+def test_schema_anomaly_stops_at_the_validation_gate(first_run, owned):
+    _, first = first_run
+    root, config = owned
     bad = load_config(TAXI_CONFIG, small_overrides(root, seed=3, data_dir="data-anomaly"))
     frame = taxi.generate(bad.data.generate.rows, seed=3)
     frame.loc[frame.index[::3], "payment_type"] = "Bitcoin"
@@ -244,7 +250,7 @@ def test_schema_anomaly_stops_at_the_validation_gate(first_run, root):
     assert served_versions(config) == [os.path.basename(first.pushed_model)]
 
 
-def test_metrics_per_slice_and_a_failing_month_is_named(first_run, root):
+def test_metrics_per_slice_and_a_failing_month_is_named(first_run, owned, e2e_root):
     config, first = first_run
     evaluation = newest_output(config, "Leaderboard", "evaluation")
     sliced = {}
@@ -254,8 +260,9 @@ def test_metrics_per_slice_and_a_failing_month_is_named(first_run, root):
     assert {"overall", "payment_type", "company", "trip_start_timestamp_month"} <= set(sliced)
     assert {"auc", "confusion_matrix_at_thresholds"} <= sliced["company"]  # fairness counts per group
 
+    root, config = owned
     strict = load_config(
-        TAXI_CONFIG, deep_merge(first_run_overrides(root), {"evaluation": {"slice_lower_bound": 0.97}})
+        TAXI_CONFIG, deep_merge(owned_overrides(root, e2e_root), {"evaluation": {"slice_lower_bound": 0.97}})
     )
     summary = local_runner.run(strict)
     states = {c.component: c.state for c in summary.components}
@@ -266,7 +273,7 @@ def test_metrics_per_slice_and_a_failing_month_is_named(first_run, root):
     assert served_versions(config) == [os.path.basename(first.pushed_model)]
 
 
-def test_a_model_that_does_not_beat_the_heuristic_floor_is_not_pushed(first_run, root):
+def test_a_model_that_does_not_beat_the_heuristic_floor_is_not_pushed(first_run, owned, e2e_root):
     """The heuristic floor is trained and scored in the same pass as the candidates; the gate blesses only a
     candidate ahead of it by the margin, and names the floor in the reasons."""
     config, first = first_run
@@ -275,8 +282,9 @@ def test_a_model_that_does_not_beat_the_heuristic_floor_is_not_pushed(first_run,
     models = {kv.key.model_name for kv in metrics.metric_keys_and_values if kv.key.name == "auc" and not kv.key.is_diff}
     assert models == {"network", "heuristic"}  # the first run: no last blessed model yet
 
+    root, config = owned
     strict = load_config(
-        TAXI_CONFIG, deep_merge(first_run_overrides(root), {"evaluation": {"baselines": {"margin": 0.5}}})
+        TAXI_CONFIG, deep_merge(owned_overrides(root, e2e_root), {"evaluation": {"baselines": {"margin": 0.5}}})
     )
     summary = local_runner.run(strict)
     states = {c.component: c.state for c in summary.components}
@@ -289,16 +297,16 @@ def test_a_model_that_does_not_beat_the_heuristic_floor_is_not_pushed(first_run,
     assert served_versions(config) == [os.path.basename(first.pushed_model)]
 
 
-def test_warm_start_begins_from_the_last_blessed_model(first_run, root, capfd):
+def test_warm_start_begins_from_the_last_blessed_model(first_run, owned, e2e_root, capfd):
     """Two steps at a tiny learning rate: from scratch that model is far worse (the regression
     test above); warm-started from the blessed model's weights it is nearly as good."""
     config, first = first_run
-    # the first run's search (later runs in this module tuned on other data), i.e. the blessed model's shape
-    first_search = min(glob.glob(os.path.join(config.pipeline.root, "Tuner", "best_hyperparameters", "*")),
-                       key=lambda p: int(os.path.basename(p)))  # fmt: skip
+    # the first run's search, i.e. the blessed model's shape
+    first_search = oldest_output(config, "Tuner", "best_hyperparameters")
     with open(os.path.join(first_search, "best_hyperparameters.txt")) as f:
         best = keras_tuner.HyperParameters.from_config(json.load(f)).values
-    warm = load_config(TAXI_CONFIG, deep_merge(small_overrides(root), {
+    root, config = owned
+    warm = load_config(TAXI_CONFIG, deep_merge(owned_overrides(root, e2e_root, small_overrides(root)), {
         "trainer": {"warm_start": True, "train_steps": 2, "learning_rate": 0.0001, "epochs": 1,
                     "hidden_units": [int(u) for u in best["hidden_units"].split("-")],
                     "embedding_dim": best["embedding_dim"]},
