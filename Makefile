@@ -46,6 +46,9 @@ test: env ## Lint, then the whole suite (unit, data, model, e2e; the image tests
 test-replay: env ## Two replays of the compiled smoke job as Vertex runs it: the first pushes, the second resolves its model and statistics (minutes)
 	$(ENV) python -m pytest -m replay tests/e2e/test_vertex_local.py $(PYTEST_ARGS)
 
+test-tables: env ## The real-tables tests on all five of their tables (make test runs three: breast_cancer, penguins, cars)
+	ALL_TABLES=1 $(ENV) python -m pytest -m e2e tests/e2e/test_real_tables.py $(PYTEST_ARGS)
+
 test-unit: env ## Run the fast tests only (no pipeline runs)
 	$(ENV) python -m pytest -m "not e2e" $(PYTEST_ARGS)
 

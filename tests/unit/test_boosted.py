@@ -58,3 +58,13 @@ def test_columns_follow_num_classes_when_a_class_is_absent():
     proba = model.predict_proba(x)
     np.testing.assert_allclose(got[:, [0, 3]], proba, atol=1e-5)
     np.testing.assert_array_equal(got[:, [1, 2]], 0.0)
+
+
+def test_the_same_rows_and_seed_give_the_same_trees_and_another_seed_other_ones():
+    """The trees' part of a deterministic run (tests/e2e/test_determinism.py runs the network's from scratch):
+    the subsample, the early-stopping split and the bins follow the seed alone."""
+    x, y = load_breast_cancer(return_X_y=True)
+    fit = lambda seed: ensemble_arrays(fit_boosted(x, y, "binary", seed=seed, max_rows=400, max_iter=30))  # noqa: E731
+    first, again, other = fit(3), fit(3), fit(4)
+    assert all(np.array_equal(first[k], again[k]) for k in first)
+    assert not all(first[k].shape == other[k].shape and np.array_equal(first[k], other[k]) for k in first)
