@@ -50,7 +50,7 @@ test-tables: env ## The real-tables tests on all five of their tables (make test
 	ALL_TABLES=1 $(ENV) python -m pytest -m e2e tests/e2e/test_real_tables.py $(PYTEST_ARGS)
 
 test-unit: env ## Run the fast tests only (no pipeline runs)
-	$(ENV) python -m pytest -m "not e2e" $(PYTEST_ARGS)
+	$(ENV) python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not e2e" $(PYTEST_ARGS)
 
 test-e2e: env ## Run the end-to-end pipeline tests only (not the image tests: `make image-test`)
 	$(ENV) python -m pytest -m "e2e and not image" $(PYTEST_ARGS)

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from pipelines.component_processes import ComponentFailedError, launch_order, run_nodes
-from pipelines.parallel_runner import ParallelDagRunner
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.unit
@@ -177,8 +176,9 @@ import sys, time
 sys.path.insert(0, {str(REPO)!r})
 import pathlib
 from tests.unit.test_parallel_runner import Recorder
-from pipelines.component_processes import run_nodes
-run_nodes({{"long": []}}, Recorder(pathlib.Path({str(tmp_path)!r}), seconds=120), workers=2)
+from pipelines import component_processes
+component_processes.start(())  # no preload: the nodes here import nothing of TFX
+component_processes.run_nodes({{"long": []}}, Recorder(pathlib.Path({str(tmp_path)!r}), seconds=120), workers=2)
 """
     own_tmp = tmp_path / "tmp"  # a killed runner cannot remove its fork server's socket directory
     own_tmp.mkdir()
@@ -226,6 +226,8 @@ def _alive(pid: int) -> bool:
 
 
 def test_workers_must_be_positive():
+    from pipelines.parallel_runner import ParallelDagRunner
+
     with pytest.raises(ValueError, match="workers must be at least 1, got 0"):
         ParallelDagRunner(0)
     with pytest.raises(ValueError, match="workers must be at least 1, got 0"):
@@ -237,6 +239,7 @@ def test_the_config_chooses_the_runner(taxi_config_path):
 
     from pipelines.component_processes import default_workers
     from pipelines.local_runner import dag_runner
+    from pipelines.parallel_runner import ParallelDagRunner  # imports TFX: not at the top, which scripts import
     from settings.config import load_config
 
     one = dag_runner(load_config(taxi_config_path, {"pipeline": {"parallel_components": 1}}))
