@@ -1,6 +1,9 @@
-"""`make run`'s console: the progress lines and the summary, nothing else; TensorFlow's, absl's, Beam's and
-TFMA's output of every component's process goes to the run's log file. A failure is one line, then the log."""
+"""A run from scratch as `make run` starts it. Its console: the progress lines and the summary, nothing else;
+TensorFlow's, absl's, Beam's and TFMA's output of every component's process goes to the run's log file. A failure
+is one line, then the log. Its result: the same search and leaderboard as the shared first run, to 1e-6 (the same
+data, config and seed; another process, another root)."""
 
+import glob
 import json
 import os
 import re
@@ -12,7 +15,7 @@ import pytest
 from drills import runs
 from pipelines import local_runner
 from settings import logs
-from tests.conftest import REPO, small_overrides
+from tests.conftest import REPO, first_run_overrides, small_overrides
 
 pytestmark = pytest.mark.e2e
 
@@ -42,13 +45,24 @@ def foreign(lines: list[str]) -> list[str]:
     return [line for line in lines if not any(re.fullmatch(p, line) for p in PROGRESS + SUMMARY)]
 
 
-def test_a_healthy_run_shows_only_its_progress_and_summary(tmp_path):
-    """The runner as `make run` starts it, on 2,000 rows: its console against the progress and summary lines."""
-    config_path = runs.write_yaml(str(tmp_path), small_overrides(str(tmp_path / "work")))
+@pytest.fixture(scope="module")
+def fresh_run(tmp_path_factory):
+    """The runner as `make run` starts it, with the shared first run's settings (2,000 rows, a search of 2
+    trials, the TFLite files, the distilled model) in a root of its own: its config and the finished process."""
+    from settings.config import load_config
+
+    tmp_path = tmp_path_factory.mktemp("fresh")
+    overrides = first_run_overrides(str(tmp_path / "work"))
+    config_path = runs.write_yaml(str(tmp_path), overrides)
     done = subprocess.run(
         [sys.executable, "-m", "pipelines.local_runner", "--config", config_path], cwd=REPO, env=runs.shell_env(),
         capture_output=True, text=True, timeout=900,
     )  # fmt: skip
+    return load_config(config_path), done
+
+
+def test_a_healthy_run_shows_only_its_progress_and_summary(fresh_run):
+    _, done = fresh_run
     out = done.stdout.splitlines()
     assert done.returncode == 0, done.stdout + done.stderr
     assert foreign(out) == [] and done.stderr == ""
@@ -87,3 +101,29 @@ def test_a_failed_run_prints_one_line_naming_it_then_the_log(tmp_path, capfd):
     assert re.fullmatch(rf"logs: +{re.escape(log_path)}/[0-9a-f]{{12}}\.jsonl", log_line)
     with open(log_line.split()[-1]) as f:
         assert "Traceback" in f.read()
+
+
+def test_a_second_run_from_scratch_gives_the_first_runs_search_and_leaderboard(first_run, fresh_run):
+    """The search draws its trials from trainer.seed (KerasTuner drew a random seed for seed 0), so it picks the
+    same network, trained to the same weights (op determinism, seeded sampling). The trees' part of it:
+    tests/unit/test_boosted.py."""
+    from metadata.mlmd import open_store
+    from metadata.run_summary import latest_run
+
+    (first_config, first), (config, done) = first_run, fresh_run
+    assert done.returncode == 0, done.stdout + done.stderr
+    again = latest_run(open_store(config.pipeline.metadata_path), config.pipeline.name)
+    assert config.tuning.max_trials == 2 and config.model.candidates == first_config.model.candidates
+    assert first.winner and again.winner == first.winner, again.failures
+    assert tuner_results(config) == tuner_results(first_config) and len(tuner_results(config)) == 2
+    boards = [{s["name"]: s["value"] for s in summary.leaderboard} for summary in (first, again)]
+    assert boards[0].keys() == boards[1].keys() and boards[0]
+    for name, value in boards[0].items():
+        assert boards[1][name] == pytest.approx(value, abs=1e-6), (name, boards)
+
+
+def tuner_results(config) -> list[dict]:
+    """The Tuner's trials of the root's first run (values and score), as TFX wrote them."""
+    paths = glob.glob(os.path.join(config.pipeline.root, "Tuner", "tuner_results", "*", "tuner_results.json"))
+    with open(min(paths, key=lambda p: int(p.split(os.sep)[-2]))) as f:
+        return json.load(f)

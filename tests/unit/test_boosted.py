@@ -61,7 +61,7 @@ def test_columns_follow_num_classes_when_a_class_is_absent():
 
 
 def test_the_same_rows_and_seed_give_the_same_trees_and_another_seed_other_ones():
-    """The trees' part of a deterministic run (tests/e2e/test_determinism.py runs the network's from scratch):
+    """The trees' part of a deterministic run (tests/e2e/test_console.py runs the network's from scratch):
     the subsample, the early-stopping split and the bins follow the seed alone."""
     x, y = load_breast_cancer(return_X_y=True)
     fit = lambda seed: ensemble_arrays(fit_boosted(x, y, "binary", seed=seed, max_rows=400, max_iter=30))  # noqa: E731
