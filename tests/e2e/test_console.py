@@ -8,7 +8,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 
 import pytest
 
@@ -47,7 +46,7 @@ def foreign(lines: list[str]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def fresh_run(tmp_path_factory):
-    """The runner as `make run` starts it, with the shared first run's settings (2,000 rows, a search of 2
+    """`make run CONFIG=…` as the README shows it, with the shared first run's settings (2,000 rows, a search of 2
     trials, the TFLite files, the distilled model) in a root of its own: its config and the finished process."""
     from settings.config import load_config
 
@@ -55,8 +54,8 @@ def fresh_run(tmp_path_factory):
     overrides = first_run_overrides(str(tmp_path / "work"))
     config_path = runs.write_yaml(str(tmp_path), overrides)
     done = subprocess.run(
-        [sys.executable, "-m", "pipelines.local_runner", "--config", config_path], cwd=REPO, env=runs.shell_env(),
-        capture_output=True, text=True, timeout=900,
+        ["make", "run", f"CONFIG={config_path}"], cwd=REPO, env=runs.shell_env(), capture_output=True, text=True,
+        timeout=900,
     )  # fmt: skip
     return load_config(config_path), done
 
