@@ -3,11 +3,13 @@
     python -m benchmarks.reference --repeat 1 --out build/bench/reference.json
 
 The anchor for the pipeline's speed on this machine: TFX's example is nine standard components as TFX wrote
-them (`tfx/examples/chicago_taxi_pipeline/taxi_pipeline_native_keras.py`, its module file, TFX's
-LocalDagRunner); this project's is `configs/tables/chicago_taxi.yaml` (the example's label, every stage of
-the exam guide). Both read the 15,002 trips TFX ships with its example, repeated `--repeat` times, cache off,
-each in a process and a scratch directory of its own, Beam in-process (the project's `beam_args`), one after
-the other. Prints each one's seconds per component, the totals and their ratio.
+them (`tfx/examples/chicago_taxi_pipeline/taxi_pipeline_native_keras.py`, its module file), run twice: on
+TFX's LocalDagRunner with this project's in-process Beam, and as its `__main__` runs it (BeamDagRunner, the
+module's own multi-processing Beam arguments). This project's is `configs/tables/chicago_taxi.yaml` (the
+example's label, every stage of the exam guide). All read the 15,002 trips TFX ships with its example,
+repeated `--repeat` times, cache off, each in a process and a scratch directory of its own, one after the
+other. Prints each one's seconds per component, totals, peak memory, each pushed model's AUC on the trips
+every side held out (benchmarks/reference_quality.py), and this project's total over each example run's.
 """
 
 from __future__ import annotations
