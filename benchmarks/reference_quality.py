@@ -24,11 +24,13 @@ BATCH = 4096
 def source_frame() -> pd.DataFrame:
     """The 15,002 trips as text, row for row what both sides read: the example's `simple/data.csv` is the
     `big_tipper_label/data.csv` this project's table is written from, without its `big_tipper` column."""
-    from benchmarks.reference import example_dir
+    from importlib import resources
+
     from datagen.public_tables import chicago_taxi
 
     frame = chicago_taxi()
-    simple = pd.read_csv(os.path.join(example_dir(), "data", "simple", "data.csv"), dtype=str, keep_default_na=False)
+    simple_csv = resources.files("tfx") / "examples" / "chicago_taxi_pipeline" / "data" / "simple" / "data.csv"
+    simple = pd.read_csv(simple_csv, dtype=str, keep_default_na=False)
     if list(frame.columns[: len(simple.columns)]) != list(simple.columns) or not frame[simple.columns].equals(simple):
         raise RuntimeError("TFX's simple/data.csv and big_tipper_label/data.csv no longer hold the same trips")
     return frame
