@@ -199,6 +199,9 @@ def report(result: dict) -> str:
     if "auc" in quality:
         title = f"AUC, {quality['eval_rows']:,} trips in every eval split"
         table.append([title, *(_number(quality["auc"].get(side), ".4f") for side in SIDES)])
+        if quality.get("labels_differ"):
+            lines.append(f"  AUC without {quality['labels_differ']} trips whose labels differ (a tip of exactly a "
+                         "fifth of the fare: the example's float32 calls it above)")  # fmt: skip
     elif quality:
         lines.append(f"  no AUC: {quality.get('error')}")
     width = max(len(row[0]) for row in table)

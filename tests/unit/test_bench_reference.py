@@ -57,7 +57,8 @@ def test_the_report_gives_every_side_per_component_with_totals_memory_auc_and_ra
         "shipped": run(40.0, {"CsvExampleGen": 7.0, "Trainer": 9.0}, 2600),
         "project": run(50.0, {"CsvExampleGen": 3.0, "Leaderboard": 4.5}, 1900),
     }
-    quality = {"eval_rows": 1234, "auc": {"reference": 0.7512, "shipped": 0.7431, "project": 0.8123}}
+    quality = {"eval_rows": 1234, "labels_differ": 2,
+               "auc": {"reference": 0.7512, "shipped": 0.7431, "project": 0.8123}}  # fmt: skip
     lines = reference.report(reference.compare(15002, runs, quality)).splitlines()
 
     def row(title):
@@ -68,6 +69,7 @@ def test_the_report_gives_every_side_per_component_with_totals_memory_auc_and_ra
     assert row("Leaderboard") == ["-", "-", "4.50"] and row("Trainer") == ["10.00", "9.00", "-"]
     assert row("total") == ["60.00", "40.00", "50.00"] and row("peak memory") == ["1,500", "2,600", "1,900"]
     assert row("AUC, 1,234 trips") == ["0.7512", "0.7431", "0.8123"]
+    assert any(line.startswith("  AUC without 2 trips whose labels differ") for line in lines)
     assert lines[-1].endswith("over the faster (as shipped): 1.25")
     assert "over in-process 0.83" in lines[-1] and "over as shipped 1.25" in lines[-1]
     for title in reference.SIDES.values():
