@@ -76,7 +76,7 @@ bench-scale: env ## One cache-off run per size (SIZES=...): per-component second
 	$(ENV) python -m benchmarks.scale --config $(CONFIG) --rows $(SIZES) --out build/bench/scale.json
 
 REPEAT ?= 1
-bench-reference: env ## This pipeline beside TFX's own Chicago taxi example, same trips (REPEAT=100: 1.5 M rows); build/bench/reference.json
+bench-reference: env ## This pipeline beside TFX's Chicago taxi example (in-process, as shipped), same trips: seconds, memory, AUC (REPEAT=100: 1.5 M rows)
 	$(ENV) python -m benchmarks.reference --repeat $(REPEAT) --out build/bench/reference.json
 
 TABLES ?=

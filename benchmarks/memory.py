@@ -17,8 +17,12 @@ import psutil
 def tree_rss(process: psutil.Process) -> int:
     """Bytes resident in `process` and every process under it (forked components, Beam's workers), shared
     pages counted once."""
+    try:
+        tree = [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:  # the root ended (a sampled subprocess): nothing left resident
+        return 0
     total = 0
-    for p in [process, *process.children(recursive=True)]:
+    for p in tree:
         with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):  # ended between listing and read
             total += _resident(p)
     return total
@@ -31,18 +35,19 @@ def _resident(process: psutil.Process) -> int:
 
 
 class RssSampler:
-    """Samples this process tree's resident memory in a daemon thread, as (epoch seconds, bytes) pairs, from
-    entering the `with` block until leaving it: every `interval` seconds, or less often where a sample costs
+    """Samples a process tree's resident memory (this process's, or `process`'s: a benchmark's subprocess) in a
+    daemon thread, as (epoch seconds, bytes) pairs, from entering the `with` block until leaving it: every `interval` seconds, or less often where a sample costs
     more than `max_share` of a core. (A process's PSS is summed by the kernel over its page tables: for a
     tree of TensorFlow processes a sample took about 50 ms, and at 4 a second the sampler took 16 % of a core
     from the run it timed.)"""
 
-    def __init__(self, interval: float = 0.25, max_share: float = 0.05, measure=tree_rss):
+    def __init__(self, interval: float = 0.25, max_share: float = 0.05, measure=tree_rss,
+                 process: psutil.Process | None = None):  # fmt: skip
         self.interval, self.max_share, self.measure = interval, max_share, measure
         self.samples: list[tuple[float, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
-        self._process = psutil.Process()
+        self._process = process or psutil.Process()
 
     def _run(self) -> None:
         while True:

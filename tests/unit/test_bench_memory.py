@@ -63,3 +63,16 @@ def test_the_sampler_takes_at_most_its_share_of_a_core():
         time.sleep(1.0)
     assert 2 <= len(memory.samples) <= 4
     assert next_wait(0.25, 0.001, 0.05) == 0.25 and next_wait(0.25, 0.05, 0.05) == pytest.approx(0.95)
+
+
+def test_a_subprocess_tree_is_sampled_from_its_parent_and_its_end_is_no_error():
+    import subprocess
+    import sys
+
+    code = "import numpy as np, time; b = np.ones(128 * 2**20 // 8); time.sleep(1.0)"  # 128 MiB, touched
+    process = subprocess.Popen([sys.executable, "-c", code])
+    with RssSampler(interval=0.05, max_share=1.0, process=psutil.Process(process.pid)) as memory:
+        process.wait()
+        time.sleep(0.2)  # samples after it ended
+    assert memory.peak_mb() >= 128
+    assert memory.samples[-1][1] == 0  # ended: nothing resident, the sampler still running
