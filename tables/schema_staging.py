@@ -27,8 +27,17 @@ def staged_path(schema_file: str, into: str) -> str:
     return os.path.join(into, digest, os.path.basename(schema_file))
 
 
+def is_staged(schema_file: str) -> bool:
+    """Whether `schema_file` sits at a staged path already: its directory is named by its content's hash."""
+    return staged_path(schema_file, os.path.dirname(os.path.dirname(schema_file))) == schema_file
+
+
 def stage(schema_file: str, into: str) -> str:
-    """Copies `schema_file` to its staged path unless it is already there; returns that path."""
+    """Copies `schema_file` to its staged path unless it is already there; returns that path. A schema staged
+    already (another root's, the image's) is used where it is: its path names its content, so a run from a copy
+    of a pipeline root keeps the cache of the runs it was copied from."""
+    if is_staged(schema_file):
+        return schema_file
     target = staged_path(schema_file, into)
     if not os.path.exists(target):
         os.makedirs(os.path.dirname(target), exist_ok=True)

@@ -122,8 +122,15 @@ SHARED_DATA = "data"  # small_overrides' data_dir: the first run's data, which o
 
 
 def owned_overrides(owned: str, e2e_root: str, base: dict | None = None) -> dict:
-    """`base` (default: the first run's settings) in the owned root `owned`, reading the shared data."""
+    """`base` (default: the first run's settings) in the owned root `owned`, reading the shared data and the
+    curated schema the first run staged (a staged schema is used in place: the same path, so the same cache key)."""
+    from tables import schema_staging
+
     base = first_run_overrides(owned) if base is None else base
     if base["data"]["path"] == os.path.join(owned, SHARED_DATA):
         base = deep_merge(base, {"data": {"path": os.path.join(e2e_root, SHARED_DATA)}})
+    staged = os.path.join(e2e_root, "pipeline", "_schemas")
+    for path in (os.path.join(d, f) for d, _, files in os.walk(staged) for f in files):
+        if schema_staging.is_staged(path):
+            base = deep_merge(base, {"data": {"schema": path}})
     return base

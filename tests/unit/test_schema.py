@@ -1,6 +1,7 @@
 """The curated schema and the rules that make it from an inferred one."""
 
 import os
+from pathlib import Path
 
 import pytest
 from google.protobuf import text_format
@@ -91,3 +92,17 @@ def test_span_drift_against_the_last_accepted_data_uses_the_schema_comparators()
     moved = span_drift(statistics(taxi.generate(4000, seed=3, drift=0.8)), reference, schema)
     named = " ".join(drift_lines(moved))
     assert "'payment_type'" in named and "'trip_miles'" in named and "'company'" not in named, moved
+
+
+def test_a_schema_is_staged_under_its_content_hash_once_and_a_staged_one_is_used_in_place(tmp_path):
+    from tables import schema_staging
+
+    source = tmp_path / "schemas" / "schema.pbtxt"
+    source.parent.mkdir()
+    source.write_text('feature { name: "a" type: INT }\n')
+    staged = schema_staging.stage(str(source), str(tmp_path / "root" / "_schemas"))
+    assert staged != str(source) and Path(staged).read_text() == source.read_text()
+    assert schema_staging.is_staged(staged) and not schema_staging.is_staged(str(source))
+    assert schema_staging.stage(staged, str(tmp_path / "copy" / "_schemas")) == staged  # in place: the same key
+    source.write_text('feature { name: "b" type: INT }\n')  # an edit: a new path
+    assert schema_staging.stage(str(source), str(tmp_path / "root" / "_schemas")) != staged
