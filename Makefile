@@ -35,8 +35,8 @@ smoke: env ## A small end-to-end run (2,000 rows) in build/smoke, as Cloud Build
 	rm -rf build/smoke
 	$(ENV) python -m pipelines.local_runner --config configs/smoke.yaml --workdir build/smoke --expect-push
 
-serve: env ## Serve the newest pushed model on http://127.0.0.1:8080 (Vertex AI predict JSON)
-	$(ENV) python -m serving.server --config $(CONFIG)
+serve: env ## Serve the newest pushed model on http://127.0.0.1:8080 (Vertex AI predict JSON; WORKDIR=build/smoke, or a `make vertex-local` one with its profile)
+	$(ENV) python -m serving.server --config $(CONFIG) $(if $(WORKDIR),--workdir $(WORKDIR))
 
 TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 1)
 test: env ## Lint, then the whole suite (unit, data, model, e2e; the image tests are `make image-test`, two whole Vertex replays `make test-replay`), a file per worker, a worker per core

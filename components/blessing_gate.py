@@ -43,21 +43,22 @@ def fairness_failures(evaluation_uri: str, settings: str, model: str = "candidat
     return [f"fairness: {g.message()}" for g in found if g.violated]
 
 
-def blessed_model(model) -> tuple[int, str]:
-    """The model the blessing names. Locally, the winner's own Trainer output (`source_model_id`): the next run's
-    baseline is then the same artifact while the winner's Trainer is cached, so an unchanged re-run is cached
-    through the leaderboard too (a new copy each run would make every re-run evaluate again). On Vertex (a
-    `scheme://` URI) the gate's input itself: TFX's container rewrites the id to a resource name, and only the
-    task's inputs have one."""
+def blessed_model(model, mlmd_ids: bool = True) -> tuple[int, str]:
+    """The model the blessing names. Under a TFX launcher (`mlmd_ids`: the ids are ML Metadata's), the winner's own
+    Trainer output (`source_model_id`): the next run's baseline is then the same artifact while the winner's Trainer
+    is cached, so an unchanged re-run is cached through the leaderboard too (a new copy each run would make every
+    re-run evaluate again). Under TFX's Kubeflow V2 entrypoint (Vertex, any KFP v2 backend, `make vertex-local`) the
+    gate's input itself: the entrypoint rewrites the id to a resource name, and only the task's inputs have one."""
     source_id = model.get_int_custom_property("source_model_id") if model.has_custom_property("source_model_id") else 0
-    if source_id and "://" not in model.uri and model.has_custom_property("source_model"):
+    if mlmd_ids and source_id and model.has_custom_property("source_model"):
         return source_id, model.get_string_custom_property("source_model")
     return model.id, model.uri
 
 
-def bless(model, evaluation_result, blessing) -> bool:
+def bless(model, evaluation_result, blessing, mlmd_ids: bool = True) -> bool:
     """Writes the blessing of `model` (the Leaderboard's `model` output) from the leaderboard in
-    `evaluation_result`: blessed when the leaderboard has a winner and `model` is that winner."""
+    `evaluation_result`: blessed when the leaderboard has a winner and `model` is that winner. `mlmd_ids`: see
+    blessed_model."""
     result = Result.from_dict(json.loads(io_utils.read_string_file(os.path.join(evaluation_result.uri, RESULT_FILE))))
     handed_over = model.get_string_custom_property("candidate")
     ok = result.winner is not None and handed_over == result.winner
@@ -70,7 +71,7 @@ def bless(model, evaluation_result, blessing) -> bool:
     blessing.set_string_custom_property("candidate", result.winner or "")
     blessing.set_string_custom_property("leaderboard", json.dumps(result.to_dict()))
     blessing.set_string_custom_property("failures", json.dumps(messages))
-    blessed_id, blessed_uri = blessed_model(model)
+    blessed_id, blessed_uri = blessed_model(model, mlmd_ids)
     blessing.set_int_custom_property("current_model_id", blessed_id)
     blessing.set_string_custom_property("current_model", blessed_uri)
     produced_by.stamp(blessing, "BlessingGate", standard_component_specs.BLESSING_KEY)
@@ -86,9 +87,13 @@ class Executor(evaluator_executor.Executor):
     reads."""
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:  # noqa: N802 (TFX's name)
+        # a TFX launcher (local runs) gives its executors their pipeline node; the Kubeflow V2 entrypoint does not.
+        # Not the URI's scheme: a KFP v2 backend may hand out local paths (gcsfuse, `make vertex-local`)
+        launched = self._context is not None and self._context.pipeline_node is not None
         bless(artifact_utils.get_single_instance(input_dict["model"]),
               artifact_utils.get_single_instance(input_dict["evaluation_result"]),
-              artifact_utils.get_single_instance(output_dict[standard_component_specs.BLESSING_KEY]))  # fmt: skip
+              artifact_utils.get_single_instance(output_dict[standard_component_specs.BLESSING_KEY]),
+              mlmd_ids=launched)  # fmt: skip
 
 
 class BlessingGateSpec(ComponentSpec):

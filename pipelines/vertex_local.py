@@ -13,7 +13,8 @@ what the earlier runs published (the registry is under the local pipeline root).
   runs in the image's own working directory.
 
 Before the run, the profile's generated sample data is written where its gs:// data path points (what
-deploy/setup_gcp.sh uploads). Prints each task with its state and seconds, then the pushed model's path.
+deploy/setup_gcp.sh uploads). Prints each task with its state and seconds, the `make serve` command that serves
+what the run pushed, then the pushed model's path.
 Exit 1 if a task failed (named, with the executor's error), 3 with --expect-push if nothing was pushed.
 """
 
@@ -104,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     pushed = replay.pushed_models()
     print(f"wall time:      {time.monotonic() - start:.1f} s")
+    if pushed:  # the server reads the profile's serving_dir under this workdir's gcs/ (settings.entry)
+        print(f"serve it:       make serve CONFIG={args.profile} WORKDIR={workdir}")
     print(f"pushed model:   {pushed[-1] if pushed else 'none'}")
     failed = [r for r in results if r.state == "FAILED"]
     for r in failed:

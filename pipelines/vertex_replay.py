@@ -36,6 +36,7 @@ from kfp.local.orchestrator.orchestrator_utils import OrchestratorUtils
 from kfp.pipeline_spec import pipeline_spec_pb2 as pb
 
 from pipelines.vertex_resolver import Registry, UnsupportedFilterError, schema_title
+from settings.yaml_files import local_gcs
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ERROR_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Exit)\b.*")
@@ -56,7 +57,7 @@ class Storage:
     workdirs: tuple[tuple[str, str], ...] = ()
 
     def local(self, text: str) -> str:
-        text = text.replace("gs://", self.gcs_dir.rstrip("/") + "/")
+        text = local_gcs(text, self.gcs_dir)
         for image_path, local_path in self.workdirs:
             text = re.sub(rf"(?<![\w./-]){re.escape(image_path.rstrip('/'))}/", local_path.rstrip("/") + "/", text)
         return text

@@ -1,6 +1,9 @@
 """HTTP prediction server (FastAPI on uvicorn) for the newest pushed model, in Vertex AI's request/response JSON.
 
   python -m serving.server --config configs/taxi.yaml       (make serve)
+  python -m serving.server --config configs/vertex-smoke.yaml --workdir build/vertex-local/vertex-smoke
+                                   (make serve CONFIG=configs/vertex-smoke.yaml WORKDIR=build/vertex-local/vertex-smoke:
+                                   what `make vertex-local` pushed)
 
   POST /v1/models/<name>:predict   {"instances": [{raw feature values}, ...]}
                                    -> {"predictions": [{"probability": p}, ...], "deployedModelId": ...}
@@ -106,12 +109,13 @@ def build(config, host: str | None = None, port: int | None = None, serving_dir:
 def main(argv: list[str] | None = None) -> int:
     from settings import logs
 
-    parser = entry.parser(__doc__)
+    where = "the run's: its serving/ (a run's --workdir), or a Vertex profile's `make vertex-local` gcs/"
+    parser = entry.parser(__doc__, workdir=where)
     parser.add_argument("--host", help="default: serving.host (127.0.0.1)")
     parser.add_argument("--port", type=int, help="default: AIP_HTTP_PORT or serving.port")
     parser.add_argument("--serving-dir", help="default: pipeline.serving_dir (or AIP_STORAGE_URI on Vertex)")
     args = parser.parse_args(argv)
-    config = entry.load(args)
+    config = entry.load(args, workdir=args.workdir)
     logs.setup(config.log_level, model=config.pipeline.name, entry="server")
     port = args.port if args.port is not None else int(os.environ.get("AIP_HTTP_PORT", config.serving.port))
     server = build(config, args.host, port, args.serving_dir or os.environ.get("AIP_STORAGE_URI"))

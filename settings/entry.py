@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 
 from settings.config import Config, ConfigError, load_config
-from settings.yaml_files import deep_merge, workdir_overrides
+from settings.yaml_files import deep_merge, local_gcs, workdir_overrides
 
 CONFIG_ERROR_EXIT = 2
 DEFAULT_CONFIG = "configs/taxi.yaml"
@@ -48,10 +48,24 @@ def parser(description: str | None, default: str | None = DEFAULT_CONFIG, *, fla
 def load(args: argparse.Namespace, overrides: dict | None = None, *, path: str | None = None,
          workdir: str | None = None) -> Config:  # fmt: skip
     """The config `args` names (`--config`, else `--profile`; or `path`), with its paths under `workdir` (a run's
-    --workdir) if given, then `overrides`. A bad config raises ConfigError (config_errors_exit: exit 2)."""
+    --workdir; for a Vertex profile, a `make vertex-local` workdir, its gs:// paths under gcs/) if given, then
+    `overrides`. A bad config raises ConfigError (config_errors_exit: exit 2)."""
     path = path or getattr(args, "config", None) or args.profile
+    if workdir:
+        config = load_config(path, overrides or None)
+        if config.vertex is not None:  # a `make vertex-local` workdir: its gs:// paths are under <workdir>/gcs
+            return on_local_gcs(config, os.path.join(os.path.abspath(workdir), "gcs"))
     merged = deep_merge(workdir_overrides(os.path.abspath(workdir)), overrides or {}) if workdir else overrides
     return load_config(path, merged or None)
+
+
+def on_local_gcs(config: Config, gcs_dir: str) -> Config:
+    """A Vertex profile's data, pipeline root and serving paths in the local stand-in for GCS (`gcs_dir`)."""
+    pipe = config.pipeline
+    return config.replace(
+        data=config.data.replace(path=local_gcs(config.data.path, gcs_dir)),
+        pipeline=pipe.replace(root=local_gcs(pipe.root, gcs_dir), serving_dir=local_gcs(pipe.serving_dir, gcs_dir)),
+    )
 
 
 def config_errors_exit(main: Callable[..., int]) -> Callable[..., int]:

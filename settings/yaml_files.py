@@ -1,5 +1,5 @@
 """The YAML side of loading: profiles that `extend` a base, nested overrides, and where relative paths
-and a --workdir point."""
+and a --workdir point (a Vertex profile's gs:// paths: under the workdir's gcs/)."""
 
 from __future__ import annotations
 
@@ -47,6 +47,13 @@ def workdir_overrides(workdir: str) -> dict:
             "serving_dir": os.path.join(workdir, "serving"),
         },
     }
+
+
+def local_gcs(text: str, gcs_dir: str) -> str:
+    """`text` with every gs:// path in the local directory that stands for GCS (`gs://BUCKET/x` is
+    `<gcs_dir>/BUCKET/x`, as gcsfuse's /gcs/ mount holds it): how `make vertex-local` keeps a Vertex profile's
+    paths, and how the commands given its --workdir find them."""
+    return text.replace("gs://", gcs_dir.rstrip("/") + "/")
 
 
 def deep_merge(base: dict, extra: dict) -> dict:

@@ -11,7 +11,9 @@ tests/e2e/test_cloudbuild.py does), run in a container of the image under the na
 build-image step gives it, with a clean copy of the checkout at /workspace, Cloud Build's
 working directory."""
 
+import json
 import os
+import re
 import subprocess
 import time
 
@@ -86,3 +88,36 @@ def test_image_holds_the_runtime_only_and_runs_as_another_user(image, tmp_path):
         "build tools or caches left, or not as uid 65534",
     )
     assert "uid 65534" in out
+
+
+def test_a_task_whose_image_lacks_the_project_fails_the_replay_naming_it(image, tmp_path):
+    """`make vertex-local MODE=image`'s replay in a container of the image as a Dockerfile that forgot
+    `COPY components` would make it (the compile first, while the image is whole; then the project's
+    components package deleted from that container only): each task whose executor is the project's
+    fails with its name and the executor's own error (the import of its class), what is downstream of it is skipped, exit 1."""
+    _, name = image
+    work = tmp_path / "replay"
+    work.mkdir()
+    replay = (
+        f"python -m pipelines.vertex compile --profile configs/vertex-smoke.yaml --template {work}/job.json "
+        "> /dev/null && rm -rf components /opt/venv/lib/python3*/site-packages/components && "
+        f"python -m pipelines.vertex_local --profile configs/vertex-smoke.yaml --mode image "
+        f"--template {work}/job.json --workdir {work}"
+    )
+    result = image_sh("task", name, str(work), "--", "sh", "-c", replay)
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out[-4000:]
+    spec = json.loads((work / "job.json").read_text())["pipelineSpec"]
+    executors, components = spec["deploymentSpec"]["executors"], spec["components"]
+    tasks = spec["root"]["dag"]["tasks"]
+    own = {t for t, b in tasks.items()  # the tasks whose executor class is in the project's components package
+           if any(a.startswith("components.") for a in executors[components[b["componentRef"]["name"]]["executorLabel"]]
+                  .get("container", {}).get("args", []))}  # fmt: skip
+    failed = dict(re.findall(r"^replay failed: task (\S+): (.*)$", result.stderr, re.M))
+    assert failed and set(failed) <= own, out[-4000:]
+    # TFX's import of the executor class (`ImportError: Could not import components...`), or Python's own
+    imported = re.compile(r"(ImportError: Could not import|ModuleNotFoundError: No module named) '?components\.?")
+    for task, error in failed.items():
+        assert imported.match(error), (task, error)
+    states = {line.split()[0]: line.split()[1] for line in result.stdout.splitlines() if line.startswith("  ")}
+    assert set(states) == set(tasks) and "SKIPPED" in states.values(), result.stdout

@@ -1,13 +1,20 @@
-"""`make vertex-local` in fast mode on the compiled smoke profile: a first replay runs every task and pushes, a
-second one's resolver tasks find what the first published, and a class path misspelt in the compiled file (what
-the compile check cannot see) fails the replay on that task, with the executor's error, leaving the rest."""
+"""`make vertex-local` in fast mode on the compiled smoke profile: a first replay runs every task and pushes a model
+that `make serve` then serves (one predict over loopback), a second one's resolver tasks find what the first
+published, and a class path misspelt in the compiled file (what the compile check cannot see) fails the replay on
+that task, with the executor's error, leaving the rest."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
+from datagen import taxi
 from pipelines import vertex, vertex_local
 from pipelines.vertex_replay import Replay, Storage, subprocess_runner
+from serving import instances
+from serving.client import PredictionClient
 from settings.config import load_config
 from tests.conftest import REPO
 
@@ -33,6 +40,25 @@ def replay(job: dict, workdir) -> Replay:
                   config.vertex.project, config.vertex.region, str(workdir / "logs"))  # fmt: skip
 
 
+def serve_pushed(profile: str, workdir, rows: list[dict]) -> tuple[list[str], int, dict]:
+    """`make serve CONFIG=<profile> WORKDIR=<the replay's workdir>` (what the replay prints) on a free loopback
+    port, with its request log in `workdir`: the versions it serves and one predict's status and body."""
+    logged = workdir / "serve.yaml"
+    logged.write_text(json.dumps({"extends": profile, "serving": {"log_path": str(workdir / "predictions.jsonl")}}))
+    argv = [sys.executable, "-m", "serving.server", "--config", str(logged), "--workdir", str(workdir),
+            "--host", "127.0.0.1", "--port", "0"]  # fmt: skip
+    with subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as proc:
+        try:
+            started = json.loads(next(line for line in proc.stdout if line.startswith('{"event": "serving"')))
+            client = PredictionClient(started["url"])
+            status, body = client.predict(rows)
+            client.close()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+    return list(started["versions"]), status, body
+
+
 @pytest.mark.replay  # two whole pipelines of ~20 task processes each: `make test-replay`, beside the suite
 def test_two_replays_push_then_resolve_the_first_runs_artifacts(compiled, tmp_path, capsys):
     template, job = compiled
@@ -46,6 +72,12 @@ def test_two_replays_push_then_resolve_the_first_runs_artifacts(compiled, tmp_pa
         assert any(line.split()[:2] == [task, "SUCCEEDED"] and line.endswith(" s") for line in out.splitlines()), task
     pushed = out.splitlines()[-1].split("pushed model:")[1].strip()
     assert pushed.startswith(str(tmp_path / "gcs")) and (tmp_path / pushed).exists()
+    assert f"make serve CONFIG={PROFILE} WORKDIR={tmp_path}" in out
+    rows = instances.from_frame(taxi.generate(3, seed=5).drop(columns=[*taxi.OUTCOMES, "trip_id"]))
+    versions, status, body = serve_pushed(PROFILE, tmp_path, rows)
+    assert versions == [os.path.basename(pushed)]
+    assert status == 200 and body["deployedModelId"] == os.path.basename(pushed), body
+    assert len(body["predictions"]) == 3 and all(0 <= p["probability"] <= 1 for p in body["predictions"])
 
     second = replay(job, tmp_path)
     results = second.run()

@@ -99,7 +99,9 @@ def test_blessing_gate_names_the_model_as_each_orchestrator_resolves_it(tmp_path
     import argparse
     import json
 
+    from tfx.dsl.components.base import base_beam_executor
     from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor
+    from tfx.proto.orchestration import pipeline_pb2
     from tfx.types import standard_artifacts
 
     from components import blessing_gate
@@ -112,8 +114,11 @@ def test_blessing_gate_names_the_model_as_each_orchestrator_resolves_it(tmp_path
     store = "projects/p/locations/us-central1/metadataStores/default/artifacts"
     executor_input = {
         "inputs": {"artifacts": {
+            # the winner's copy, as the Leaderboard hands it over: its Trainer output is not this task's input, and
+            # its URI is local (as a KFP v2 backend with gcsfuse, or `make vertex-local`, hands it out)
             "model": _runtime_artifact(standard_artifacts.Model, f"{store}/41", str(tmp_path / "model"),
-                                       {"candidate": "network"}),
+                                       {"candidate": "network", "source_model_id": 17,
+                                        "source_model": str(tmp_path / "Trainer" / "model")}),
             "evaluation_result": _runtime_artifact(standard_artifacts.ModelEvaluation, f"{store}/42", str(evaluation)),
         }},
         "outputs": {"artifacts": {"blessing": _runtime_artifact(standard_artifacts.ModelBlessing, f"{store}/43",
@@ -136,8 +141,12 @@ def test_blessing_gate_names_the_model_as_each_orchestrator_resolves_it(tmp_path
     )
     model.id, model.uri, result.uri, blessing.uri = 7, str(tmp_path / "model"), str(evaluation), str(tmp_path / "local")
     model.set_string_custom_property("candidate", "network")
-    assert blessing_gate.bless(model, result, blessing)
-    assert blessing.get_int_custom_property("current_model_id") == 7
+    model.set_int_custom_property("source_model_id", 5)
+    model.set_string_custom_property("source_model", str(tmp_path / "Trainer" / "model"))
+    launched = blessing_gate.Executor(base_beam_executor.BaseBeamExecutor.Context(  # as TFX's Launcher starts it
+        pipeline_node=pipeline_pb2.PipelineNode()))  # fmt: skip
+    launched.Do({"model": [model], "evaluation_result": [result]}, {"blessing": [blessing]}, {})
+    assert blessing.get_int_custom_property("current_model_id") == 5  # the winner's Trainer output, in MLMD
 
 
 def test_the_blessing_gate_reads_and_writes_artifacts_through_tfx_filesystems():

@@ -53,3 +53,17 @@ def test_the_entry_loads_a_runs_workdir_and_turns_a_config_error_into_exit_2(tmp
 def test_a_profile_flag_is_required():
     with pytest.raises(SystemExit):
         entry.parser("doc", None, flag="--profile").parse_args([])
+
+
+def test_a_vertex_profiles_workdir_is_a_replays_its_gs_paths_under_gcs(tmp_path):
+    """`make serve CONFIG=configs/vertex-smoke.yaml WORKDIR=<a make vertex-local workdir>` reads what the replay
+    pushed: the profile's gs:// paths, not the run layout a --workdir gives a local config."""
+    args = entry.parser("doc", None, flag="--profile", workdir="w").parse_args(
+        ["--profile", f"{REPO}/configs/vertex-smoke.yaml", "--workdir", str(tmp_path)]
+    )
+    config = entry.load(args, workdir=args.workdir)
+    gcs = str(tmp_path / "gcs")
+    assert config.pipeline.serving_dir == f"{gcs}/example-mlops-dev-pipeline/smoke/serving"
+    assert config.pipeline.root == f"{gcs}/example-mlops-dev-pipeline/smoke/root"
+    assert config.data.path == f"{gcs}/example-mlops-dev-data/taxi-smoke"
+    assert entry.load(args).pipeline.serving_dir == "gs://example-mlops-dev-pipeline/smoke/serving"

@@ -158,8 +158,8 @@ def test_the_blessing_names_the_winners_trainer_output_locally_and_the_gates_inp
     copy.set_string_custom_property("source_model", "/root/pipeline/Trainer/model/17")
     assert blessed_model(copy) == (17, "/root/pipeline/Trainer/model/17")  # stable while the Trainer is cached
     assert source_of(copy) == "/root/pipeline/Trainer/model/17"  # a copy of a served model is not pushed again
-    copy.uri = "gs://bucket/root/Leaderboard/model/41"  # Vertex: only the task's inputs get a resource name
-    assert blessed_model(copy) == (41, "gs://bucket/root/Leaderboard/model/41")
+    # under the Kubeflow V2 entrypoint (Vertex) only the task's inputs get a resource name, whatever the URI
+    assert blessed_model(copy, mlmd_ids=False) == (41, "/root/pipeline/Leaderboard/model/41")
     plain = standard_artifacts.Model()
     plain.id, plain.uri = 5, "/root/pipeline/Trainer/model/5"
     assert blessed_model(plain) == (5, plain.uri) and source_of(plain) == plain.uri
