@@ -188,7 +188,7 @@ def test_rerun_with_unchanged_inputs_is_cached(first_run, owned):
     third = local_runner.run(config)
     states = {c.component: c.state for c in third.components}
     assert {s for name, s in states.items() if name not in always} == {"CACHED"}, states
-    assert third.pushed_model == first.pushed_model
+    assert third.pushed_model == os.path.join(config.pipeline.serving_dir, os.path.basename(first.pushed_model))
     assert served_versions(config) == [os.path.basename(first.pushed_model)]
 
 
