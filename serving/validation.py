@@ -166,6 +166,10 @@ class RequestValidator:
         problems = [
             f"unknown field '{_short(k)}'" for k in sorted(raw) if k not in self.rules and k not in self.dropped
         ]
+        if self.rules and not any(raw.get(name) is not None for name in self.rules):
+            # every input may be imputed, but an instance with none is a client's mistake, not a row to score
+            problems.append(f"no model input given (expected {', '.join(sorted(self.rules)[:5])}"
+                            f"{', …' if len(self.rules) > 5 else ''})")  # fmt: skip
         out = {}
         for name, rule in self.rules.items():
             value = raw.get(name)

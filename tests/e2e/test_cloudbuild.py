@@ -78,7 +78,10 @@ def test_runnable_steps_run_as_written(tmp_path):
         if step_id == "lint-and-unit-tests":
             assert command[0] == "make", command
             # the unit tests this suite runs, in this environment
-            assert unit_test_command(workspace, command[1:]) == ['tools/devenv.sh exec python -m pytest -m "not e2e"']
+            workers = subprocess.run(["nproc"], capture_output=True, text=True, check=True).stdout.strip()
+            assert unit_test_command(workspace, command[1:]) == [
+                f'tools/devenv.sh exec python -m pytest -n {workers} --dist loadfile -m "not e2e"'
+            ]
             ran.append(step_id)
             continue
         if step_id == "vertex-local-replay":

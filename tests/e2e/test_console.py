@@ -44,6 +44,11 @@ def foreign(lines: list[str]) -> list[str]:
     return [line for line in lines if not any(re.fullmatch(p, line) for p in PROGRESS + SUMMARY)]
 
 
+def user_shell() -> dict:
+    """A user's shell: none of the variables `make test`'s own make sets for the commands it starts."""
+    return {k: v for k, v in runs.shell_env().items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+
+
 @pytest.fixture(scope="module")
 def fresh_run(tmp_path_factory):
     """`make run CONFIG=…` as the README shows it, with the shared first run's settings (2,000 rows, a search of 2
@@ -54,7 +59,7 @@ def fresh_run(tmp_path_factory):
     overrides = first_run_overrides(str(tmp_path / "work"))
     config_path = runs.write_yaml(str(tmp_path), overrides)
     done = subprocess.run(
-        ["make", "run", f"CONFIG={config_path}"], cwd=REPO, env=runs.shell_env(), capture_output=True, text=True,
+        ["make", "run", f"CONFIG={config_path}"], cwd=REPO, env=user_shell(), capture_output=True, text=True,
         timeout=900,
     )  # fmt: skip
     return load_config(config_path), done

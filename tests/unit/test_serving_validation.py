@@ -188,6 +188,15 @@ def test_a_missing_value_the_preprocessing_imputes_is_served_and_counted(contrac
     assert following_the_model(contract_features).describe()["fare"]["required"] is False
 
 
+def test_an_instance_with_no_model_input_is_refused_though_each_could_be_imputed(contract_features):
+    """`{}` (or personal fields alone) is a client's mistake, not a row to score at every input's mean."""
+    model = following_the_model(contract_features)
+    with pytest.raises(InvalidRequestError, match=r"instances\[1\]: no model input given \(expected "):
+        model.instances([GOOD, {}])
+    with pytest.raises(InvalidRequestError, match="no model input given"):
+        model.instances([{"rider_email": "a@example.com"}])
+
+
 def test_a_closed_vocabulary_without_an_oov_bucket_still_refuses_a_missing_value():
     from models.features import FeatureSpec
     from models.trainer import preprocessing_handles
