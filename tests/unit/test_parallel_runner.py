@@ -127,11 +127,20 @@ def test_a_lock_a_thread_of_the_runner_holds_is_not_held_in_a_nodes_process():
 
 def test_a_nodes_process_has_the_libraries_as_the_pipelines_definition_leaves_them(tmp_path):
     """As in a LocalDagRunner run, which imports the definition first: there `tf.keras` is Keras 3 and TFMA scores
-    the models through their signatures (with tf_keras imported first, TFMA takes its Keras path). The session's
-    fork server started before the test modules' imports (conftest), as `make run`'s starts before its own."""
-    run_nodes({"a": []}, KerasOfTf(tmp_path / "keras"), workers=2)
-    probe = "import pipelines.pipeline, tensorflow as tf; print(tf.keras.models.load_model.__module__)"
+    the models through their signatures (with tf_keras imported first, TFMA takes its Keras path). The
+    runner here starts its fork server before its own imports, as `make run` does (in a process of its own: a
+    unit-only session starts no fork server before its modules' imports)."""
     env = {k: v for k, v in os.environ.items() if k != "TF_USE_LEGACY_KERAS"}  # as a shell starts it
+    script = f"""
+import sys, pathlib
+sys.path.insert(0, {str(REPO)!r})
+from pipelines import component_processes
+component_processes.start()
+from tests.unit.test_parallel_runner import KerasOfTf
+component_processes.run_nodes({{"a": []}}, KerasOfTf(pathlib.Path({str(tmp_path / "keras")!r})), workers=2)
+"""
+    subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, check=True, timeout=300)
+    probe = "import pipelines.pipeline, tensorflow as tf; print(tf.keras.models.load_model.__module__)"
     fresh = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, check=True, env=env)
     assert (tmp_path / "keras").read_text() == fresh.stdout.strip() == "keras.src.saving.saving_api"
 
