@@ -25,6 +25,43 @@ def pytest_configure(config) -> None:
         component_processes.start()
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile` (`make test`) with one change: the test files that read the shared first run (a test or
+    fixture of theirs takes `first_run` or `owned_root`) are one unit, on one worker, so that the session makes
+    that run once rather than once per worker."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    shared = first_run_files()
+
+    class FirstRunTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = super()._split_scope(nodeid)
+            return FIRST_RUN_GROUP if path in shared else path
+
+    return FirstRunTogether(config, log)
+
+
+FIRST_RUN_GROUP = "first_run"
+
+
+def first_run_files() -> set[str]:
+    """The test files (relative to the repository, as in node ids) with a function that takes the first run."""
+    import ast
+    import glob
+
+    found = set()
+    for path in glob.glob(os.path.join(REPO, "tests", "**", "test_*.py"), recursive=True):
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+        functions = (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef))
+        if any({a.arg for a in f.args.args} & {"first_run", "owned_root"} for f in functions):
+            found.add(os.path.relpath(path, REPO))
+    return found
+
+
 E2E_MARKS = (
     {"e2e"},
     {"e2e", "image"},

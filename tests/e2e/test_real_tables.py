@@ -117,20 +117,20 @@ def test_a_later_run_validates_new_data_against_the_first_accepted_schema(workdi
     from settings.yaml_files import workdir_overrides
     from tables import schema_proposal, schema_staging
 
-    if not os.path.isdir(os.path.join(workdir, "wine")):
-        real_tables.run_table("wine", workdir, repo=REPO)
-    config = load_config(real_tables.config_path("wine", REPO),
-                         workdir_overrides(os.path.join(workdir, "wine")))  # fmt: skip
+    if not os.path.isdir(os.path.join(workdir, "breast_cancer")):  # the suite's first table: its run is shared
+        real_tables.run_table("breast_cancer", workdir, repo=REPO)
+    config = load_config(real_tables.config_path("breast_cancer", REPO),
+                         workdir_overrides(os.path.join(workdir, "breast_cancer")))  # fmt: skip
     accepted = schema_staging.accepted_schema(config)
     assert accepted and "DataValidationGate" in accepted
-    path = os.path.join(config.data.path, "wine.csv")
+    path = os.path.join(config.data.path, "breast_cancer.csv")
     with open(path) as f:
         lines = f.read().splitlines()
-    column = lines[0].split(",").index("alcohol")
+    column = lines[0].split(",").index("mean texture")
     holes = [",".join("" if i == column else v for i, v in enumerate(line.split(","))) for line in lines[1:60]]
     with open(os.path.join(config.data.path, "more.csv"), "w") as f:  # new rows without a value the first never lacked
         f.write("\n".join([lines[0], *holes]) + "\n")
-    with pytest.raises(Exception, match="feature 'alcohol'"):
+    with pytest.raises(Exception, match="feature 'mean_texture'"):
         local_runner.run(config)
     summary = latest_run(open_store(config.pipeline.metadata_path), config.pipeline.name)
     assert summary.component("ImportSchemaGen") and not summary.pushed_model
