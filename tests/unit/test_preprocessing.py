@@ -41,8 +41,15 @@ def transform(rows, tmp_path, spec: FeatureSpec = SPEC):
     return out
 
 
-def test_numeric_imputed_scaled_clipped_with_indicator(tmp_path):
-    out = transform(ROWS, tmp_path)
+@pytest.fixture(scope="module")
+def transformed(tmp_path_factory):
+    """SPEC's transform of ROWS, made once for the tests that only read it: the rows and the graph's directory."""
+    root = tmp_path_factory.mktemp("spec")
+    return transform(ROWS, root), str(root / "tf")
+
+
+def test_numeric_imputed_scaled_clipped_with_indicator(transformed):
+    out, _ = transformed
     miles = np.array([r["miles"] for r in out])
     assert [r[missing_name("miles")] for r in out] == [0.0, 0.0, 1.0, 0.0]
     assert miles[2] == 0.0  # imputed with the mean, so z = 0
@@ -50,8 +57,8 @@ def test_numeric_imputed_scaled_clipped_with_indicator(tmp_path):
     assert np.all(np.abs(miles) <= Z_CLIP)
 
 
-def test_categoricals_get_ids_and_time_features(tmp_path):
-    out = transform(ROWS, tmp_path)
+def test_categoricals_get_ids_and_time_features(transformed):
+    out, _ = transformed
     payments = [r["payment"] for r in out]
     assert payments[1] == payments[2] == payments[3] != payments[0]  # most frequent first
     assert payments[1] == 0
@@ -62,7 +69,7 @@ def test_categoricals_get_ids_and_time_features(tmp_path):
     assert [r["y"] for r in out] == [0, 1, 1, 0]
 
 
-def test_label_is_optional_at_serving(tmp_path):
+def test_label_is_optional_at_serving(transformed):
     """Transform outputs nothing for the label when it is absent, as at serving time."""
     raw = {
         k: tf.constant([v], tf.int64 if isinstance(v, int) else tf.string)
@@ -70,8 +77,7 @@ def test_label_is_optional_at_serving(tmp_path):
         if k not in ("miles", "y")
     }
     raw["miles"] = tf.sparse.from_dense(tf.constant([[2.0]]))
-    transform(ROWS, tmp_path)
-    output = tft.TFTransformOutput(str(tmp_path / "tf"))
+    output = tft.TFTransformOutput(transformed[1])
     transformed = output.transform_raw_features(raw)
     assert "y" not in transformed
     assert transformed[hour_name("ts")].numpy().tolist() == [3]
