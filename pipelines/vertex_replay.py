@@ -72,6 +72,7 @@ class TaskResult:
     state: str  # SUCCEEDED, FAILED, SKIPPED
     seconds: float
     error: str = ""
+    note: str = ""  # a resolver's: what it found, and which run made it
 
 
 @dataclass
@@ -123,12 +124,14 @@ class Replay:
                     for key, value in outputs.items():
                         store.put_task_output(task_name, key, value)
                     self.outputs[task_name] = outputs
-                    result = TaskResult(task_name, "SUCCEEDED", time.monotonic() - start)
+                    result = TaskResult(
+                        task_name, "SUCCEEDED", time.monotonic() - start, note=self._found(task, outputs)
+                    )
                 except (TaskFailedError, UnsupportedFilterError) as e:
                     result = TaskResult(task_name, "FAILED", time.monotonic() - start, str(e))
             results[task_name] = result
             self.out(f"  {task_name:52s} {result.state:9s} {result.seconds:7.1f} s"
-                     + (f"   {result.error}" if result.state == "FAILED" else ""))  # fmt: skip
+                     + (f"   {result.error or result.note}" if result.error or result.note else ""))  # fmt: skip
         return list(results.values())
 
     def _run_task(self, task_name: str, task: pb.PipelineTaskSpec, arguments: dict) -> dict:
@@ -140,6 +143,17 @@ class Replay:
         if kind == "resolver":
             return self._resolver(component, executor.resolver, arguments)
         return self._importer(task_name, component, executor.importer, arguments)
+
+    def _found(self, task: pb.PipelineTaskSpec, outputs: dict) -> str:
+        """For a resolver task: each output and the run that made what it resolved, or that it found none."""
+        component = self.spec.components[task.component_ref.name]
+        if self.executors[component.executor_label].WhichOneof("spec") != "resolver":
+            return ""
+        made_by = {r["artifact"]["uri"]: r["run"] for r in self.registry.records()}
+        runs = {key: sorted({made_by.get(a["uri"], a["uri"]) for a in artifacts}) for key, artifacts in outputs.items()}
+        if not any(runs.values()):
+            return "resolved none (no earlier run made one)"
+        return "resolved " + "; ".join(f"{key} from {', '.join(r) or 'none'}" for key, r in sorted(runs.items()))
 
     def _executor_input(self, task_name: str, component: pb.ComponentSpec, arguments: dict) -> pb.ExecutorInput:
         """As Vertex builds it: parameters, input artifacts (with their names, types and metadata), each output

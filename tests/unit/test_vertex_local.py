@@ -134,6 +134,26 @@ def test_second_run_resolves_the_first_runs_blessed_model(tmp_path, monkeypatch)
     assert first.job_id != second.job_id
 
 
+def test_each_resolver_prints_what_it_resolved_and_the_run_that_made_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRACE", str(tmp_path / "trace.jsonl"))
+    monkeypatch.delenv("TASK_FAIL", raising=False)
+    printed = []
+
+    first = Replay(job(), Storage(str(tmp_path / "gcs")), subprocess_runner(str(tmp_path)), "proj", "us-central1",
+                   str(tmp_path / "logs"), out=printed.append)  # fmt: skip
+    first.run()
+    (line,) = [x for x in printed if x.split()[:1] == ["find_model"]]
+    assert line.endswith("   resolved none (no earlier run made one)")
+    second = Replay(job(), Storage(str(tmp_path / "gcs")), subprocess_runner(str(tmp_path)), "proj", "us-central1",
+                    str(tmp_path / "logs"), out=printed.append)  # fmt: skip
+    results = {x.task: x for x in second.run()}
+    assert results["find_blessing"].note == f"resolved blessing from {first.job_id}"
+    assert results["find_model"].note == f"resolved model from {first.job_id}"
+    line = f"  {'find_model':52s} SUCCEEDED {results['find_model'].seconds:7.1f} s   resolved model from {first.job_id}"
+    assert line in printed
+    assert results["train"].note == ""  # a container task: its state and seconds only
+
+
 def test_a_failed_task_skips_what_is_downstream_and_keeps_earlier_outputs(tmp_path, monkeypatch):
     _, results, calls = replay(tmp_path, monkeypatch, fail="train")
     state = {x.task: x.state for x in results}
