@@ -78,9 +78,9 @@ def test_label_is_optional_at_serving(transformed):
     }
     raw["miles"] = tf.sparse.from_dense(tf.constant([[2.0]]))
     output = tft.TFTransformOutput(transformed[1])
-    transformed = output.transform_raw_features(raw)
-    assert "y" not in transformed
-    assert transformed[hour_name("ts")].numpy().tolist() == [3]
+    features = output.transform_raw_features(raw)
+    assert "y" not in features
+    assert features[hour_name("ts")].numpy().tolist() == [3]
 
 
 def test_buckets_and_crosses(tmp_path):

@@ -43,5 +43,5 @@ def test_the_files_reading_the_first_run_are_one_unit_of_loadfile_and_the_rest_a
     assert scheduler._split_scope("tests/e2e/test_serving.py::test_x[a::b]") == FIRST_RUN_GROUP
     assert scheduler._split_scope("tests/e2e/test_pipeline_e2e.py::test_y") == FIRST_RUN_GROUP
     assert scheduler._split_scope("tests/e2e/test_real_tables.py::test_z[cars]") == "tests/e2e/test_real_tables.py"
-    loadgroup = types.SimpleNamespace(getvalue=lambda name: "load")
-    assert pytest_xdist_make_scheduler(loadgroup, log=None) is None  # other modes are xdist's own
+    load = types.SimpleNamespace(getvalue=lambda name: "load")
+    assert pytest_xdist_make_scheduler(load, log=None) is None  # other modes are xdist's own
