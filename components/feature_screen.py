@@ -12,9 +12,7 @@ A run fails here, naming them, if the screen would leave the model no feature.
 import json
 import os
 
-import numpy as np
 import pandas as pd
-import tensorflow as tf
 from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx import v1 as tfx
 from tfx.types import artifact_utils
@@ -22,7 +20,7 @@ from tfx.utils import io_utils
 
 from components.file_example_gen import example_to_row
 from mlops_artifacts import FeatureScreening
-from models import screening
+from models import sampling, screening
 
 SCHEMA_FILE = "schema.pbtxt"
 RESULT_FILE = "screening.json"
@@ -44,15 +42,9 @@ def settings_json(settings: screening.Settings, label: str, problem_type: str, f
 
 def uniform_rows(examples_uri: str, split: str, rows: int, seed: int = 0) -> tuple[list[dict], int]:
     """Up to `rows` rows drawn uniformly (seeded) from every record of a split, in file order, and the split's
-    record count; only the drawn rows are parsed. Two passes in tf.data: one counts, one keeps the drawn ones."""
-    files = sorted(tf.io.gfile.glob(os.path.join(examples_uri, f"Split-{split}", "*")))  # gs:// on Vertex
-    records = tf.data.TFRecordDataset(files, compression_type="GZIP")
-    total = int(records.reduce(np.int64(0), lambda n, _: n + 1))
-    keep = np.zeros(total, dtype=bool)
-    keep[np.random.default_rng(seed).choice(total, min(rows, total), replace=False)] = True
-    drawn = tf.constant(keep)
-    picked = records.enumerate().filter(lambda i, _: tf.gather(drawn, i)).map(lambda _, r: r)
-    return [example_to_row(r.numpy()) for r in picked], total
+    record count; one pass over the split, and only the drawn rows are parsed."""
+    records, total = sampling.uniform_records([os.path.join(examples_uri, f"Split-{split}", "*")], rows, seed)
+    return [example_to_row(r) for r in records], total
 
 
 def deprecate(schema: schema_pb2.Schema, columns: list[str]) -> schema_pb2.Schema:

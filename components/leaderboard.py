@@ -15,8 +15,10 @@ per pipeline (`Leaderboard(...)`); its executor is one class for all.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import tempfile
 
 from tfx import types
 from tfx.dsl.components.base import base_beam_component, base_beam_executor, executor_spec
@@ -57,9 +59,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         tfma.utils.verify_eval_config(config)
         model_dirs = {**{n: dirs[n] for n in evaluated}, **({"heuristic": _serving_dir(heuristic)} if heuristic else {}),
                       **({tfma.BASELINE_KEY: _serving_dir(baseline)} if baseline else {})}  # fmt: skip
+        sample = None
         if evaluated:
-            self._evaluate(config, model_dirs, examples, evaluation.uri)
-        result = standings_and_decision(settings, evaluation.uri, dirs, failed, examples)
+            with tempfile.TemporaryDirectory() as scratch:
+                patterns, sample = eval_sample(examples, settings.get("max_eval_rows"), config.model_specs[0].label_key,
+                                               scratch)  # fmt: skip
+                self._evaluate(config, model_dirs, patterns, examples, evaluation.uri)
+        result = standings_and_decision(settings, evaluation.uri, dirs, failed, examples, sample)
         copy_from = result.winner or next((s.name for s in result.standings if s.value is not None), None)
         if copy_from:
             io_utils.copy_dir(dirs[copy_from], os.path.join(winner_model.uri, "Format-Serving"))
@@ -75,7 +81,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         print(json.dumps({"component": "Leaderboard", "winner": result.winner,
                           "standings": [(s.name, s.value, s.lost_because) for s in result.standings]}))  # fmt: skip
 
-    def _evaluate(self, config, model_dirs: dict[str, str], examples, output_uri: str) -> None:
+    def _evaluate(self, config, model_dirs: dict[str, str], patterns: list[str], examples, output_uri: str) -> None:
         import apache_beam as beam
         import tensorflow_model_analysis as tfma
         from tfx.components.util import tfxio_utils
@@ -87,10 +93,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             examples=examples, telemetry_descriptors=["Leaderboard"], raw_record_column_name=tfma.ARROW_INPUT_COLUMN
         )
         with self._make_beam_pipeline() as pipeline:
-            reads = [
-                pipeline | f"ReadFromTFRecordToArrow[{SPLIT}][{i}]" >> factory(io_utils.all_files_pattern(u)).BeamSource()
-                for i, u in enumerate(artifact_utils.get_split_uris(examples, SPLIT))
-            ]  # fmt: skip
+            reads = [pipeline | f"ReadFromTFRecordToArrow[{SPLIT}][{i}]" >> factory(p).BeamSource()
+                     for i, p in enumerate(patterns)]  # fmt: skip
             _ = (
                 reads
                 | "FlattenExamples" >> beam.Flatten()
@@ -98,6 +102,32 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 >> tfma.ExtractEvaluateAndWriteResults(eval_shared_model=shared, eval_config=config,
                                                        output_path=output_uri)
             )  # fmt: skip
+
+
+def eval_sample(examples, max_rows: int | None, label: str, scratch: str) -> tuple[list[str], dict | None]:
+    """The eval split's file patterns, or past `max_rows` rows a uniform sample of that many written to `scratch`,
+    and what the sample is (None: every row): its rows, the split's, and its positive rows (binary 0/1 labels)."""
+    import tensorflow as tf
+
+    from models import sampling
+
+    patterns = [io_utils.all_files_pattern(u) for u in artifact_utils.get_split_uris(examples, SPLIT)]
+    if not max_rows:
+        return patterns, None
+    records, total = sampling.uniform_records(patterns, max_rows)
+    if total <= max_rows:
+        return patterns, None
+    labels = [list(_values(tf.train.Example.FromString(r).features.feature[label])) for r in records]
+    binary = all(len(v) == 1 and v[0] in (0, 1) for v in labels)
+    return [sampling.write_records(records, scratch)], {
+        "rows": len(records), "split_rows": total, "seed": 0,
+        "positives": sum(v[0] for v in labels) if binary else None,
+    }  # fmt: skip
+
+
+def _values(feature) -> list:
+    kind = feature.WhichOneof("kind")
+    return list(getattr(feature, kind).value) if kind else []
 
 
 def _serving_dir(artifact) -> str:
@@ -128,13 +158,14 @@ def _restricted(config, candidates: list[str], heuristic: bool, baseline: bool):
 
 
 def standings_and_decision(settings: dict, evaluation_uri: str, dirs: dict[str, str], failed: dict[str, str | None],
-                           examples):  # fmt: skip
+                           examples, sample: dict | None = None):  # fmt: skip
     """Reads the pass back per model, adds the fairness limits, size and latency, and decides (canary included):
-    a `models.leaderboard.Result`."""
+    a `models.leaderboard.Result`. On an eval `sample` (`eval_sample`), each value comes with its 95 % interval
+    where one has a closed form (models/sample_intervals.py)."""
     from components.blessing_gate import fairness_failures
     from components.serving_infra_validator import CANARY_ROWS, canary_check, eval_instances
     from components.tfma_results import model_metrics, validation_failures_by_model
-    from models import leaderboard
+    from models import leaderboard, sample_intervals
     from models.measure import directory_bytes
     from models.trainer import CONTRACT_DIR, METADATA_FILE
 
@@ -152,6 +183,8 @@ def standings_and_decision(settings: dict, evaluation_uri: str, dirs: dict[str, 
         found = per_model.get(name, {})
         s.value = found.get("")
         s.slices = {k: v for k, v in found.items() if k}
+        if sample and s.value is not None:
+            s.interval = sample_intervals.interval(metric, s.value, sample["rows"], sample["positives"])
         if s.value is None:
             s.failures.append(f"the evaluation has no {metric} for it")
         s.failures.extend(thresholds.get(name, []))
@@ -175,8 +208,9 @@ def standings_and_decision(settings: dict, evaluation_uri: str, dirs: dict[str, 
         except Exception as e:  # noqa: BLE001 (a model that cannot be served is a failed check, named)
             return [f"loading the model as the server does failed: {type(e).__name__}: {str(e)[:300]}"]
 
-    return leaderboard.decide(standings, metric, settings["higher_is_better"], heuristic,
-                              settings["heuristic_margin"], canary)  # fmt: skip
+    result = leaderboard.decide(standings, metric, settings["higher_is_better"], heuristic,
+                                settings["heuristic_margin"], canary)  # fmt: skip
+    return dataclasses.replace(result, eval_sample=sample)
 
 
 def _eval_records(examples, limit: int) -> list[bytes]:

@@ -11,12 +11,14 @@ softmax (multiclass) or nothing (regression, squared error).
 from __future__ import annotations
 
 import json
+import tempfile
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
+from models import sampling
 from models.candidate import TrainingInputs
 from models.training import feature_spec
 
@@ -208,11 +210,14 @@ def train(inputs: TrainingInputs) -> TreesOverFeatures:
     transform_output = tft.TFTransformOutput(inputs.transform_output)
     spec = feature_spec(config, transform_output)
     columns = (*spec.dense_outputs(), *spec.categorical_outputs())
-    x, y = transformed_arrays(inputs.train_files, transform_output, columns, spec.label)
-    model = fit_boosted(x, y, inputs.head, inputs.num_classes, seed=int(config.get("seed", 0)), max_rows=MAX_ROWS)
+    seed = int(config.get("seed", 0))
+    with tempfile.TemporaryDirectory() as scratch:  # only the sampled rows are parsed
+        files, fitted, train_rows = sampling.sampled_files(inputs.train_files, MAX_ROWS, scratch, seed)
+        x, y = transformed_arrays(files, transform_output, columns, spec.label)
+    model = fit_boosted(x, y, inputs.head, inputs.num_classes, seed=seed)
     trees = BoostedModule(ensemble_arrays(model), inputs.head,
                           inputs.num_classes if inputs.head == "multiclass" else None)  # fmt: skip
-    metadata = {"model": type(model).__name__, "train_rows": len(x), "fitted_rows": min(len(x), MAX_ROWS),
+    metadata = {"model": type(model).__name__, "train_rows": train_rows, "fitted_rows": fitted,
                 "iterations": int(model.n_iter_), "features": list(columns)}  # fmt: skip
     print(json.dumps({"event": "boosted_trees", **metadata, "features": len(columns)}))
     return TreesOverFeatures(trees, columns, metadata)

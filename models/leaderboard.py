@@ -19,6 +19,7 @@ from models.baseline_comparison import passes
 class Standing:
     name: str
     value: float | None = None  # the gating metric, overall (None: not evaluated)
+    interval: tuple[float, float] | None = None  # its 95 % interval, when it was measured on an eval sample
     slices: dict[str, float] = dataclasses.field(default_factory=dict)  # "feature=value" -> the gating metric
     size_bytes: int | None = None
     latency_ms_per_row: float | None = None
@@ -40,15 +41,18 @@ class Result:
     standings: list[Standing]
     winner: str | None
     heuristic: float | None = None  # the floor's value, when the run has one
+    # None: every eval row was scored; else a uniform sample's `rows` of the split's `split_rows` (and `positives`)
+    eval_sample: dict | None = None
 
     def to_dict(self) -> dict:
         return {"metric": self.metric, "higher_is_better": self.higher_is_better, "winner": self.winner,
-                "heuristic": self.heuristic, "standings": [dataclasses.asdict(s) for s in self.standings]}  # fmt: skip
+                "heuristic": self.heuristic, "eval_sample": self.eval_sample,
+                "standings": [dataclasses.asdict(s) for s in self.standings]}  # fmt: skip
 
     @classmethod
     def from_dict(cls, d: Mapping) -> Result:
         return cls(d["metric"], d["higher_is_better"], [Standing(**s) for s in d["standings"]], d["winner"],
-                   d.get("heuristic"))  # fmt: skip
+                   d.get("heuristic"), d.get("eval_sample"))  # fmt: skip
 
     def failures(self) -> list[str]:
         """Each candidate's reasons, one line each, named."""

@@ -11,6 +11,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
+from models import sampling
 from models.features import HOURS, WEEKDAYS, FeatureSpec, bucket_name, cross_name, hour_name, weekday_name
 from models.model import OBJECTIVE
 
@@ -85,9 +86,7 @@ def training_plan(train_rows: int, eval_rows: int, batch_size: int | None = None
 
 def count_rows(file_patterns: list[str]) -> int:
     """Examples in GZIP TFRecord files (one pass over the records, no parsing)."""
-    files = tf.data.Dataset.list_files(file_patterns, shuffle=False)
-    rows = tf.data.TFRecordDataset(files, compression_type="GZIP")
-    return int(rows.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1).numpy())
+    return sampling.count_records(file_patterns)
 
 
 def plan_for(fn_args) -> Plan:

@@ -130,6 +130,7 @@ def create_pipeline(config: Config, runtime_parameters: bool = False) -> tfx.dsl
         "heuristic_margin": heuristic_margin(config),
         "fairness": fairness_settings(e.fairness_features, config.decision_threshold(), e.fairness.model_dump()),
         "personal_columns": sorted(config.data.personal_columns),
+        "max_eval_rows": e.max_eval_rows,
     }  # fmt: skip
     board = Leaderboard(
         examples=example_gen.outputs["examples"],

@@ -21,6 +21,12 @@ def margin_text(gate, margin: float | None) -> str:
     return f"within {100 * trail:g} % of the error of" if trail > 0 else f"{100 * -trail:g} % below the error of"
 
 
+def _with_interval(standing: dict):
+    """The gating metric, and its 95 % interval when it was measured on an eval sample."""
+    low_high = standing.get("interval")
+    return standing["value"] if not low_high else f"{standing['value']:.4f} [{low_high[0]:.4f}, {low_high[1]:.4f}]"
+
+
 def evaluation_section(artifacts: RunArtifacts, config, out_dir: str) -> str:
     """The leaderboard (every candidate's gating metric overall and per slice, size, latency per row, what it
     can do, and why it lost), then every metric of every model of the one pass."""
@@ -34,7 +40,7 @@ def evaluation_section(artifacts: RunArtifacts, config, out_dir: str) -> str:
         return render_section("evaluation", rows=None)
     standings = board["standings"]
     slices = sorted({k for s in standings for k in s["slices"]})
-    leaders = [[s["rank"] or "-", s["name"], s["value"], *[s["slices"].get(k, float("nan")) for k in slices],
+    leaders = [[s["rank"] or "-", s["name"], _with_interval(s), *[s["slices"].get(k, float("nan")) for k in slices],
                 "-" if s["size_bytes"] is None else f"{s['size_bytes'] / 1e6:.2f} MB",
                 "-" if s["latency_ms_per_row"] is None else f"{s['latency_ms_per_row']:.4f}",
                 "winner" if s["winner"] else s["lost_because"]] for s in standings]  # fmt: skip

@@ -251,6 +251,9 @@ class EvaluationConfig(Section):
     slices: tuple[str, ...] = ()  # categorical features: metrics per value, reported
     # metrics per calendar month of features.timestamp, held to slice_lower_bound; null: on when there is a timestamp
     time_slice: bool | None = None
+    # eval rows the leaderboard scores: past this, a seeded uniform sample of this many (its size and the gating
+    # metric's 95 % interval in the leaderboard); null: every row
+    max_eval_rows: int | None = Field(100_000, ge=1000)
     slice_lower_bound: float | None = None  # the gating metric's floor in every month; None: reported only
     fairness_features: tuple[str, ...] = ()  # sensitive slices: FPR, FNR and positive rate per value
     fairness_thresholds: tuple[float, ...] = (0.5,)  # more thresholds at which those rates are reported
