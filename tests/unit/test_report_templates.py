@@ -132,3 +132,20 @@ def test_the_strong_line_names_the_strongest_three_and_counts_the_rest():
     strong = tuple({"column": f"c{i}", "power": 0.9 + i / 100} for i in range(5))
     assert strong_line(strong, "y").startswith("c4, c3, c2 and 2 more predict y very well")
     assert strong_line(strong[:1], "y").startswith("c0 predicts y very well")
+
+
+def test_a_leaderboard_on_an_eval_sample_says_how_large_with_each_interval():
+    from models.leaderboard import Result, Standing
+
+    standings = [Standing("network", value=0.91, interval=(0.905, 0.915), rank=1, winner=True),
+                 Standing("linear", value=0.88, rank=2, lost_because="auc 0.8800 against the winner's 0.9100")]  # fmt: skip
+    sample = {"rows": 100_000, "split_rows": 300_040, "seed": 0, "positives": 31_000}
+    board = Result("auc", True, standings, "network", eval_sample=sample).to_dict()
+    leaders = [[s["rank"], s["name"], model_sections._with_interval(s), "-", "-", ""] for s in board["standings"]]
+    page = templating.render_section("evaluation", rows=[["auc", 0.91, 0.88]], models=["network", "linear"],
+                                     chart=None, first=True, board=board, leaders=leaders, slice_names=[], missing=[])  # fmt: skip
+    assert "a seeded uniform sample of 100,000 of its 300,040 rows" in page
+    assert "0.9100 [0.9050, 0.9150]" in page and "<td>0.8800</td>" in page
+    whole = Result("auc", True, standings, "network").to_dict()
+    assert "sample" not in templating.render_section("evaluation", rows=[["auc", 0.91]], models=["network"], chart=None,
+                                                     first=True, board=whole, leaders=leaders, slice_names=[], missing=[])  # fmt: skip
