@@ -81,6 +81,12 @@ def shell_env(**extra: str) -> dict[str, str]:
     return {**env, "PYTHONPATH": REPO, **extra}
 
 
+def outside_make(env: dict[str, str], *also: str) -> dict[str, str]:
+    """`env` without the variables a running make sets for the commands it starts (`make test` runs the suite), as
+    a user's shell has it; `also`: more names to drop."""
+    return {k: v for k, v in env.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", *also)}
+
+
 def start_pipeline(config_path: str, env: dict | None = None, view: tuple[str, str] | None = None) -> subprocess.Popen:
     """`python -m pipelines.local_runner --config config_path` in its own process group, output on a pipe.
     `view` (copy, path): the run sees directory `copy` at `path` (a bind mount in its own mount namespace),

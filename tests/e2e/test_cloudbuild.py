@@ -12,6 +12,7 @@ import subprocess
 
 import pytest
 
+from drills import runs
 from tests.cloudbuild_steps import (
     IMAGE,
     check_compiled,
@@ -48,7 +49,7 @@ def test_steps_order_dependencies_and_no_secrets():
 
 def unit_test_command(workspace, targets: list[str]) -> list[str]:
     """Runs what `make <targets>` would run except its unit-test run (the suite's own), which it returns."""
-    outside = {k: v for k, v in os.environ.items() if k not in ("PYTEST_ARGS", "MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    outside = runs.outside_make(dict(os.environ), "PYTEST_ARGS")
     planned = subprocess.run(["make", "-n", "--no-print-directory", *targets], cwd=workspace, capture_output=True,
                              text=True, check=True, env=outside).stdout.splitlines()  # fmt: skip
     pytest_runs = [line.strip() for line in planned if "pytest" in line]
@@ -61,7 +62,7 @@ def unit_test_command(workspace, targets: list[str]) -> list[str]:
 
 def replay_plan(workspace, targets: list[str]) -> list[str]:
     """The commands `make <targets>` would run, but the environment's own (ensure, info)."""
-    outside = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    outside = runs.outside_make(dict(os.environ))
     planned = subprocess.run(["make", "-n", "--no-print-directory", *targets], cwd=workspace, capture_output=True,
                              text=True, check=True, env=outside).stdout.splitlines()  # fmt: skip
     return [" ".join(line.split()) for line in planned if not re.search(r"devenv.sh (ensure|info)$", line.strip())]

@@ -46,7 +46,7 @@ def foreign(lines: list[str]) -> list[str]:
 
 def user_shell() -> dict:
     """A user's shell: none of the variables `make test`'s own make sets for the commands it starts."""
-    return {k: v for k, v in runs.shell_env().items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    return runs.outside_make(runs.shell_env())
 
 
 @pytest.fixture(scope="module")
