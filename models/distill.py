@@ -27,7 +27,15 @@ from models.trainer import (
     write_failure,
     write_serving_contract,
 )
-from models.training import cardinalities, deterministic, feature_spec, fit, make_datasets, plan_for
+from models.training import (
+    cardinalities,
+    deterministic,
+    feature_spec,
+    fit,
+    make_datasets,
+    plan_for,
+    validation_split,
+)
 
 RESULT_FILE = "simplification.json"
 
@@ -47,22 +55,23 @@ def run_fn(fn_args) -> None:
     keras.utils.set_random_seed(int(config.get("seed", 0)))
     student = build_model(spec.dense_outputs(), sizes, HParams.from_dict(student_config))
     plan = plan_for(fn_args)
-    train, evaluation = make_datasets(fn_args, transform_output, spec.label, plan.batch_size)
-    alpha = float(student_config.get("alpha", 0.7))
-    soft = train.map(lambda features, label: (features, soft_labels(teacher, features, label, alpha)))
-    fit(
-        student,
-        soft,
-        evaluation,
-        plan.train_steps,
-        plan.eval_steps,
-        callbacks=[],
-        epochs=plan.epochs,
-        patience=plan.patience,
-    )
-    export_serving_model(student, transform_output, spec, fn_args.serving_model_dir)
-    write_serving_contract(fn_args.serving_model_dir, spec, fn_args.schema_path, config.get("decision_threshold"))
-    result = compare(teacher, student, evaluation, plan.eval_steps, fn_args.base_model, fn_args.serving_model_dir)
+    with validation_split(fn_args, plan) as eval_files:  # past VALIDATION_ROWS eval rows: a uniform sample
+        train, evaluation = make_datasets(fn_args, transform_output, spec.label, plan.batch_size, eval_files)
+        alpha = float(student_config.get("alpha", 0.7))
+        soft = train.map(lambda features, label: (features, soft_labels(teacher, features, label, alpha)))
+        fit(
+            student,
+            soft,
+            evaluation,
+            plan.train_steps,
+            plan.eval_steps,
+            callbacks=[],
+            epochs=plan.epochs,
+            patience=plan.patience,
+        )
+        export_serving_model(student, transform_output, spec, fn_args.serving_model_dir)
+        write_serving_contract(fn_args.serving_model_dir, spec, fn_args.schema_path, config.get("decision_threshold"))
+        result = compare(teacher, student, evaluation, plan.eval_steps, fn_args.base_model, fn_args.serving_model_dir)
     result["alpha"] = alpha
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, RESULT_FILE), "w") as f:

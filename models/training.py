@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import tensorflow as tf
@@ -23,13 +26,15 @@ def deterministic(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
-def make_datasets(fn_args, transform_output: tft.TFTransformOutput, label: str, batch_size: int):
-    """Repeating (train, eval) datasets of transformed examples from a TFX FnArgs; parsed batches
-    are cached in memory when `custom_config["cache_input"]` is set."""
+def make_datasets(fn_args, transform_output: tft.TFTransformOutput, label: str, batch_size: int,
+                  eval_files: list[str] | None = None):  # fmt: skip
+    """Repeating (train, eval) datasets of transformed examples from a TFX FnArgs (the eval split, or
+    `eval_files`: `validation_split`'s); parsed batches are cached in memory when `custom_config["cache_input"]`
+    is set."""
     spec = transform_output.transformed_feature_spec()
     cache = bool((fn_args.custom_config or {}).get("cache_input", False))
     train = tuned_input(fn_args.train_files, spec, label, batch_size, shuffle=True, cache=cache)
-    evaluation = tuned_input(fn_args.eval_files, spec, label, batch_size, shuffle=False, cache=cache)
+    evaluation = tuned_input(eval_files or fn_args.eval_files, spec, label, batch_size, shuffle=False, cache=cache)
     return train, evaluation
 
 
@@ -46,12 +51,19 @@ class Plan:
     patience: int
     eval_steps: int
     train_rows: int = 0  # counted when the plan needed it (0: every setting was given)
+    eval_rows: int = 0  # counted when the plan needed it
+    validation_rows: int = 0  # each epoch validates on a uniform sample of this many eval rows (0: all of them)
 
 
 STEP_BUDGET = 3000  # steps a small table trains for at most (early stopping usually ends it sooner)
 MAX_STEPS = 20_000  # steps a large table trains for at most: a few epochs
 LARGE_ROWS = 100_000  # from here the batch doubles with each doubling of the rows (up to MAX_BATCH)
 MAX_BATCH = 2048
+# Past LARGE_ROWS an epoch of early stopping is ROUND_ROWS training rows, not the whole split, validated on a uniform
+# sample of VALIDATION_ROWS eval rows: a large table that stops gaining in its first pass stops then, not after
+# `patience` more passes over every row.
+ROUND_ROWS = 250_000
+VALIDATION_ROWS = 50_000
 
 
 def batch_size_for(train_rows: int) -> int:
@@ -65,28 +77,49 @@ def batch_size_for(train_rows: int) -> int:
 def training_plan(train_rows: int, eval_rows: int, batch_size: int | None = None, train_steps: int | None = None,
                   epochs: int | None = None, patience: int | None = None, eval_steps: int | None = None) -> Plan:  # fmt: skip
     """Settings given win; the rest adapt to the rows. A batch of about 1/20 of the rows (16 to 256, a power of
-    two; larger past LARGE_ROWS: `batch_size_for`), so a small table still takes many steps per epoch; real epochs (every row once) until STEP_BUDGET
-    steps or 5 epochs, whichever is more, capped at MAX_STEPS; early stopping after a tenth of the epochs
-    (3 to 10) without gain; the whole eval split every epoch."""
+    two; larger past LARGE_ROWS: `batch_size_for`), so a small table still takes many steps per epoch; real epochs
+    (every row once) until STEP_BUDGET steps or 5 epochs, whichever is more, capped at MAX_STEPS; early stopping
+    after a tenth of the epochs (3 to 10) without gain; the whole eval split every epoch. Past LARGE_ROWS, with
+    the epochs left to the plan, early stopping's epochs are rounds of ROUND_ROWS rows, each validated on
+    VALIDATION_ROWS eval rows (`validation_rows`)."""
     if not batch_size:
         batch_size = batch_size_for(train_rows)
     per_epoch = max(1, math.ceil(train_rows / batch_size))
+    validation_rows = 0
     if not epochs and train_steps:
         epochs = max(1, train_steps // per_epoch)
     elif not epochs:
         epochs = min(max(5, math.ceil(STEP_BUDGET / per_epoch)), max(1, MAX_STEPS // per_epoch))
+        if train_rows > LARGE_ROWS:
+            train_steps = train_steps or epochs * per_epoch
+            epochs *= math.ceil(train_rows / ROUND_ROWS)  # rounds
+            validation_rows = VALIDATION_ROWS if eval_rows > VALIDATION_ROWS else 0
     if not train_steps:
         train_steps = epochs * per_epoch
     if patience is None:
         patience = min(10, max(3, epochs // 10)) if epochs > 1 else 0
     if not eval_steps:
-        eval_steps = max(1, math.ceil(eval_rows / batch_size))
-    return Plan(batch_size, train_steps, epochs, patience, eval_steps)
+        eval_steps = max(1, math.ceil((validation_rows or eval_rows) / batch_size))
+    return Plan(batch_size, train_steps, epochs, patience, eval_steps, validation_rows=validation_rows)
 
 
 def count_rows(file_patterns: list[str]) -> int:
     """Examples in GZIP TFRecord files (one pass over the records, no parsing)."""
     return sampling.count_records(file_patterns)
+
+
+@contextlib.contextmanager
+def validation_split(fn_args, plan: Plan) -> Iterator[list[str]]:
+    """The eval files each epoch validates on: the eval split, or a uniform sample of `plan.validation_rows` of it
+    (seeded by the config's seed), written to a directory that lasts as long as the block."""
+    if not plan.validation_rows:
+        yield list(fn_args.eval_files)
+        return
+    seed = int((fn_args.custom_config or {}).get("seed", 0))
+    with tempfile.TemporaryDirectory(prefix="validation-") as scratch:
+        files, rows, of = sampling.sampled_files(fn_args.eval_files, plan.validation_rows, scratch, seed)
+        print(json.dumps({"event": "validation_sample", "rows": rows, "of": of}))
+        yield files
 
 
 def plan_for(fn_args) -> Plan:
@@ -98,7 +131,8 @@ def plan_for(fn_args) -> Plan:
     need_rows = not (known["batch_size"] and known["train_steps"] and known["epochs"] and known["eval_steps"])
     train_rows = count_rows(fn_args.train_files) if need_rows else 0
     eval_rows = count_rows(fn_args.eval_files) if need_rows and not known["eval_steps"] else 0
-    plan = dataclasses.replace(training_plan(train_rows, eval_rows, **known), train_rows=train_rows)
+    plan = dataclasses.replace(training_plan(train_rows, eval_rows, **known), train_rows=train_rows,
+                               eval_rows=eval_rows)  # fmt: skip
     print(json.dumps({"event": "training_plan", "train_rows": train_rows, **plan.__dict__}))
     return plan
 

@@ -15,7 +15,16 @@ import tensorflow_transform as tft
 import tf_keras as keras
 
 from models.model import OBJECTIVE, HParams, build_model, head_of
-from models.training import cardinalities, deterministic, eval_objective, feature_spec, fit, make_datasets, plan_for
+from models.training import (
+    cardinalities,
+    deterministic,
+    eval_objective,
+    feature_spec,
+    fit,
+    make_datasets,
+    plan_for,
+    validation_split,
+)
 
 
 def search_space(space: dict[str, Any]) -> kt.HyperParameters:
@@ -60,15 +69,16 @@ class ModelTuner(kt.engine.base_tuner.BaseTuner):
         config = a.custom_config
         transform_output = tft.TFTransformOutput(a.transform_graph_path)
         spec = feature_spec(config, transform_output)
-        plan = plan_for(a)  # the Trainer's batch size; a trial trains for `trial_steps` in one epoch
-        train, evaluation = make_datasets(a, transform_output, spec.label, plan.batch_size)
-        hparams = hparams_from_values(trial.hyperparameters.values, HParams.from_dict(config.get("hparams", {})))
-        keras.utils.set_random_seed(int(config.get("seed", 0)))  # trials differ by their values only
-        head = head_of(config)
-        model = build_model(spec.dense_outputs(), cardinalities(spec, transform_output), hparams, head,
-                            int(config.get("num_classes") or 2))  # fmt: skip
-        fit(model, train, evaluation, a.train_steps, plan.eval_steps, callbacks=[])  # a short, single-epoch trial
-        return {OBJECTIVE[head][0]: eval_objective(model, evaluation, plan.eval_steps)}
+        plan = plan_for(a)  # the Trainer's batch size and validation; a trial trains for `trial_steps` in one epoch
+        with validation_split(a, plan) as eval_files:
+            train, evaluation = make_datasets(a, transform_output, spec.label, plan.batch_size, eval_files)
+            hparams = hparams_from_values(trial.hyperparameters.values, HParams.from_dict(config.get("hparams", {})))
+            keras.utils.set_random_seed(int(config.get("seed", 0)))  # trials differ by their values only
+            head = head_of(config)
+            model = build_model(spec.dense_outputs(), cardinalities(spec, transform_output), hparams, head,
+                                int(config.get("num_classes") or 2))  # fmt: skip
+            fit(model, train, evaluation, a.train_steps, plan.eval_steps, callbacks=[])  # a short, single-epoch trial
+            return {OBJECTIVE[head][0]: eval_objective(model, evaluation, plan.eval_steps)}
 
     def save_model(self, trial_id, model, step=0):  # trials keep no model; the Trainer trains the final one
         pass

@@ -11,7 +11,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 from components import example_cleaning, file_example_gen
 from components.validation_gate import empty_value_floods
 from models.features import MISSING_TOKENS
-from models.training import training_plan
+from models.training import ROUND_ROWS, training_plan
 from tables import feature_inference
 
 pytestmark = pytest.mark.data
@@ -99,6 +99,13 @@ def test_the_training_plan_adapts_to_the_rows_and_keeps_what_the_config_sets():
     assert training_plan(270_000, 68_000).batch_size == 512  # twice the batch for twice the rows past 100,000
     assert small.train_steps >= 2500 and small.epochs >= 100 and small.patience == 10  # many real epochs
     assert large.train_steps <= 20_000 and large.epochs >= 1  # a few epochs of a big table, bounded
+    # past 100,000 rows early stopping looks every ROUND_ROWS rows, on a 50,000-row sample of the eval split
+    rows_per_round = large.train_steps // large.epochs * large.batch_size
+    assert rows_per_round <= ROUND_ROWS < 2 * rows_per_round and large.patience == 3
+    assert large.train_steps * large.batch_size >= 5 * 1_200_000  # as many passes over the rows as before
+    assert (large.validation_rows, large.eval_steps) == (50_000, 25)
+    assert (mid.validation_rows, mid.eval_steps) == (0, 79)  # a mid-sized table: every eval row, every epoch
+    assert training_plan(1_200_000, 300_000, epochs=2).validation_rows == 0  # epochs set: passes over every row
     assert small.eval_steps == 5  # the whole eval split: 74 rows in batches of 16
     fixed = training_plan(270, 74, batch_size=128, train_steps=600, epochs=6, patience=2, eval_steps=50)
     assert (fixed.batch_size, fixed.train_steps, fixed.epochs, fixed.patience, fixed.eval_steps) == (128, 600, 6, 2, 50)

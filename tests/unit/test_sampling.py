@@ -113,3 +113,22 @@ def test_the_leaderboard_scores_a_sample_of_a_large_eval_split_and_counts_its_po
     picked = [e.features.feature["i"].int64_list.value[0] for e in drawn]
     assert sample == {"rows": 1_000, "split_rows": 5_000, "seed": 0, "positives": int(labels[picked].sum())}
     assert 200 < sample["positives"] < 400 and max(picked) > 4_000  # the whole split, not its head
+
+
+def test_a_large_tables_epochs_validate_on_a_sample_that_lasts_as_long_as_training(tmp_path):
+    """`validation_split`: the eval split itself for a plan that validates on every row; past VALIDATION_ROWS a
+    uniform sample of that many rows, in a directory removed after the block."""
+    from types import SimpleNamespace
+
+    from models.training import training_plan, validation_split
+
+    patterns = write_indices(tmp_path, [3_000, 2_000])
+    args = SimpleNamespace(eval_files=patterns, custom_config={"seed": 2})
+    whole = training_plan(80_000, 5_000)
+    with validation_split(args, whole) as files:
+        assert files == patterns
+    plan = dataclasses.replace(training_plan(1_200_000, 300_000), validation_rows=1_000)
+    with validation_split(args, plan) as files:
+        drawn = [int(r) for r in tf.data.TFRecordDataset(files, compression_type="GZIP").as_numpy_iterator()]
+        assert len(drawn) == 1_000 and max(drawn) >= 3_000  # from both files
+    assert not any(tf.io.gfile.exists(f) for f in files)
