@@ -80,24 +80,25 @@ def training_plan(train_rows: int, eval_rows: int, batch_size: int | None = None
     two; larger past LARGE_ROWS: `batch_size_for`), so a small table still takes many steps per epoch; real epochs
     (every row once) until STEP_BUDGET steps or 5 epochs, whichever is more, capped at MAX_STEPS; early stopping
     after a tenth of the epochs (3 to 10) without gain; the whole eval split every epoch. Past LARGE_ROWS, with
-    the epochs left to the plan, early stopping's epochs are rounds of ROUND_ROWS rows, each validated on
-    VALIDATION_ROWS eval rows (`validation_rows`)."""
+    the epochs and steps left to the plan, early stopping's epochs are rounds of ROUND_ROWS rows; with the eval
+    steps left to it, every validation there reads a uniform sample of VALIDATION_ROWS eval rows
+    (`validation_rows`: `validation_split` draws it)."""
     if not batch_size:
         batch_size = batch_size_for(train_rows)
     per_epoch = max(1, math.ceil(train_rows / batch_size))
-    validation_rows = 0
     if not epochs and train_steps:
         epochs = max(1, train_steps // per_epoch)
     elif not epochs:
         epochs = min(max(5, math.ceil(STEP_BUDGET / per_epoch)), max(1, MAX_STEPS // per_epoch))
-        if train_rows > LARGE_ROWS:
-            train_steps = train_steps or epochs * per_epoch
-            epochs *= math.ceil(train_rows / ROUND_ROWS)  # rounds
-            validation_rows = VALIDATION_ROWS if eval_rows > VALIDATION_ROWS else 0
+        if train_rows > LARGE_ROWS:  # the same passes, in rounds
+            train_steps = epochs * per_epoch
+            epochs *= math.ceil(train_rows / ROUND_ROWS)
     if not train_steps:
         train_steps = epochs * per_epoch
     if patience is None:
         patience = min(10, max(3, epochs // 10)) if epochs > 1 else 0
+    large = train_rows > LARGE_ROWS and eval_rows > VALIDATION_ROWS
+    validation_rows = VALIDATION_ROWS if large and not eval_steps else 0
     if not eval_steps:
         eval_steps = max(1, math.ceil((validation_rows or eval_rows) / batch_size))
     return Plan(batch_size, train_steps, epochs, patience, eval_steps, validation_rows=validation_rows)

@@ -12,7 +12,7 @@ import tensorflow_transform as tft
 import tf_keras as keras
 
 from models.candidate import TrainingInputs
-from models.training import cardinalities, feature_spec, fit, make_datasets, plan_for
+from models.training import cardinalities, feature_spec, fit, make_datasets, plan_for, validation_split
 
 CAPABILITIES = ()
 HEAD = {"binary": (1, "sigmoid", "binary_crossentropy"), "regression": (1, None, "mse")}
@@ -40,7 +40,8 @@ def train(inputs: TrainingInputs) -> keras.Model:
     model.compile(optimizer=keras.optimizers.Adam(0.003), loss=loss, metrics=metrics)
     model.head = inputs.head  # what early stopping watches (models/model.py OBJECTIVE)
     plan = plan_for(inputs)
-    train_data, evaluation = make_datasets(inputs, transform_output, spec.label, plan.batch_size)
-    fit(model, train_data, evaluation, plan.train_steps, plan.eval_steps, callbacks=[], epochs=plan.epochs,
-        patience=plan.patience)  # fmt: skip
+    with validation_split(inputs, plan) as eval_files:  # a large table validates on a uniform sample
+        train_data, evaluation = make_datasets(inputs, transform_output, spec.label, plan.batch_size, eval_files)
+        fit(model, train_data, evaluation, plan.train_steps, plan.eval_steps, callbacks=[], epochs=plan.epochs,
+            patience=plan.patience)  # fmt: skip
     return model

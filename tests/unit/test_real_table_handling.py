@@ -105,7 +105,11 @@ def test_the_training_plan_adapts_to_the_rows_and_keeps_what_the_config_sets():
     assert large.train_steps * large.batch_size >= 5 * 1_200_000  # as many passes over the rows as before
     assert (large.validation_rows, large.eval_steps) == (50_000, 25)
     assert (mid.validation_rows, mid.eval_steps) == (0, 79)  # a mid-sized table: every eval row, every epoch
-    assert training_plan(1_200_000, 300_000, epochs=2).validation_rows == 0  # epochs set: passes over every row
+    given = training_plan(1_200_000, 300_000, epochs=2)  # epochs set: whole passes, validated on the sample
+    assert (given.epochs, given.train_steps, given.validation_rows) == (2, 2 * 586, 50_000)
+    trial = training_plan(1_200_000, 300_000, train_steps=200)  # a tuning trial's plan: one short epoch
+    assert (trial.epochs, trial.train_steps, trial.validation_rows, trial.eval_steps) == (1, 200, 50_000, 25)
+    assert training_plan(1_200_000, 300_000, eval_steps=40).validation_rows == 0  # its eval steps: the split itself
     assert small.eval_steps == 5  # the whole eval split: 74 rows in batches of 16
     fixed = training_plan(270, 74, batch_size=128, train_steps=600, epochs=6, patience=2, eval_steps=50)
     assert (fixed.batch_size, fixed.train_steps, fixed.epochs, fixed.patience, fixed.eval_steps) == (128, 600, 6, 2, 50)
